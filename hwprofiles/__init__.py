@@ -1,0 +1,1 @@
+"""Built-in hardware profiles (YAML); installed as the package data ``photoncc/hwprofiles``."""

@@ -1,0 +1,4 @@
+"""``python -m photoncc``: the same as the ``photoncc`` command."""
+from .cli import entry
+
+entry()

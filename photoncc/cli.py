@@ -1,0 +1,370 @@
+"""The ``photoncc`` command line (contract: docs/cli.md). The only module that prints.
+
+Exit codes: 0 success; 1 ``verify`` ran and the outputs are not equivalent; 2 unusable input (one
+line ``photoncc: error: ...`` on stderr, or a list for unsupported nodes; no traceback unless
+``--debug``).
+"""
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import __version__
+from .errors import UserError
+
+DEBUG_FLAG = "--debug"
+
+
+# ---------------------------------------------------------------------- helpers
+
+def _profile(spec):
+    from .profile import load_profile
+    return load_profile(spec)
+
+
+def _input_range(text: str | None):
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"--input-range {text!r}: expected LO,HI (two numbers, e.g. 0,1)") from None
+    if not lo <= hi:
+        raise UserError(f"--input-range {text!r}: LO must not exceed HI")
+    return lo, hi
+
+
+def _writable(path: Path, option: str) -> Path:
+    if path.is_dir():
+        raise UserError(f"{option} {path}: is a directory")
+    if not path.parent.exists():
+        raise UserError(f"{option} {path}: folder {str(path.parent)!r} does not exist")
+    return path
+
+
+def _write_text(path: Path, text: str) -> None:
+    from .program import write_atomic
+    write_atomic(path, text.encode())
+
+
+def _write_npz(path: Path, arrays: dict) -> None:
+    from .program import write_atomic
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_atomic(path, buffer.getvalue())
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+class Progress:
+    """A progress bar on stderr, shown only on a terminal and only for work longer than 2 s."""
+
+    def __init__(self, what: str):
+        self.what, self.start, self.shown = what, time.monotonic(), False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not sys.stderr.isatty() or time.monotonic() - self.start < 2:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{self.what} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        sys.stderr.flush()
+        self.shown = True
+        if done >= total:
+            sys.stderr.write("\n")
+
+
+def _load_program(path):
+    from .program import Program
+    return Program.read(path)
+
+
+def _feeds_for_program(program, path):
+    from .data import load_npz, match_inputs
+    specs = {s["name"]: (tuple(s["shape"]), s["dtype"]) for s in program.manifest["inputs"]}
+    return match_inputs(path, load_npz(path), specs)
+
+
+# ---------------------------------------------------------------------- commands
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="photoncc")
+@click.option(DEBUG_FLAG, is_flag=True, help="Show Python tracebacks for errors.")
+def cli(debug):
+    """Compile ONNX neural networks for photonic accelerators, simulate the device, verify the result.
+
+    \b
+    Typical use:
+      photoncc compile model.onnx -p ideal --calibration calib.npz   # -> model.pcc
+      photoncc verify model.pcc --inputs test.npz                    # exit 0 = equivalent
+      photoncc simulate model.pcc --inputs test.npz -o out.npz
+      photoncc inspect model.pcc
+
+    Exit codes: 0 success, 1 verify found the outputs not equivalent, 2 unusable input.
+    """
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-p", "--profile", "profile_spec", default="ideal", show_default=True,
+              help="Built-in profile name (see `photoncc profiles`) or a YAML file.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Program file to write [default: MODEL with .pcc].")
+@click.option("--calibration", type=click.Path(path_type=Path),
+              help="Samples (.npz, like verify's inputs) to measure the layers' input ranges on.")
+@click.option("--input-range", "input_range", metavar="LO,HI",
+              help="Declared range of the model's inputs, used where no calibration data is given.")
+@click.option("--report", type=click.Path(path_type=Path), help="Also write the compile report (JSON).")
+@click.option("--dump-ir", type=click.Path(path_type=Path), help="Write the IR after every pass to this folder.")
+def compile(model, profile_spec, output, calibration, input_range, report, dump_ir):
+    """Compile MODEL (.onnx) into a device program (.pcc) for a hardware profile.
+
+    Every layer's input range must be known: from the model (Sigmoid, Tanh, Clip...), from
+    --input-range for the model inputs, or measured on --calibration data. Unsupported nodes are
+    all listed at once (as `photoncc check` does).
+    """
+    from .compiler import compile_model
+    output = _writable(output or model.with_suffix(".pcc"), "-o")
+    if report:
+        _writable(report, "--report")
+    program = compile_model(model, _profile(profile_spec), calibration, _input_range(input_range), dump_ir)
+    program.write(output)
+    if report:
+        _write_text(report, json.dumps(program.manifest["report"], indent=1, sort_keys=True) + "\n")
+    r = program.manifest["report"]
+    _say(f"photoncc: compiled {model} for {r['profile']}: {r['optical_layers']} optical layer(s) in "
+         f"{r['tiles']} tile(s), {sum(r['electronic_ops'].values())} electronic op(s) -> {output}")
+
+
+@cli.command()
+@click.argument("program_path", metavar="PROGRAM", type=click.Path(path_type=Path))
+@click.option("--inputs", required=True, type=click.Path(path_type=Path),
+              help="Input samples (.npz): one array per model input, keyed by its name, batch first.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Outputs file (.npz) [default: PROGRAM with .outputs.npz].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the device noise.")
+@click.option("--noiseless", is_flag=True, help="Switch the profile's noise off.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Samples simulated at once.")
+def simulate(program_path, inputs, output, seed, noiseless, batch_size):
+    """Run PROGRAM on the device simulator and write its outputs (.npz, keyed by output name)."""
+    from .simulator import Simulator
+    output = _writable(output or program_path.with_suffix(".outputs.npz"), "-o")
+    program = _load_program(program_path)
+    feeds, _ = _feeds_for_program(program, inputs)
+    simulator = Simulator(program, seed=seed, noiseless=noiseless)
+    simulator.selftest(str(program_path))
+    outputs = simulator.run_batches(feeds, batch_size, Progress("simulate"))
+    _write_npz(output, outputs)
+    for layer, fraction in sorted(simulator.clipped_fraction().items()):
+        if fraction > 0:
+            _say(f"photoncc: warning: layer {layer!r}: {fraction:.2%} of its inputs were outside the "
+                 "calibrated range and clipped; compile with calibration data that covers your inputs")
+    count = len(next(iter(feeds.values())))
+    _say(f"photoncc: simulated {count} sample(s) -> {output}")
+
+
+@cli.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--model", type=click.Path(path_type=Path),
+              help="The original ONNX model [default: the one recorded in the program].")
+@click.option("-p", "--profile", "profile_spec", default="ideal", show_default=True,
+              help="Profile to compile for when TARGET is an ONNX model.")
+@click.option("--inputs", type=click.Path(path_type=Path),
+              help="Samples (.npz) to compare on [default: seeded samples drawn inside the recorded input ranges].")
+@click.option("--calibration", type=click.Path(path_type=Path),
+              help="When TARGET is an ONNX model: calibration data [default: the --inputs].")
+@click.option("--input-range", "input_range", metavar="LO,HI",
+              help="When TARGET is an ONNX model: declared range of its inputs.")
+@click.option("--samples", type=click.IntRange(min=1), default=32, show_default=True,
+              help="How many samples to draw when no --inputs are given.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawn inputs and device noise.")
+@click.option("--rtol", type=click.FloatRange(min=0), help="Max error relative to each output's range [default: profile].")
+@click.option("--top1", type=click.FloatRange(0, 1), help="Min top-1 agreement on classifier outputs [default: profile].")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report as JSON.")
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write the report as JUnit XML.")
+def verify(target, model, profile_spec, inputs, calibration, input_range, samples, seed, rtol, top1,
+           json_path, junit_path):
+    """Check that TARGET's device outputs match the original model's (run by onnxruntime).
+
+    TARGET is a program (.pcc) or an ONNX model (compiled in memory for -p). Exit 0 when every
+    output is within the thresholds, 1 when not, 2 when an input is unusable.
+    """
+    from .compiler import compile_model, input_specs, load_calibration
+    from .data import load_npz, match_inputs
+    from .importer import import_model
+    from .verify import draw_inputs, junit_xml, verify as run_verify
+    for path, option in ((json_path, "--json"), (junit_path, "--junit")):
+        if path:
+            _writable(path, option)
+    feeds = labels = None
+    if target.suffix == ".onnx":
+        model = target
+        g = import_model(model)
+        if inputs:
+            feeds, labels = match_inputs(inputs, load_npz(inputs), input_specs(g))
+        cal = load_calibration(calibration, g) if calibration else feeds
+        program = compile_model(model, _profile(profile_spec), cal, _input_range(input_range))
+        program_path = f"{target} compiled in memory for {profile_spec}"
+    else:
+        program = _load_program(target)
+        program_path = str(target)
+        recorded = program.manifest["source"].get("source")
+        model = model or (Path(recorded) if recorded else None)
+        if model is None:
+            raise UserError(f"{target}: the program records no source model; pass --model MODEL.onnx")
+        if not Path(model).exists():
+            raise UserError(f"{model}: the source model recorded in {target} is not there; pass --model MODEL.onnx")
+        if inputs:
+            feeds, labels = _feeds_for_program(program, inputs)
+    note = f"{inputs}"
+    if feeds is None:
+        if any(np.isnan(s["lo"]).any() for s in program.manifest["inputs"]):
+            raise UserError(f"{target}: the program records no input ranges (compiled without calibration "
+                            "data or --input-range); pass --inputs DATA.npz")
+        feeds = draw_inputs(program, samples, seed)
+        note = f"{samples} samples drawn uniformly inside the recorded input ranges (seed {seed})"
+        _say(f"photoncc: no --inputs given: comparing on {note}")
+    thresholds = program.manifest["profile"]["verify"]
+    report = run_verify(program, str(model), feeds, labels, rtol=thresholds["rtol"] if rtol is None else rtol,
+                        top1=thresholds["top1"] if top1 is None else top1, seed=seed, inputs_note=note,
+                        program_path=program_path, progress=Progress("verify"))
+    _print_verify(report)
+    if json_path:
+        _write_text(json_path, json.dumps(report, indent=1, sort_keys=True) + "\n")
+    if junit_path:
+        _write_text(junit_path, junit_xml(report))
+    sys.exit(0 if report["passed"] else 1)
+
+
+def _print_verify(report: dict) -> None:
+    t = report["thresholds"]
+    click.echo(f"verify {report['program']} against {report['model']}")
+    click.echo(f"  tier {report['tier']}, profile {report['profile']}, {report['inputs']['samples']} samples, "
+               f"reference: {report['reference']}")
+    click.echo(f"  thresholds: relative error <= {t['rtol']:g}, top-1 agreement >= {t['top1']:g}")
+    for o in report["outputs"]:
+        parts = []
+        if o.get("error"):
+            parts.append(o["error"])
+        if o["relative_error"] is not None:
+            parts.append(f"max abs error {o['max_abs_error']:.3g}, relative {o['relative_error']:.3g}")
+        if o["top1_agreement"] is not None:
+            parts.append(f"top-1 agreement {o['top1_agreement']:.2%}")
+        click.echo(f"  {'ok  ' if o['passed'] else 'FAIL'} {o['name']}: {', '.join(parts)}")
+    if report["accuracy"]:
+        a = report["accuracy"]
+        click.echo(f"  accuracy on labels ({a['output']}): model {a['model']:.2%}, device {a['device']:.2%}")
+    for layer, fraction in report["clipped_fraction"].items():
+        click.echo(f"  clipped: layer {layer!r}: {fraction:.2%} of its inputs outside the calibrated range")
+    click.echo("PASS: outputs are equivalent" if report["passed"] else "FAIL: outputs differ beyond the thresholds")
+
+
+@cli.command()
+@click.argument("program_path", metavar="PROGRAM", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the compile report as JSON.")
+def inspect(program_path, as_json):
+    """Show what PROGRAM does on the device: per layer its tiles, rings used, alpha/shift, placement."""
+    program = _load_program(program_path)
+    m, r = program.manifest, program.manifest["report"]
+    if as_json:
+        click.echo(json.dumps(r, indent=1, sort_keys=True))
+        return
+    source = m["source"]
+    click.echo(f"program {program_path} (format {m['format']} v{m['version']}, photoncc {m['photoncc']})")
+    click.echo(f"  source: {source['source']} (sha256 {str(source['sha256'])[:16]}..., opset {source['opset']})")
+    p = m["profile"]
+    click.echo(f"  profile: {p['name']}: {p['architecture']}, {p['bank']['banks']} banks x {p['bank']['rings']} "
+               f"rings = {r['ring_count']} rings")
+    for spec in m["inputs"]:
+        click.echo(f"  input {spec['name']}: {spec['dtype']}[N,{','.join(map(str, spec['shape']))}] "
+                   f"range [{min(spec['lo']):.4g}, {max(spec['hi']):.4g}]")
+    for spec in m["outputs"]:
+        click.echo(f"  output {spec['name']}: {spec['dtype']}[N,{','.join(map(str, spec['shape']))}]")
+    click.echo(f"  {r['optical_layers']} optical layer(s), {r['tiles']} tile(s); electronic: "
+               + (", ".join(f"{op} x{c}" for op, c in r["electronic_ops"].items()) or "none"))
+    header = f"  {'layer':<28} {'kind':<5} {'matrix':>11} {'tiles':>6} {'rings used':>11} {'of rings':>9} " \
+             f"{'alpha':>19} {'shift':>9} {'range from':<22} placement"
+    click.echo(header)
+    for layer in r["layers"]:
+        matrix = f"{layer['matrix'][0]}x{layer['matrix'][1]}"
+        alpha = f"[{layer['alpha'][0]:.3g}, {layer['alpha'][1]:.3g}]"
+        click.echo(f"  {layer['name'][:28]:<28} {layer['kind']:<5} {matrix:>11} {layer['tiles']:>6} "
+                   f"{layer['rings_used']:>11} {layer['tiles'] * layer['ring_count']:>9} {alpha:>19} "
+                   f"{layer['shift']:>9.3g} {str(layer['range_source'])[:22]:<22} {layer['placement']}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-p", "--profile", "profile_spec", default="ideal", show_default=True,
+              help="Built-in profile name or a YAML file.")
+def check(model, profile_spec):
+    """List every node of MODEL the profile cannot run, with the reason and a hint (exit 2 if any)."""
+    from .compiler import check_model
+    g = check_model(model, _profile(profile_spec))
+    optical = sum(n.op == "Linear" for n in g.nodes)
+    click.echo(f"{model}: every node is supported: {optical} optical layer(s), "
+               f"{len(g.nodes) - optical} electronic op(s) after folding")
+
+
+@cli.command()
+@click.argument("name", required=False)
+def profiles(name):
+    """List the built-in hardware profiles, or print one (NAME) as YAML."""
+    from .profile import BUILTIN_DIR, builtin_names, load_profile
+    if name:
+        load_profile(name)
+        if name not in builtin_names():
+            raise UserError(f"profile {name!r}: not a built-in profile (built-in: {', '.join(builtin_names())})")
+        click.echo((BUILTIN_DIR / f"{name}.yaml").read_text(), nl=False)
+        return
+    for profile_name in builtin_names():
+        click.echo(f"{profile_name:<20} {load_profile(profile_name).get('description', '')}")
+
+
+@cli.command()
+def ops():
+    """The supported ONNX operators and how each is mapped onto the device."""
+    from .coverage import OP_TABLE
+    for op, mapping, note in OP_TABLE:
+        click.echo(f"{op:<22} {mapping:<12} {note}")
+
+
+# ---------------------------------------------------------------------- entry point
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in argv
+    try:
+        cli.main(args=argv, prog_name="photoncc", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        _say("photoncc: aborted")
+        return 2
+    except click.UsageError as e:
+        if debug:
+            raise
+        command = f" {e.ctx.command_path.split(' ', 1)[1]}" if e.ctx and " " in e.ctx.command_path else ""
+        _say(f"photoncc: error: {e.format_message()} (see `photoncc{command} --help`)")
+        return 2
+    except UserError as e:
+        if debug:
+            raise
+        _say(f"photoncc: error: {e}")
+        return 2
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 0
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

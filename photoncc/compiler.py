@@ -1,0 +1,186 @@
+"""The compiler: the pipeline of passes, in order, and what it checks between them.
+
+    model.onnx --import--> Graph --PIPELINE--> device Graph --emit--> Program (.pcc)
+
+After every pass the IR invariants are checked (a failure is a compiler bug: traceback) and so is
+the set of ops allowed at that stage (a failure is the user's model: one error listing EVERY
+offending node with its op, the reason and a hint).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import ir, kernels
+from .data import load_npz, match_inputs
+from .emit import emit
+from .errors import UnsupportedModel, UserError
+from .importer import import_model
+from .ir import Graph, UnsupportedNode
+from .passes.canonicalize import canonicalize
+from .passes.fold_affine import fold_affine
+from .passes.fold_constants import fold_constants
+from .passes.lower_linear import lower_linear
+from .passes.tile_banks import tile_banks
+from .passes.to_nonnegative import to_nonnegative
+from .profile import Profile
+from .ranges import measure_ranges
+
+PROGRAM_OPS = frozenset(kernels.ELECTRONIC)  # what the electronic side of the device can run
+
+
+@dataclass
+class Context:
+    profile: Profile
+    calibration: dict | None = None  # input name -> samples
+    input_range: tuple[float, float] | None = None
+    range_info: dict = field(default_factory=dict)
+
+
+def _to_nonnegative(g: Graph, ctx: Context) -> Graph:
+    ranges, ctx.range_info = measure_ranges(g, ctx.calibration, ctx.input_range)
+    return to_nonnegative(g, ranges)
+
+
+# name, pass, ops allowed after it (besides the electronic ones)
+PIPELINE: tuple[tuple[str, Callable[[Graph, Context], Graph], frozenset], ...] = (
+    ("fold_constants", lambda g, ctx: fold_constants(g), None),
+    ("canonicalize", lambda g, ctx: canonicalize(g), frozenset({"Gemm", "MatMul", "Conv"})),
+    ("lower_linear", lambda g, ctx: lower_linear(g), frozenset({"Linear"})),
+    ("fold_affine", lambda g, ctx: fold_affine(g), frozenset({"Linear"})),
+    ("to_nonnegative", _to_nonnegative, frozenset({"Bank"})),
+    ("tile_banks", lambda g, ctx: tile_banks(g, ctx.profile.banks, ctx.profile.rings), frozenset({"Bank"})),
+)
+CHECK_UNTIL = "fold_affine"  # ``photoncc check``: everything that needs no calibration data
+
+
+def run_pipeline(g: Graph, ctx: Context, until: str | None = None,
+                 on_stage: Callable[[str, Graph], None] | None = None) -> Graph:
+    if on_stage:
+        on_stage("import", g)
+    for name, step, allowed in PIPELINE:
+        g = step(g, ctx)
+        ir.check(g)
+        if allowed is not None:
+            problems = stage_problems(g, allowed)
+            if problems:
+                raise UnsupportedModel(g.meta.get("source", "<model>"), problems)
+        if on_stage:
+            on_stage(name, g)
+        if name == until:
+            break
+    return g
+
+
+def stage_problems(g: Graph, allowed: frozenset) -> list[UnsupportedNode]:
+    problems = []
+    for n in g.nodes:
+        if "unsupported" in n.attrs:
+            reason, hint = n.attrs["unsupported"]
+            problems.append(UnsupportedNode(n.name, n.op, reason, hint))
+        elif n.op not in PROGRAM_OPS and n.op not in allowed:
+            problems.append(UnsupportedNode(n.name, n.op, "computes shapes or settings from data values",
+                                            "photoncc needs static shapes; export with constant shapes"))
+    return problems
+
+
+def check_model(model_path: str | Path, profile: Profile) -> Graph:
+    """Import and lower as far as possible without data; raises UnsupportedModel listing every problem."""
+    return run_pipeline(import_model(model_path), Context(profile), until=CHECK_UNTIL)
+
+
+def input_specs(g: Graph) -> dict:
+    return {i: (g.types[i].shape[1:], g.types[i].dtype) for i in g.inputs}
+
+
+def load_calibration(path, g: Graph) -> dict:
+    feeds, _ = match_inputs(path, load_npz(path), input_specs(g))
+    return feeds
+
+
+def compile_model(model_path: str | Path, profile: Profile, calibration: dict | str | Path | None = None,
+                  input_range: tuple[float, float] | None = None, dump_ir: str | Path | None = None):
+    """Compile an ONNX file for ``profile``; returns the Program (see program.py)."""
+    g = import_model(model_path)
+    if isinstance(calibration, (str, Path)):
+        calibration = load_calibration(calibration, g)
+    ctx = Context(profile, calibration, input_range)
+    dump = _dumper(Path(dump_ir)) if dump_ir else None
+    device = run_pipeline(g, ctx, on_stage=dump)
+    ranges = _input_ranges(g, calibration, input_range)
+    kat = _kat_feeds(g, calibration, ranges)
+    report = compile_report(device, ctx)
+    return emit(device, g, dict(profile), ranges, kat, report)
+
+
+def _dumper(folder: Path):
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--dump-ir {folder}: cannot create the folder: {e.strerror or e}") from e
+    counter = iter(range(100))
+
+    def dump(name: str, g: Graph):
+        (folder / f"{next(counter):02d}_{name}.txt").write_text(ir.to_text(g))
+    return dump
+
+
+def _input_ranges(g: Graph, calibration, input_range) -> dict:
+    """Per model input, per channel (axis 1; the only axis for 2-D inputs) [lo, hi] it was compiled for."""
+    ranges = {}
+    for name in g.inputs:
+        shape = g.types[name].shape
+        channels = shape[1] if len(shape) > 1 else 1
+        if calibration is not None:
+            data = np.moveaxis(np.asarray(calibration[name], np.float64), 1, -1).reshape(-1, channels)
+            ranges[name] = (data.min(axis=0), data.max(axis=0))
+        elif input_range is not None:
+            ranges[name] = (np.full(channels, input_range[0]), np.full(channels, input_range[1]))
+        else:
+            ranges[name] = (np.full(channels, np.nan), np.full(channels, np.nan))
+    return ranges
+
+
+def _kat_feeds(g: Graph, calibration, ranges) -> dict:
+    if calibration is not None:
+        return {k: v[:1] for k, v in calibration.items()}
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for name in g.inputs:
+        t = g.types[name]
+        lo, hi = ranges[name]
+        if np.isnan(lo).any():
+            lo, hi = np.zeros_like(lo), np.ones_like(hi)
+        shape = (1,) + t.shape[1:]
+        channel = (1, -1) + (1,) * (len(shape) - 2) if len(shape) > 1 else (1,)
+        feeds[name] = rng.uniform(lo.reshape(channel), hi.reshape(channel), shape).astype(t.dtype)
+    return feeds
+
+
+def compile_report(device: Graph, ctx: Context) -> dict:
+    """Per layer: placement, tiles, rings used of the ring count, alpha, shift, range source, clipping."""
+    ring_count = ctx.profile.banks * ctx.profile.rings
+    layers, electronic = [], {}
+    for n in device.nodes:
+        if n.op != "Bank":
+            electronic[n.op] = electronic.get(n.op, 0) + 1
+            continue
+        tiles = device.consts[n.inputs[1]].shape
+        groups, m = device.consts[n.inputs[2]].shape
+        k = device.consts[n.inputs[3]].shape[1]
+        alpha = device.consts[n.inputs[4]]
+        rng = ctx.range_info.get(n.inputs[0], {})
+        layers.append({
+            "name": n.name, "kind": "conv" if "conv" in n.attrs else "dense", "placement": "optical",
+            "matrix": [groups * m, groups * (2 * k + 1)], "tiles": int(np.prod(tiles[:3])),
+            "rings_used": groups * m * (2 * k + 1), "ring_count": ring_count,
+            "alpha": [float(alpha.min()), float(alpha.max())] if alpha.size else [0.0, 0.0],
+            "shift": n.attrs["shift"], "range_source": rng.get("source"),
+            "clipped_fraction": rng.get("clipped"),
+        })
+    return {"profile": ctx.profile.name, "ring_count": ring_count, "layers": layers,
+            "electronic_ops": dict(sorted(electronic.items())),
+            "optical_layers": len(layers), "tiles": sum(layer["tiles"] for layer in layers)}

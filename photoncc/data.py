@@ -1,0 +1,92 @@
+"""Input data files (``.npz``): one array per model input keyed by its name, batch on axis 0.
+
+A model with a single input also accepts a file holding one data array under any key. An optional
+integer array ``label`` holds one class id per sample. Files are read with ``allow_pickle=False``:
+an array of Python objects is refused, never unpickled. Every problem is one UserError line naming
+the file and the array.
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+LABEL = "label"
+
+
+def load_npz(path: str | Path) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise UserError(f"{path}: a single .npy array, expected an .npz file (np.savez)")
+            arrays = {}
+            for key in archive.files:
+                try:
+                    arrays[key] = archive[key]
+                except ValueError as e:
+                    if "pickle" in str(e):
+                        raise UserError(f"{path}: array {key!r} holds Python objects (pickled data); "
+                                        "photoncc never unpickles: save plain numeric arrays") from e
+                    raise UserError(f"{path}: array {key!r} cannot be read: {e}") from e
+    except UserError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable .npz file ({e})") from e
+    if not arrays:
+        raise UserError(f"{path}: holds no arrays")
+    return arrays
+
+
+def match_inputs(path, arrays: dict, specs: dict[str, tuple[tuple[int, ...], str]]):
+    """Pick and check the model inputs from ``arrays``.
+
+    ``specs`` maps input name -> (per-sample shape, dtype name). Returns (feeds, labels or None),
+    feeds cast to the model's dtypes when only the precision differs (float64 data for a float32
+    input). Raises UserError naming the file and the array for a missing, extra or misshapen array.
+    """
+    arrays = dict(arrays)
+    labels = arrays.pop(LABEL, None)
+    if len(specs) == 1 and len(arrays) == 1 and next(iter(specs)) not in arrays:
+        arrays = {next(iter(specs)): next(iter(arrays.values()))}
+    missing = [name for name in specs if name not in arrays]
+    if missing:
+        raise UserError(f"{path}: no array for model input {missing[0]!r} (the file has "
+                        f"{sorted(arrays) or 'no data arrays'}; key each array by its input's name)")
+    extra = sorted(set(arrays) - set(specs))
+    if extra:
+        raise UserError(f"{path}: array {extra[0]!r} matches no model input (inputs: {sorted(specs)})")
+    feeds, count = {}, None
+    for name, (shape, dtype) in specs.items():
+        a = arrays[name]
+        want = np.dtype(dtype)
+        if a.dtype.kind not in ("f", "i", "u", "b") or (want.kind == "f") != (a.dtype.kind == "f"):
+            raise UserError(f"{path}: array {name!r} has dtype {a.dtype}, expected {want} "
+                            f"(convert it with .astype(np.{want}))")
+        if a.ndim != len(shape) + 1 or tuple(a.shape[1:]) != tuple(shape):
+            raise UserError(f"{path}: array {name!r} has shape {list(a.shape)}, expected "
+                            f"[N, {', '.join(str(d) for d in shape)}] (batch first)")
+        if count is not None and a.shape[0] != count:
+            raise UserError(f"{path}: array {name!r} has {a.shape[0]} samples, others have {count}")
+        count = a.shape[0]
+        if count == 0:
+            raise UserError(f"{path}: array {name!r} holds no samples")
+        feeds[name] = np.ascontiguousarray(a, want)
+    if labels is not None:
+        if labels.dtype.kind not in ("i", "u") or labels.ndim != 1 or len(labels) != count:
+            raise UserError(f"{path}: array 'label' must be {count} integer class ids, got dtype "
+                            f"{labels.dtype} shape {list(labels.shape)}")
+        labels = labels.astype(np.int64)
+    return feeds, labels
+
+
+def batches(feeds: dict, size: int):
+    """Yield dicts of consecutive slices of at most ``size`` samples."""
+    count = len(next(iter(feeds.values())))
+    for start in range(0, count, size):
+        yield {k: v[start:start + size] for k, v in feeds.items()}

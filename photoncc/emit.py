@@ -1,0 +1,57 @@
+"""emit: the device graph (after tile_banks) -> a Program (program.py).
+
+Every node becomes one instruction ``{op, name, inputs, outputs, attrs, placement}``: ``Bank`` runs
+on the photonic banks (placement "optical"), every other op on the electronic side after the ADC.
+Constants become program tensors. The manifest also records the source model, the profile, the
+input specs with the ranges the program was calibrated for, the compile report, and a known-answer
+test: one input sample and the model's output for it (the IR interpreter on the imported graph),
+which the simulator re-checks on every load.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import __version__, interp
+from .ir import Graph
+from .program import Program
+
+KAT_RTOL = 1e-4
+
+
+def bank_summary(node_attrs: dict, tiles_shape, gain_shape, lo_shape) -> dict:
+    groups, r, q, banks, rings = tiles_shape
+    m, k = gain_shape[1], lo_shape[1]
+    return {"groups": groups, "rows": m, "channels": 2 * k + 1, "tile_grid": [groups, r, q],
+            "tiles": groups * r * q, "rings_used": groups * m * (2 * k + 1)}
+
+
+def emit(g: Graph, source: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: dict) -> Program:
+    instructions = []
+    for n in g.nodes:
+        inst = {"op": n.op, "name": n.name, "inputs": list(n.inputs), "outputs": list(n.outputs),
+                "attrs": dict(n.attrs), "placement": "optical" if n.op == "Bank" else "electronic"}
+        if n.op == "Bank":
+            inst["bank"] = bank_summary(n.attrs, g.consts[n.inputs[1]].shape,
+                                        g.consts[n.inputs[2]].shape, g.consts[n.inputs[3]].shape)
+        instructions.append(inst)
+    tensors = dict(g.consts)
+    expected = interp.run(source, kat_feeds)
+    kat = {"inputs": {}, "outputs": {}, "rtol": KAT_RTOL}
+    for kind, values in (("inputs", kat_feeds), ("outputs", expected)):
+        for name, value in values.items():
+            tensors[f"kat/{kind}/{name}"] = np.asarray(value)
+            kat[kind][name] = f"kat/{kind}/{name}"
+    manifest = {
+        "photoncc": __version__,
+        "source": {k: g.meta.get(k) for k in ("source", "sha256", "opset", "producer")},
+        "profile": dict(profile),
+        "inputs": [{"name": i, "shape": list(g.types[i].shape[1:]), "dtype": g.types[i].dtype,
+                    "lo": [float(v) for v in input_ranges[i][0]],
+                    "hi": [float(v) for v in input_ranges[i][1]]} for i in g.inputs],
+        "outputs": [{"name": o, "shape": list(g.types[o].shape[1:]), "dtype": g.types[o].dtype}
+                    for o in g.outputs],
+        "instructions": instructions,
+        "kat": kat,
+        "report": report,
+    }
+    return Program(manifest, tensors)

@@ -1,0 +1,27 @@
+"""Errors that are the user's input's fault. The CLI turns them into one line and exit code 2.
+
+Anything else that escapes is a compiler bug and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """Unusable input: a model, profile, data file, program or option. ``str()`` is the message."""
+
+
+class UnsupportedModel(UserError):
+    """The model has nodes the profile cannot run; ``problems`` lists every one of them."""
+
+    def __init__(self, source: str, problems: list):
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {len(problems)} unsupported node(s):"]
+        lines += [f"  {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+class ProgramError(UserError):
+    """A device program that is corrupted, truncated or of an unknown format version."""
+
+
+class DeviceError(UserError):
+    """The program asks the device for something it cannot do (a negative weight on an incoherent bank)."""

@@ -1,0 +1,196 @@
+"""ONNX ModelProto -> IR Graph. The only module (with onnx_load) that sees protobufs.
+
+Every ONNX quirk is resolved here, once:
+* initializers (and ``Constant`` nodes) become constants, also when an old (IR version < 4) file
+  lists them as graph inputs too: they are never user inputs;
+* a symbolic batch dimension is bound to 1 (see ir.py); any other symbolic dimension is an error;
+* attributes get their defaults and one canonical spelling per op, whatever the opset: the config
+  that opset-9 files carry as attributes (Clip min/max, Pad pads, Squeeze axes, Slice starts...) is
+  stored under the same attribute names that ``fold_constants`` later gives the constant inputs of
+  newer opsets; Softmax gets ``legacy=True`` for the opset < 13 coerce-to-2-D semantics;
+* node names are made unique and non-empty (``<op>_<index>`` when the exporter left them empty), so
+  every error can name its node.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from . import interp
+from .errors import UnsupportedModel, UserError
+from .ir import Graph, Node, TensorType, UnsupportedNode, prune, type_of
+from .onnx_load import default_opset, load_model, np_dtype, sha256_of
+
+ML_OPS = {"Scaler", "ArrayFeatureExtractor"}
+
+HINTS = {
+    "ZipMap": "skl2onnx adds ZipMap for the probabilities; convert with options={id(model): {'zipmap': False}}",
+    "LinearClassifier": "a classic-ML operator; photoncc compiles neural networks (MatMul/Gemm chains), "
+                        "e.g. scikit-learn's MLPClassifier",
+    "ConvTranspose": "transposed convolutions are not mapped to banks yet",
+    "LSTM": "recurrent layers are not supported", "GRU": "recurrent layers are not supported",
+    "RNN": "recurrent layers are not supported",
+    "Resize": "resampling is not supported; upsample outside the model",
+    "Upsample": "resampling is not supported; upsample outside the model",
+}
+IGNORED_ATTRS = {"consumed_inputs", "is_test", "spatial", "momentum", "storage_order", "seed",
+                 "ratio", "broadcast"}
+
+
+def import_model(path: str | Path) -> Graph:
+    model = load_model(path)
+    return import_proto(model, source=str(path), sha256=sha256_of(path))
+
+
+def import_proto(model: onnx.ModelProto, source: str = "<model>", sha256: str = "") -> Graph:
+    opset = default_opset(model)
+    graph = model.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    if graph.sparse_initializer:
+        raise UserError(f"{source}: sparse initializers are not supported")
+    inputs, types = [], {}
+    for value in graph.input:
+        if value.name in consts:
+            continue
+        inputs.append(value.name)
+        types[value.name] = _input_type(value, source)
+    nodes, problems, names = [], [], set()
+    for index, proto in enumerate(graph.node):
+        name = proto.name or f"{proto.op_type}_{index}"
+        while name in names:
+            name += "_"
+        names.add(name)
+        if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx"):
+            consts[proto.output[0]] = _constant_value(proto, source)
+            continue
+        problem = _unsupported(proto, name)
+        if problem:
+            problems.append(problem)
+            nodes.append(Node(proto.op_type, tuple(proto.input), tuple(proto.output), {}, name))
+            continue
+        attrs = _attrs(proto, opset, consts)
+        nodes.append(Node(proto.op_type, tuple(proto.input), tuple(proto.output), attrs, name))
+    for name, value in consts.items():
+        if value.dtype == object:
+            raise UserError(f"{source}: constant {name!r} holds strings or objects, which photoncc cannot place")
+        types[name] = type_of(value)
+    g = Graph(tuple(nodes), tuple(inputs), tuple(o.name for o in graph.output), types, consts,
+              meta={"source": source, "sha256": sha256, "opset": opset,
+                    "producer": f"{model.producer_name} {model.producer_version}".strip()})
+    g = prune(g)
+    live = {n.name for n in g.nodes}
+    problems = [p for p in problems if p.node in live]
+    if problems:
+        raise UnsupportedModel(source, problems)
+    return interp.infer_types(g)
+
+
+def _input_type(value: onnx.ValueInfoProto, source: str) -> TensorType:
+    tensor = value.type.tensor_type
+    if not value.type.HasField("tensor_type"):
+        raise UserError(f"{source}: input {value.name!r} is not a tensor")
+    shape = []
+    for axis, dim in enumerate(tensor.shape.dim):
+        if dim.HasField("dim_value") and dim.dim_value > 0:
+            shape.append(dim.dim_value)
+        elif axis == 0:
+            shape.append(1)  # the batch, bound to 1
+        else:
+            raise UserError(f"{source}: input {value.name!r} has a symbolic dimension "
+                            f"{dim.dim_param or '?'!r} at axis {axis}; only the batch (axis 0) may be "
+                            "symbolic (export with static shapes)")
+    if not shape:
+        raise UserError(f"{source}: input {value.name!r} has no batch axis (rank 0)")
+    return TensorType(tuple(shape), np_dtype(tensor.elem_type).name)
+
+
+def _constant_value(proto: onnx.NodeProto, source: str) -> np.ndarray:
+    attr = proto.attribute[0]
+    value = onnx.helper.get_attribute_value(attr)
+    if attr.name == "value":
+        return numpy_helper.to_array(value)
+    if attr.name in ("value_float", "value_int"):
+        return np.array(value, np.float32 if attr.name == "value_float" else np.int64)
+    if attr.name in ("value_floats", "value_ints"):
+        return np.array(value, np.float32 if attr.name == "value_floats" else np.int64)
+    raise UserError(f"{source}: Constant node {proto.name or proto.output[0]!r} of kind {attr.name!r} "
+                    "is not supported")
+
+
+def _unsupported(proto: onnx.NodeProto, name: str) -> UnsupportedNode | None:
+    op = proto.op_type
+    if proto.domain not in ("", "ai.onnx") and not (proto.domain == "ai.onnx.ml" and op in ML_OPS):
+        return UnsupportedNode(name, op, f"operator of domain {proto.domain!r} is not supported",
+                               HINTS.get(op, "see `photoncc ops` for what is supported"))
+    if op not in interp.OPS:
+        return UnsupportedNode(name, op, "no photonic or electronic mapping for this operator",
+                               HINTS.get(op, "see `photoncc ops` for what is supported"))
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in proto.attribute):
+        return UnsupportedNode(name, op, "control flow with sub-graphs is not supported")
+    if op == "BatchNormalization" and any(
+            a.name == "training_mode" and a.i for a in proto.attribute):
+        return UnsupportedNode(name, op, "training-mode BatchNormalization", "export the model in eval mode")
+    if op == "MaxPool" and len(proto.output) > 1 and proto.output[1]:
+        return UnsupportedNode(name, op, "the Indices output of MaxPool is not supported")
+    return None
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _attrs(proto: onnx.NodeProto, opset: int, consts: dict) -> dict:
+    """Attributes with defaults filled and one spelling per op."""
+    a = {attr.name: _plain(onnx.helper.get_attribute_value(attr)) for attr in proto.attribute}
+    for key in IGNORED_ATTRS:
+        a.pop(key, None)
+    op = proto.op_type
+    if op in ("Conv", "MaxPool", "AveragePool"):
+        kernel = a.get("kernel_shape")
+        if kernel is None:  # Conv may omit it: the weight's spatial shape
+            kernel = list(consts[proto.input[1]].shape[2:]) if proto.input[1] in consts else None
+        if kernel is None:
+            raise UserError(f"node {proto.name or op!r} ({op}): kernel_shape missing and weight not constant")
+        rank = len(kernel)
+        a["kernel_shape"] = [int(k) for k in kernel]
+        a.setdefault("strides", [1] * rank)
+        a.setdefault("pads", [0] * (2 * rank))
+        auto_pad = a.pop("auto_pad", "NOTSET")
+        if auto_pad not in ("NOTSET", "VALID", ""):
+            a["auto_pad"] = auto_pad
+        a.setdefault("dilations", [1] * rank)
+        if op == "AveragePool":
+            a.setdefault("count_include_pad", 0)
+        if op == "Conv":
+            a.setdefault("group", 1)
+        else:
+            a.setdefault("ceil_mode", 0)
+    elif op in ("Softmax", "LogSoftmax"):
+        a["legacy"] = opset < 13
+        a.setdefault("axis", 1 if opset < 13 else -1)
+    elif op in ("ArgMax", "ArgMin"):
+        a = {"axis": a.get("axis", 0), "keepdims": a.get("keepdims", 1),
+             "select_last_index": a.get("select_last_index", 0)}
+    elif op == "Cast":
+        a["to"] = np_dtype(a["to"]).name
+        a.pop("saturate", None)
+    elif op == "BatchNormalization":
+        a = {"epsilon": a.get("epsilon", 1e-5)}
+    elif op == "Pad" and "value" in a:
+        a["value"] = float(a["value"])
+    elif op == "Pad":
+        a.setdefault("mode", "constant")
+    elif op == "ConstantOfShape" and "value" not in a:
+        a["value"] = np.zeros(1, np.float32)
+    if op == "Pad":
+        a.setdefault("mode", "constant")
+    return a

@@ -1,0 +1,74 @@
+"""fold_constants: evaluate every node whose inputs are all known, and drop no-op nodes.
+
+Maths: a node f(c1, ..., cn) of constants is replaced by the constant it evaluates to (by the IR
+interpreter). ``Shape``/``Size`` of a value with a static type are constants once the batch is bound
+(importer), so shape sub-graphs (Shape -> Gather -> Concat -> Reshape) collapse. Identity, Dropout
+and a Cast to the same dtype forward their input.
+
+Requires: a typed graph (importer).
+Ensures: no node has only constant inputs; no Identity, Dropout or no-op Cast remains; the outputs
+on any input are unchanged. Idempotent.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import interp
+from ..ir import Graph, Node, prune, type_of
+
+
+def fold_constants(g: Graph) -> Graph:
+    consts = dict(g.consts)
+    types = dict(g.types)
+    rename: dict[str, str] = {}
+    nodes: list[Node] = []
+    for n in g.nodes:
+        n = n.replace(inputs=tuple(rename.get(i, i) for i in n.inputs))
+        if _forwards(n, types):
+            rename[n.outputs[0]] = n.inputs[0]
+            continue
+        if _foldable(n, consts):
+            args = [consts.get(i) if i else None for i in n.inputs]
+            if n.op in ("Shape", "Size"):
+                args = [np.ones(types[n.inputs[0]].shape, types[n.inputs[0]].dtype)]
+            with np.errstate(all="ignore"):
+                result = interp.OPS[n.op](n, *args)
+            result = result if isinstance(result, tuple) else (result,)
+            for name, value in zip(n.outputs, result):
+                if name:
+                    consts[name] = np.asarray(value)
+                    types[name] = type_of(consts[name])
+            continue
+        nodes.append(n)
+    outputs = tuple(rename.get(o, o) for o in g.outputs)
+    if outputs != g.outputs:  # a graph output must stay a named node output: keep its name
+        return _keep_output_names(g, nodes, consts, types, rename)
+    return prune(g.replace(nodes=tuple(nodes), consts=consts, types=types))
+
+
+def _forwards(n: Node, types: dict) -> bool:
+    if n.op in ("Identity", "Dropout"):
+        return True
+    return n.op == "Cast" and types[n.inputs[0]].dtype == n.attrs["to"]
+
+
+def _foldable(n: Node, consts: dict) -> bool:
+    if n.op in ("Shape", "Size"):
+        return True
+    return all(i == "" or i in consts for i in n.inputs)
+
+
+def _keep_output_names(g, nodes, consts, types, rename) -> Graph:
+    """Re-add an Identity for each graph output that folding renamed (it is not a node output any more)."""
+    nodes = list(nodes)
+    for o in g.outputs:
+        source = rename.get(o, o)
+        while source in rename:
+            source = rename[source]
+        if source != o:
+            if source in consts:  # a constant output: materialise by broadcasting at run time is
+                consts[o] = consts[source]  # not needed, the value is the constant itself
+                types[o] = types[source]
+            else:
+                nodes.append(Node("Identity", (source,), (o,), {}, f"output_{o}"))
+    return prune(g.replace(nodes=tuple(nodes), consts=consts, types=types))

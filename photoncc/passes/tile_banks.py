@@ -1,0 +1,46 @@
+"""tile_banks: cut every bank matrix into tiles the hardware holds at once.
+
+A chip has B banks of C rings: one tile is a B x C block of the (M, 2K + 1) matrix T of a group
+(B output rows, C input channels). The matrix is padded with zero rings to whole tiles:
+
+    T (G, M, J)  ->  tiles (G, R, Q, B, C),  R = ceil(M / B),  Q = ceil(J / C),
+    tiles[g, r, q] = T[g, r*B:(r+1)*B, q*C:(q+1)*C]   (zeros past the edge)
+
+Tile (g, r, q) yields the partial sums of rows r*B.. over channels q*C..; the electronics add the
+Q partial sums of a row (after the ADC). Tiles run one after another (time multiplexing).
+
+Requires: to_nonnegative. Ensures: every Bank's T has tile shape (B, C); untile(tile(T)) == T.
+Idempotent (a tiled matrix is untiled first).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph, prune, type_of
+
+
+def tile_banks(g: Graph, banks: int, rings: int) -> Graph:
+    consts, types = dict(g.consts), dict(g.types)
+    for n in g.nodes:
+        if n.op == "Bank":
+            name = n.inputs[1]
+            rows, cols = n.inputs[2], n.inputs[3]  # gain (G, M) and lo (G, K) give the true sizes
+            m, k = consts[rows].shape[1], consts[cols].shape[1]
+            consts[name] = tile(untile(consts[name], m, 2 * k + 1), banks, rings)
+            types[name] = type_of(consts[name])
+    return prune(g.replace(consts=consts, types=types))
+
+
+def tile(t: np.ndarray, banks: int, rings: int) -> np.ndarray:
+    """(G, M, J) -> (G, R, Q, B, C), zero-padded."""
+    groups, m, j = t.shape
+    r, q = -(-m // banks), -(-j // rings)
+    padded = np.zeros((groups, r * banks, q * rings), t.dtype)
+    padded[:, :m, :j] = t
+    return np.ascontiguousarray(padded.reshape(groups, r, banks, q, rings).transpose(0, 1, 3, 2, 4))
+
+
+def untile(tiles: np.ndarray, m: int, j: int) -> np.ndarray:
+    """(G, R, Q, B, C) -> (G, M, J), dropping the padding."""
+    groups, r, q, banks, rings = tiles.shape
+    return tiles.transpose(0, 1, 3, 2, 4).reshape(groups, r * banks, q * rings)[:, :m, :j]

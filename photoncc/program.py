@@ -1,0 +1,144 @@
+"""The device program (``.pcc``): the contract between the compiler and the device (docs/program-format.md).
+
+One file, a ZIP archive (stored, fixed timestamps, so the same content gives the same bytes):
+
+* ``manifest.json``: readable JSON: format name and version, the source model (name, sha256,
+  opset), the hardware profile, input/output specs and input ranges, the instruction list, the
+  table of tensors (dtype, shape, sha256, member), the known-answer test (KAT) and the compile
+  report;
+* ``manifest.sha256``: the sha256 of the manifest's bytes;
+* ``tensors/NNNNNN.npy``: one NumPy array per tensor (weights as ring transmissions, gains, ranges,
+  electronic constants, KAT vectors), read back with ``allow_pickle=False``.
+
+``read`` refuses a truncated or corrupted file (bad archive, manifest or tensor checksum mismatch,
+unknown format version) with a ProgramError and never returns a partial program. ``write`` writes
+to a temporary file and renames it, so no half-written program is ever left behind.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ProgramError
+
+FORMAT = "photoncc-program"
+VERSION = 1
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Program:
+    manifest: dict
+    tensors: dict = field(default_factory=dict)  # name -> np.ndarray
+
+    @property
+    def instructions(self) -> list[dict]:
+        return self.manifest["instructions"]
+
+    def with_tensor(self, name: str, value: np.ndarray) -> "Program":
+        """A copy with one tensor replaced (same shape and dtype); checksums follow on ``write``."""
+        old = self.tensors[name]
+        value = np.asarray(value)
+        if value.shape != old.shape or value.dtype != old.dtype:
+            raise ValueError(f"tensor {name!r} is {old.dtype}{list(old.shape)}, got {value.dtype}{list(value.shape)}")
+        return Program(self.manifest, {**self.tensors, name: value})
+
+    # ------------------------------------------------------------------ bytes
+    def to_bytes(self) -> bytes:
+        table = {}
+        members = []
+        for index, name in enumerate(sorted(self.tensors)):
+            array = np.ascontiguousarray(self.tensors[name])
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, array, allow_pickle=False)
+            data = buffer.getvalue()
+            member = f"tensors/{index:06d}.npy"
+            table[name] = {"dtype": array.dtype.name, "shape": list(array.shape),
+                           "sha256": hashlib.sha256(data).hexdigest(), "member": member}
+            members.append((member, data))
+        manifest = {**self.manifest, "format": FORMAT, "version": VERSION, "tensors": table}
+        text = json.dumps(manifest, indent=1, sort_keys=True, default=_json_default).encode()
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+            for member, data in [("manifest.json", text),
+                                 ("manifest.sha256", hashlib.sha256(text).hexdigest().encode())] + members:
+                info = zipfile.ZipInfo(member, date_time=_EPOCH)
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, data)
+        return out.getvalue()
+
+    def write(self, path: str | Path) -> None:
+        write_atomic(path, self.to_bytes())
+
+    @staticmethod
+    def read(path: str | Path) -> "Program":
+        path = Path(path)
+        if not path.is_file():
+            raise ProgramError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+        try:
+            return Program.from_bytes(path.read_bytes(), str(path))
+        except OSError as e:
+            raise ProgramError(f"{path}: cannot read: {e.strerror or e}") from e
+
+    @staticmethod
+    def from_bytes(data: bytes, where: str = "<program>") -> "Program":
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            names = set(archive.namelist())
+            if "manifest.json" not in names or "manifest.sha256" not in names:
+                raise ProgramError(f"{where}: not a photoncc program (no manifest)")
+            text = archive.read("manifest.json")
+            if hashlib.sha256(text).hexdigest().encode() != archive.read("manifest.sha256").strip():
+                raise ProgramError(f"{where}: corrupted program: manifest checksum mismatch")
+            manifest = json.loads(text)
+            if manifest.get("format") != FORMAT:
+                raise ProgramError(f"{where}: not a photoncc program (format {manifest.get('format')!r})")
+            if manifest.get("version") != VERSION:
+                raise ProgramError(f"{where}: program format version {manifest.get('version')!r} is not "
+                                   f"supported by this photoncc (reads version {VERSION}); recompile the model")
+            tensors = {}
+            for name, spec in manifest["tensors"].items():
+                raw = archive.read(spec["member"])
+                if hashlib.sha256(raw).hexdigest() != spec["sha256"]:
+                    raise ProgramError(f"{where}: corrupted program: tensor {name!r} checksum mismatch")
+                array = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+                if array.dtype.name != spec["dtype"] or list(array.shape) != spec["shape"]:
+                    raise ProgramError(f"{where}: corrupted program: tensor {name!r} shape or dtype differs "
+                                       "from its manifest entry")
+                tensors[name] = array
+        except ProgramError:
+            raise
+        except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError, TypeError) as e:
+            raise ProgramError(f"{where}: truncated or corrupted program ({type(e).__name__}: {e})") from e
+        return Program(manifest, tensors)
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} to a program manifest")

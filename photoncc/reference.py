@@ -1,0 +1,46 @@
+"""The trusted reference: onnxruntime running the original model. Imported by the verifier only.
+
+Models older than opset 7 do not load in onnxruntime; they run as ``onnx_load.load_model`` upgraded
+them (the same ModelProto the importer reads), and the report says so. A model whose batch
+dimension is fixed runs in chunks of that size.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .onnx_load import MIN_OPSET, default_opset, load_model
+
+
+def run_onnxruntime(model_path: str | Path, feeds: dict, batch_size: int = 256) -> tuple[dict, str]:
+    """(outputs by name, a line describing what ran) for all samples of ``feeds``."""
+    import onnx
+    import onnxruntime as ort
+
+    model = load_model(model_path)
+    original_opset = default_opset(onnx.load(str(model_path), load_external_data=False))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if original_opset < MIN_OPSET:
+        source = model.SerializeToString()
+        note = f"onnxruntime {ort.__version__} on the model upgraded from opset {original_opset} to {MIN_OPSET}"
+    else:
+        source = str(model_path)
+        note = f"onnxruntime {ort.__version__} on {Path(model_path).name}"
+    try:
+        session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise UserError(f"{model_path}: onnxruntime cannot load the model: {str(e).splitlines()[0]}") from e
+    fixed = {i.name: i.shape[0] for i in session.get_inputs() if i.shape and isinstance(i.shape[0], int)}
+    step = min(fixed.values()) if fixed else batch_size
+    names = [o.name for o in session.get_outputs()]
+    total = len(next(iter(feeds.values())))
+    parts = []
+    for start in range(0, total, step):
+        chunk = {k: v[start:start + step] for k, v in feeds.items()}
+        if fixed and len(next(iter(chunk.values()))) != step:
+            raise UserError(f"{model_path}: the model's batch is fixed at {step}; give a multiple of {step} samples")
+        parts.append(session.run(names, chunk))
+    return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(names)}, note
