@@ -265,6 +265,9 @@ def _print_verify(report: dict) -> None:
         click.echo(f"  accuracy on labels ({a['output']}): model {a['model']:.2%}, device {a['device']:.2%}")
     for layer, fraction in report["clipped_fraction"].items():
         click.echo(f"  clipped: layer {layer!r}: {fraction:.2%} of its inputs outside the calibrated range")
+    if report["clipped_fraction"]:
+        click.echo("  note: the device saturates outside the ranges the program was calibrated for; verify on "
+                   "representative data (--inputs) or compile with calibration data that covers these inputs")
     click.echo("PASS: outputs are equivalent" if report["passed"] else "FAIL: outputs differ beyond the thresholds")
 
 
