@@ -10,6 +10,7 @@ import io
 import json
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import click
@@ -122,9 +123,12 @@ def cli(debug):
               help="Samples (.npz, like verify's inputs) to measure the layers' input ranges on.")
 @click.option("--input-range", "input_range", metavar="LO,HI",
               help="Declared range of the model's inputs, used where no calibration data is given.")
+@click.option("--headroom", type=click.FloatRange(min=0),
+              help="Widen calibrated ranges by this fraction of their width on each side "
+                   "[default: the profile's calibration.headroom].")
 @click.option("--report", type=click.Path(path_type=Path), help="Also write the compile report (JSON).")
 @click.option("--dump-ir", type=click.Path(path_type=Path), help="Write the IR after every pass to this folder.")
-def compile(model, profile_spec, output, calibration, input_range, report, dump_ir):
+def compile(model, profile_spec, output, calibration, input_range, headroom, report, dump_ir):
     """Compile MODEL (.onnx) into a device program (.pcc) for a hardware profile.
 
     Every layer's input range must be known: from the model (Sigmoid, Tanh, Clip...), from
@@ -135,7 +139,8 @@ def compile(model, profile_spec, output, calibration, input_range, report, dump_
     output = _writable(output or model.with_suffix(".pcc"), "-o")
     if report:
         _writable(report, "--report")
-    program = compile_model(model, _profile(profile_spec), calibration, _input_range(input_range), dump_ir)
+    program = compile_model(model, _profile(profile_spec), calibration, _input_range(input_range), dump_ir,
+                            headroom)
     program.write(output)
     if report:
         _write_text(report, json.dumps(program.manifest["report"], indent=1, sort_keys=True) + "\n")
@@ -218,7 +223,9 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
         program = _load_program(target)
         program_path = str(target)
         recorded = program.manifest["source"].get("source")
-        model = model or (Path(recorded) if recorded else None)
+        if model is None and recorded:  # recorded as given to compile: relative to its cwd, or next to the program
+            candidates = [Path(recorded), target.parent / Path(recorded).name]
+            model = next((c for c in candidates if c.is_file()), Path(recorded))
         if model is None:
             raise UserError(f"{target}: the program records no source model; pass --model MODEL.onnx")
         if not Path(model).exists():
@@ -346,6 +353,8 @@ def ops():
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in argv
+    if debug:  # a group option, but accepted anywhere on the line (`photoncc compile m.onnx --debug`)
+        argv = [DEBUG_FLAG] + [a for a in argv if a != DEBUG_FLAG]
     try:
         cli.main(args=argv, prog_name="photoncc", standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -355,13 +364,13 @@ def main(argv=None) -> int:
         return 2
     except click.UsageError as e:
         if debug:
-            raise
+            traceback.print_exc()
         command = f" {e.ctx.command_path.split(' ', 1)[1]}" if e.ctx and " " in e.ctx.command_path else ""
         _say(f"photoncc: error: {e.format_message()} (see `photoncc{command} --help`)")
         return 2
     except UserError as e:
         if debug:
-            raise
+            traceback.print_exc()
         _say(f"photoncc: error: {e}")
         return 2
     except SystemExit as e:

@@ -37,11 +37,13 @@ class Context:
     profile: Profile
     calibration: dict | None = None  # input name -> samples
     input_range: tuple[float, float] | None = None
+    headroom: float | None = None  # None: the profile's calibration.headroom
     range_info: dict = field(default_factory=dict)
 
 
 def _to_nonnegative(g: Graph, ctx: Context) -> Graph:
-    ranges, ctx.range_info = measure_ranges(g, ctx.calibration, ctx.input_range)
+    headroom = ctx.profile["calibration"]["headroom"] if ctx.headroom is None else ctx.headroom
+    ranges, ctx.range_info = measure_ranges(g, ctx.calibration, ctx.input_range, headroom)
     return to_nonnegative(g, ranges)
 
 
@@ -102,12 +104,13 @@ def load_calibration(path, g: Graph) -> dict:
 
 
 def compile_model(model_path: str | Path, profile: Profile, calibration: dict | str | Path | None = None,
-                  input_range: tuple[float, float] | None = None, dump_ir: str | Path | None = None):
+                  input_range: tuple[float, float] | None = None, dump_ir: str | Path | None = None,
+                  headroom: float | None = None):
     """Compile an ONNX file for ``profile``; returns the Program (see program.py)."""
     g = import_model(model_path)
     if isinstance(calibration, (str, Path)):
         calibration = load_calibration(calibration, g)
-    ctx = Context(profile, calibration, input_range)
+    ctx = Context(profile, calibration, input_range, headroom)
     dump = _dumper(Path(dump_ir)) if dump_ir else None
     device = run_pipeline(g, ctx, on_stage=dump)
     ranges = _input_ranges(g, calibration, input_range)

@@ -22,9 +22,16 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise UserError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise UserError(f"{path}: cannot read: {e.strerror or e}") from e
+    if magic.startswith(b"\x93NUMPY"):
+        raise UserError(f"{path}: a single .npy array, expected an .npz file (np.savez)")
+    if not magic.startswith(b"PK"):
+        raise UserError(f"{path}: not an .npz file (expected a NumPy archive written by np.savez)")
+    try:
         with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise UserError(f"{path}: a single .npy array, expected an .npz file (np.savez)")
             arrays = {}
             for key in archive.files:
                 try:

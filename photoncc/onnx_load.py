@@ -48,7 +48,8 @@ def load_model(path: str | Path) -> onnx.ModelProto:
     except OSError as e:
         raise UserError(f"{path}: cannot read: {e.strerror or e}") from e
     except Exception as e:  # protobuf's DecodeError and friends
-        raise UserError(f"{path}: not an ONNX model (the file does not parse as ONNX protobuf: {e})") from e
+        raise UserError(f"{path}: not an ONNX model, or a truncated one (the file does not parse as ONNX "
+                        f"protobuf: {e})") from e
     if not model.HasField("graph") or not model.graph.node:
         raise UserError(f"{path}: not an ONNX model (no graph or no nodes)")
     _load_external_data(model, path)

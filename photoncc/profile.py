@@ -54,9 +54,10 @@ SCHEMA = {
     "bank": {"banks": _positive_int, "rings": _positive_int},
     "precision": {"weight_bits": _bits_or_null, "input_bits": _bits_or_null, "output_bits": _bits_or_null},
     "activation": {"kind": _one_of("electronic")},
+    "calibration": {"headroom": _non_negative},
     "verify": {"rtol": _non_negative, "top1": _fraction},
 }
-REQUIRED = ("photoncc_profile", "name", "architecture", "bank", "verify")
+REQUIRED = ("photoncc_profile", "name", "architecture", "bank", "calibration", "verify")
 
 
 class Profile(dict):
@@ -133,7 +134,7 @@ def _validate(path: Path, data: dict, schema: dict, prefix: str) -> None:
         where = f"{prefix}{key}"
         if key not in schema:
             near = difflib.get_close_matches(str(key), list(schema), n=1)
-            hint = f"; did you mean {prefix}{near[0]!r}?" if near else f" (valid: {', '.join(schema)})"
+            hint = f"; did you mean {prefix + near[0]!r}?" if near else f" (valid: {', '.join(schema)})"
             raise UserError(f"{path}: unknown key {where!r}{hint}")
         rule = schema[key]
         if isinstance(rule, dict):

@@ -90,13 +90,16 @@ class Program:
 
     @staticmethod
     def from_bytes(data: bytes, where: str = "<program>") -> "Program":
+        if not data.startswith(b"PK"):
+            raise ProgramError(f"{where}: not a photoncc program (not a ZIP archive; compile a model into "
+                               "a .pcc with `photoncc compile`)")
         try:
             archive = zipfile.ZipFile(io.BytesIO(data))
             names = set(archive.namelist())
             if "manifest.json" not in names or "manifest.sha256" not in names:
                 raise ProgramError(f"{where}: not a photoncc program (no manifest)")
-            text = archive.read("manifest.json")
-            if hashlib.sha256(text).hexdigest().encode() != archive.read("manifest.sha256").strip():
+            text = _member(archive, "manifest.json", where, "manifest")
+            if hashlib.sha256(text).hexdigest().encode() != _member(archive, "manifest.sha256", where, "manifest").strip():
                 raise ProgramError(f"{where}: corrupted program: manifest checksum mismatch")
             manifest = json.loads(text)
             if manifest.get("format") != FORMAT:
@@ -106,7 +109,7 @@ class Program:
                                    f"supported by this photoncc (reads version {VERSION}); recompile the model")
             tensors = {}
             for name, spec in manifest["tensors"].items():
-                raw = archive.read(spec["member"])
+                raw = _member(archive, spec["member"], where, f"tensor {name!r}")
                 if hashlib.sha256(raw).hexdigest() != spec["sha256"]:
                     raise ProgramError(f"{where}: corrupted program: tensor {name!r} checksum mismatch")
                 array = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
@@ -119,6 +122,14 @@ class Program:
         except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError, TypeError) as e:
             raise ProgramError(f"{where}: truncated or corrupted program ({type(e).__name__}: {e})") from e
         return Program(manifest, tensors)
+
+
+def _member(archive: zipfile.ZipFile, member: str, where: str, what: str) -> bytes:
+    """A member's bytes; a ZIP CRC error is reported as the checksum mismatch of ``what``."""
+    try:
+        return archive.read(member)
+    except zipfile.BadZipFile as e:
+        raise ProgramError(f"{where}: corrupted program: {what} checksum mismatch ({e})") from e
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:

@@ -6,9 +6,10 @@ For each Linear node's input x, per channel (axis 1 for conv, the last axis for 
    Softmax [0, 1], Tanh [-1, 1], HardSigmoid [0, 1], or a Clip with both limits; a model input with
    a declared range (``--input-range``);
 2. otherwise the calibration data: the interpreter runs the graph on it and records the per-channel
-   min and max of x, widened on each side by MARGIN of the range plus MARGIN/100 of the magnitude
-   (the device computes the same values in another order and precision, so a calibration extreme
-   can come out slightly beyond itself there);
+   min and max of x, widened on each side by ``headroom`` times the range (the profile's
+   ``calibration.headroom``: unseen data reaches beyond a sample's extremes) plus ROUNDING of the
+   magnitude (the device computes the same values in another order and precision, so a
+   calibration extreme can come out slightly beyond itself there);
 3. otherwise the range is unknown and compilation stops with an error that says to pass calibration
    data. Nothing is guessed.
 
@@ -28,7 +29,7 @@ PASS_THROUGH = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", 
                 "Transpose", "Identity", "Relu"}  # ops whose output stays inside their input's bounds
 BOUNDED = {"Sigmoid": (0.0, 1.0), "Softmax": (0.0, 1.0), "Tanh": (-1.0, 1.0), "HardSigmoid": (0.0, 1.0)}
 BATCH = 32
-MARGIN = 0.01
+ROUNDING = 1e-4
 
 
 def bank_inputs(g: Graph) -> dict[str, tuple[str, int]]:
@@ -61,7 +62,7 @@ def guaranteed_bound(g: Graph, value: str, input_range) -> tuple[float, float, s
     return None
 
 
-def measure_ranges(g: Graph, calibration: dict | None, input_range=None):
+def measure_ranges(g: Graph, calibration: dict | None, input_range=None, headroom: float = 0.0):
     """Ranges for every bank input: ({value: (lo, hi)}, {value: info dict}); see module docstring."""
     wanted = bank_inputs(g)
     ranges, info, todo = {}, {}, {}
@@ -83,7 +84,7 @@ def measure_ranges(g: Graph, calibration: dict | None, input_range=None):
     observed = observe(g, calibration, {v: wanted[v][1] for v in wanted}) if calibration else {}
     for value, axis in todo.items():
         lo, hi, _ = observed[value]
-        pad = MARGIN * (hi - lo) + MARGIN / 100 * np.maximum(np.abs(lo), np.abs(hi))
+        pad = headroom * (hi - lo) + ROUNDING * np.maximum(np.abs(lo), np.abs(hi))
         ranges[value] = (lo - pad, hi + pad)
         info[value] = {"layer": wanted[value][0], "source": "calibration"}
     for value in wanted:

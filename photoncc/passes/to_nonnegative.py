@@ -11,7 +11,8 @@ so the bank runs ONE non-negative matrix A = [Wp | Wn | b_nn] on the non-negativ
 [u ; alpha - u ; 1] (the last channel is a constant full-power carrier that realises the bias), and
 the electronics subtract the layer's shift: y = P - s. Each row of A is stored as ring
 transmissions T in [0, 1] and a gain g (the TIA): A = g T, g the smallest power of two >= max(row),
-so that g T reconstructs A exactly.
+so that g T reconstructs A exactly (for every entry not so far below its row's largest one that
+A / g leaves float32's normal range, 2^-126: an entry that small is below any ring's precision).
 
 Convolutions: a zero-padded x stays exact when 0 lies in [lo, hi] (the pad maps to u = -lo in
 [0, alpha], i.e. the complement channel is padded with hi; with lo = 0 that is alpha-padding), so a

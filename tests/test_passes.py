@@ -1,0 +1,221 @@
+"""Each pass, checked by execution: the IR interpreter runs the graph before and after it on seeded
+inputs and the outputs agree; plus the ops left after it, idempotence and the exact text of errors."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from photoncc import interp, ir
+from photoncc.compiler import PIPELINE, Context, run_pipeline
+from photoncc.errors import UnsupportedModel
+from photoncc.importer import import_model
+from photoncc.passes.canonicalize import canonicalize
+from photoncc.passes.fold_affine import fold_affine
+from photoncc.passes.fold_constants import fold_constants
+from photoncc.passes.lower_linear import lower_linear
+from photoncc.passes.tile_banks import tile_banks
+from photoncc.passes.to_nonnegative import to_nonnegative
+from photoncc.profile import load_profile
+from photoncc.ranges import measure_ranges
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
+RNG = np.random.default_rng(7)
+
+
+def feeds_for(g, batch, scale=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    return {i: (scale * rng.standard_normal((batch,) + g.types[i].shape[1:])).astype(g.types[i].dtype)
+            for i in g.inputs}
+
+
+def assert_same(before, after, feeds, rtol=1e-5):
+    a, b = interp.run(before, feeds), interp.run(after, feeds)
+    for name in before.outputs:
+        ref = a[name].astype(np.float64)
+        scale = float(np.ptp(ref)) or float(np.abs(ref).max()) or 1.0
+        assert np.abs(b[name] - ref).max() / scale <= rtol, name
+
+
+def save(model, tmp_path, name="m.onnx"):
+    path = str(tmp_path / name)
+    onnx.save(model, path)
+    return path
+
+
+def make_model(nodes, inputs, outputs, inits=(), opset=17):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, [numpy_helper.from_array(a, n) for n, a in inits])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def conv_bn_model():
+    """Conv -> BatchNorm -> Mul(const) -> Add(const) -> Relu -> Concat(with input) -> BatchNorm -> Flatten -> Gemm."""
+    c, m = 3, 4
+    inits = [
+        ("w", RNG.normal(0, 0.5, (m, c, 3, 3)).astype(np.float32)), ("b", RNG.normal(0, 0.1, m).astype(np.float32)),
+        ("g", RNG.uniform(0.5, 1.5, m).astype(np.float32)), ("be", RNG.normal(0, 0.1, m).astype(np.float32)),
+        ("mu", RNG.normal(0, 0.1, m).astype(np.float32)), ("var", RNG.uniform(0.5, 1.5, m).astype(np.float32)),
+        ("s", RNG.uniform(0.5, 2, (1, m, 1, 1)).astype(np.float32)), ("t", RNG.normal(0, 1, (m, 1, 1)).astype(np.float32)),
+        ("g2", RNG.uniform(0.5, 1.5, m + c).astype(np.float32)), ("be2", RNG.normal(0, 0.1, m + c).astype(np.float32)),
+        ("mu2", RNG.normal(0, 0.1, m + c).astype(np.float32)), ("var2", RNG.uniform(0.5, 1.5, m + c).astype(np.float32)),
+        ("fc", RNG.normal(0, 0.1, (5, (m + c) * 36)).astype(np.float32)), ("fcb", RNG.normal(0, 0.1, 5).astype(np.float32)),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c1"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c1", "g", "be", "mu", "var"], ["n1"], name="bn1"),
+        helper.make_node("Mul", ["n1", "s"], ["m1"], name="scale"),
+        helper.make_node("Add", ["t", "m1"], ["a1"], name="shift"),
+        helper.make_node("Relu", ["a1"], ["r1"], name="relu"),
+        helper.make_node("Concat", ["r1", "x"], ["cat"], name="cat", axis=1),
+        helper.make_node("BatchNormalization", ["cat", "g2", "be2", "mu2", "var2"], ["n2"], name="bn2"),
+        helper.make_node("Flatten", ["n2"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "fc", "fcb"], ["y"], name="fc", transB=1),
+    ]
+    return make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c, 6, 6])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])], inits)
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory):
+    return import_model(save(conv_bn_model(), tmp_path_factory.mktemp("cnn")))
+
+
+def test_fold_constants_collapses_the_shape_subgraph_of_the_legacy_exporter():
+    g = import_model(os.path.join(DATA, "torch_legacy_mlp_tanh.onnx"))
+    assert {"Shape", "Gather", "Concat"} <= g.ops()
+    folded = fold_constants(g)
+    assert not {"Shape", "Gather", "Concat", "Unsqueeze"} & folded.ops()
+    assert_same(g, folded, feeds_for(g, 1))  # the raw graph holds batch-1 shapes
+    assert ir.to_text(fold_constants(folded)) == ir.to_text(folded)
+
+
+def test_canonicalize_makes_the_graph_run_on_any_batch():
+    g = fold_constants(import_model(os.path.join(DATA, "torch_legacy_mlp_tanh.onnx")))
+    c = canonicalize(g)
+    reshapes = [n for n in c.nodes if n.op == "Reshape"]
+    assert reshapes and all(n.inputs == (n.inputs[0],) and n.attrs["shape"] == [20] for n in reshapes)
+    out = interp.run(c, feeds_for(c, 7))
+    assert next(iter(out.values())).shape == (7, 5)
+    assert_same(g, c, feeds_for(g, 1))
+    assert ir.to_text(canonicalize(c)) == ir.to_text(c)
+
+
+def test_canonicalize_annotates_every_node_that_touches_the_batch_axis(tmp_path):
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], name="swap", perm=[1, 0]),
+             helper.make_node("Softmax", ["t"], ["y"], name="soft", axis=0)]
+    model = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 1])])
+    with pytest.raises(UnsupportedModel) as e:
+        run_pipeline(import_model(save(model, tmp_path)), Context(load_profile("ideal")), until="canonicalize")
+    text = str(e.value)
+    assert "2 unsupported node(s)" in text
+    assert "node 'swap' (Transpose): moves the batch axis (perm [1, 0])" in text
+    assert "node 'soft' (Softmax): works across the batch axis (axis 0)" in text
+
+
+def test_lower_linear_and_fold_affine_leave_one_linear_per_matrix_product(cnn):
+    g = canonicalize(fold_constants(cnn))
+    lowered = lower_linear(g)
+    assert not {"Conv", "Gemm"} & lowered.ops() and [n.op for n in lowered.nodes].count("Linear") == 2
+    feeds = feeds_for(lowered, 3)
+    assert_same(g, lowered, feeds)
+    folded = fold_affine(lowered)
+    ops = [n.op for n in folded.nodes]
+    # Conv+BN+Mul+Add collapse into the first Linear; the BN after the Concat stays electronic
+    assert ops == ["Linear", "Relu", "Concat", "BatchNormalization", "Reshape", "Linear"]
+    assert_same(lowered, folded, feeds)
+    assert ir.to_text(fold_affine(folded)) == ir.to_text(folded)
+
+
+def test_lower_linear_refuses_a_product_of_two_data_tensors(tmp_path):
+    nodes = [helper.make_node("MatMul", ["x", "x2"], ["y"], name="attn")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 4])
+    x2 = helper.make_tensor_value_info("x2", TensorProto.FLOAT, ["N", 4, 4])
+    model = make_model(nodes, [x, x2], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 4])])
+    with pytest.raises(UnsupportedModel, match=r"node 'attn' \(MatMul\): multiplies two data tensors"):
+        run_pipeline(import_model(save(model, tmp_path)), Context(load_profile("ideal")), until="lower_linear")
+
+
+def _pre_transform(cnn):
+    return fold_affine(lower_linear(canonicalize(fold_constants(cnn))))
+
+
+def test_to_nonnegative_is_exact_inside_the_ranges_and_non_negative(cnn):
+    g = _pre_transform(cnn)
+    feeds = feeds_for(g, 4, scale=2.0)
+    ranges, _ = measure_ranges(g, feeds, headroom=0.0)
+    nn = to_nonnegative(g, ranges)
+    assert "Linear" not in nn.ops()
+    for n in nn.nodes:
+        if n.op == "Bank":
+            t, gain, _, alpha = (nn.consts[i] for i in n.inputs[1:])
+            assert t.min() >= 0 and t.max() <= 1 and gain.min() > 0 and alpha.min() >= 0
+            assert n.attrs["shift"] >= 0
+    assert_same(g, nn, feeds, rtol=1e-5)
+    assert ir.to_text(to_nonnegative(nn, ranges)) == ir.to_text(nn)
+
+
+def test_tile_banks_cuts_matrices_into_bank_tiles_without_changing_numerics(cnn):
+    g = _pre_transform(cnn)
+    feeds = feeds_for(g, 2)
+    ranges, _ = measure_ranges(g, feeds)
+    nn = to_nonnegative(g, ranges)
+    tiled = tile_banks(nn, 3, 5)
+    for n in tiled.nodes:
+        if n.op == "Bank":
+            assert tiled.consts[n.inputs[1]].shape[3:] == (3, 5)
+    assert_same(nn, tiled, feeds, rtol=1e-6)
+    assert ir.to_text(tile_banks(tiled, 3, 5)) == ir.to_text(tiled)
+
+
+def test_every_stage_of_the_pipeline_computes_the_same_function(cnn):
+    """The per-stage check ``verify --per-stage`` is built on: run each stage's graph on the same data."""
+    feeds = feeds_for(cnn, 1, scale=1.5)
+    results = {}
+
+    def record(stage, g):
+        results[stage] = interp.run(g, feeds)["y"]
+
+    run_pipeline(cnn, Context(load_profile("ideal"), calibration=feeds), on_stage=record)
+    assert list(results) == ["import"] + [name for name, _, _ in PIPELINE]
+    for stage, y in results.items():
+        np.testing.assert_allclose(y, results["import"], rtol=1e-4, atol=1e-5, err_msg=stage)
+
+
+def test_range_analysis_uses_guaranteed_bounds_and_asks_for_calibration_otherwise(tmp_path):
+    w1 = RNG.normal(0, 1, (4, 3)).astype(np.float32)
+    w2 = RNG.normal(0, 1, (2, 4)).astype(np.float32)
+    nodes = [helper.make_node("Gemm", ["x", "w1"], ["h"], name="fc1", transB=1),
+             helper.make_node("Tanh", ["h"], ["t"], name="tanh"),
+             helper.make_node("Gemm", ["t", "w2"], ["y"], name="fc2", transB=1)]
+    model = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])], [("w1", w1), ("w2", w2)])
+    g = _pre_transform(import_model(save(model, tmp_path)))
+    with pytest.raises(Exception, match=r"the input range of layer 'fc1' \(input 'x'\) is not known from the model; "
+                                        r"pass calibration data"):
+        measure_ranges(g, None)
+    ranges, info = measure_ranges(g, None, input_range=(-3.0, 3.0))
+    assert info["x"]["source"] == "declared input range"
+    assert info["t"]["source"] == "Tanh 'tanh'"
+    np.testing.assert_array_equal(ranges["t"][0], [-1, -1, -1, -1])
+
+
+def test_golden_ir_text_of_a_tiny_mlp_after_the_whole_pipeline(tmp_path):
+    w1 = np.array([[1.0, -2.0], [0.5, 0.25], [-1.0, 0.0]], np.float32)
+    w2 = np.array([[1.0, -1.0, 2.0]], np.float32)
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], name="fc1", transB=1),
+             helper.make_node("Sigmoid", ["h"], ["s"], name="sig"),
+             helper.make_node("Gemm", ["s", "w2"], ["y"], name="fc2", transB=1)]
+    model = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+                       [("w1", w1), ("b1", np.array([0.5, -0.5, 0.0], np.float32)), ("w2", w2)])
+    profile = load_profile("ideal")
+    device = run_pipeline(import_model(save(model, tmp_path)), Context(profile, input_range=(-1.0, 1.0)))
+    with open(os.path.join(GOLDEN, "tiny_mlp.txt")) as f:
+        assert ir.to_text(device) == f.read()
