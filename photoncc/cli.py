@@ -212,6 +212,9 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
             _writable(path, option)
     feeds = labels = None
     if target.suffix == ".onnx":
+        if model is not None and Path(model).resolve() != target.resolve():
+            raise UserError(f"--model {model}: TARGET {target} is an ONNX model, compiled in memory and compared "
+                            "with itself; --model names the source model of a program (.pcc) TARGET")
         model = target
         g = import_model(model)
         if inputs:
@@ -267,6 +270,8 @@ def _print_verify(report: dict) -> None:
         if o["top1_agreement"] is not None:
             parts.append(f"top-1 agreement {o['top1_agreement']:.2%}")
         click.echo(f"  {'ok  ' if o['passed'] else 'FAIL'} {o['name']}: {', '.join(parts)}")
+    if report["known_answer_test"] != "passed":
+        click.echo(f"  FAIL known-answer test: {report['known_answer_test']} (the program was changed after compilation)")
     if report["accuracy"]:
         a = report["accuracy"]
         click.echo(f"  accuracy on labels ({a['output']}): model {a['model']:.2%}, device {a['device']:.2%}")

@@ -25,9 +25,11 @@ from .passes.fold_affine import fold_affine
 from .passes.fold_constants import fold_constants
 from .passes.lower_linear import lower_linear
 from .passes.tile_banks import tile_banks
+from .passes.quantise_banks import quantise_banks, set_adc_ranges
 from .passes.to_nonnegative import to_nonnegative
+from .passes.to_signed import to_signed
 from .profile import Profile
-from .ranges import measure_ranges
+from .ranges import adc_ranges, measure_ranges
 
 PROGRAM_OPS = frozenset(kernels.ELECTRONIC)  # what the electronic side of the device can run
 
@@ -40,11 +42,24 @@ class Context:
     headroom: float | None = None  # None: the profile's calibration.headroom
     range_info: dict = field(default_factory=dict)
 
+    @property
+    def range_headroom(self) -> float:
+        return self.profile["calibration"]["headroom"] if self.headroom is None else self.headroom
 
-def _to_nonnegative(g: Graph, ctx: Context) -> Graph:
-    headroom = ctx.profile["calibration"]["headroom"] if ctx.headroom is None else ctx.headroom
-    ranges, ctx.range_info = measure_ranges(g, ctx.calibration, ctx.input_range, headroom)
+
+def _to_banks(g: Graph, ctx: Context) -> Graph:
+    """Measure the layers' input ranges, then the bank form the profile's architecture needs."""
+    ranges, ctx.range_info = measure_ranges(g, ctx.calibration, ctx.input_range, ctx.range_headroom)
+    if ctx.profile["architecture"] == "balanced":
+        return to_signed(g, ranges, tuple(ctx.profile["bank"]["weight_range"]))
     return to_nonnegative(g, ranges)
+
+
+def _quantise(g: Graph, ctx: Context) -> Graph:
+    g = quantise_banks(g, ctx.profile)
+    if ctx.profile["precision"]["output_bits"]:
+        g = set_adc_ranges(g, adc_ranges(g, ctx.calibration, ctx.range_headroom))
+    return g
 
 
 # name, pass, ops allowed after it (besides the electronic ones)
@@ -53,8 +68,9 @@ PIPELINE: tuple[tuple[str, Callable[[Graph, Context], Graph], frozenset], ...] =
     ("canonicalize", lambda g, ctx: canonicalize(g), frozenset({"Gemm", "MatMul", "Conv"})),
     ("lower_linear", lambda g, ctx: lower_linear(g), frozenset({"Linear"})),
     ("fold_affine", lambda g, ctx: fold_affine(g), frozenset({"Linear"})),
-    ("to_nonnegative", _to_nonnegative, frozenset({"Bank"})),
+    ("to_banks", _to_banks, frozenset({"Bank"})),
     ("tile_banks", lambda g, ctx: tile_banks(g, ctx.profile.banks, ctx.profile.rings), frozenset({"Bank"})),
+    ("quantise_banks", _quantise, frozenset({"Bank"})),
 )
 CHECK_UNTIL = "fold_affine"  # ``photoncc check``: everything that needs no calibration data
 
@@ -116,7 +132,7 @@ def compile_model(model_path: str | Path, profile: Profile, calibration: dict | 
     ranges = _input_ranges(g, calibration, input_range)
     kat = _kat_feeds(g, calibration, ranges)
     report = compile_report(device, ctx)
-    return emit(device, g, dict(profile), ranges, kat, report)
+    return emit(device, dict(profile), ranges, kat, report)
 
 
 def _dumper(folder: Path):

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import kernels
 from .ir import Graph, type_of
+from .program import weight_step
 
 OPS: dict[str, Callable] = {}
 
@@ -90,24 +91,29 @@ def _linear(node, x, w, b):
 
 
 @op("Bank")
-def _bank(node, x, tiles, gain, lo, alpha):
-    """Float reference of a (tiled) non-negative bank, from its definition (to_nonnegative.py)."""
+def _bank(node, x, tiles, gain, lo, alpha, adc=None):
+    """Float reference of a bank, from its definition (passes/to_nonnegative.py, to_signed.py):
+    y = gain * (T @ v) - shift with v = [u ; alpha - u ; c] (incoherent) or [u ; c] (signed),
+    u = x - lo. Weight codes (quantised programs) are read as T = code * step; the DAC and ADC
+    are not modelled here (the simulator models the device)."""
+    a = node.attrs
     groups, m = gain.shape
     k = lo.shape[1]
+    if a.get("weight_bits"):
+        tiles = tiles * weight_step(a["weight_bits"], a.get("signed", False))
     t = tiles.transpose(0, 1, 3, 2, 4).reshape(groups, tiles.shape[1] * tiles.shape[3], -1)
-    t = t[:, :m, :2 * k + 1]
-    conv = node.attrs.get("conv")
+    conv = a.get("conv")
     if conv:
         x = kernels.im2col(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
     lead = x.shape[:-1]
     u = x.reshape(lead + (groups, k)) - lo
-    v = np.concatenate([u, alpha - u, np.ones(u.shape[:-1] + (1,), u.dtype)], axis=-1)
-    y = np.einsum("...gj,gmj->...gm", v, t) * gain - np.asarray(node.attrs["shift"], x.dtype)
-    y = y.reshape(lead + (groups * m,))
+    parts = [u] if a.get("signed") else [u, alpha - u]
+    v = np.concatenate(parts + [np.full(u.shape[:-1] + (1,), a.get("carrier", 1.0), u.dtype)], axis=-1)
+    t = t[:, :m, :v.shape[-1]].astype(x.dtype)
+    y = np.einsum("...gj,gmj->...gm", v, t) * gain - np.asarray(a["shift"], x.dtype)
+    y = y.reshape(lead + (groups * m,)).astype(x.dtype)
     return np.moveaxis(y, -1, 1) if conv else y
 
-
-# ---------------------------------------------------------------- ONNX matrix products
 
 @op("Gemm")
 def _gemm(node, a, b, c=None):

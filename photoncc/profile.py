@@ -37,27 +37,73 @@ def _text(v):
     return isinstance(v, str), "a string"
 
 
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool), "a number"
+
+
+def _positive(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, "a number > 0"
+
+
+def _open_fraction(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1, "a number in (0, 1)"
+
+
+def _percentile(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 50 <= v <= 100, "a percentile in [50, 100]"
+
+
+def _auto_or_non_negative(v):
+    return v == "auto" or _non_negative(v)[0], "'auto' or a number >= 0"
+
+
 def _one_of(*choices):
     return lambda v: (v in choices, "one of " + ", ".join(repr(c) for c in choices))
 
 
 def _bits_or_null(v):
-    return v is None, "null (float precision; quantised profiles are not supported by this version)"
+    ok = v is None or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 16)
+    return ok, "null (float precision) or an integer number of bits from 1 to 16"
 
+
+def _weight_range(v):
+    ok = (isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                      for x in v) and -1 <= v[0] < 0 < v[1] <= 1)
+    return ok, "a list [min, max] with -1 <= min < 0 < max <= 1 (the signed weights a ring can reach)"
+
+
+ACTIVATIONS = {  # kind -> its parameters and their defaults (domain.md, section 3)
+    "electronic": {},
+    "photonic_sigmoid": {"A1": 0.060, "A2": 1.005, "x0": 0.145, "d": 0.033},
+    "photonic_sinusoidal": {},
+    "saturable_absorber": {"OD": 10.0, "I_sat": 1.0},
+}
 
 SCHEMA = {
     "photoncc_profile": _one_of(FORMAT),
     "name": _text,
     "description": _text,
+    "source": _text,
     "extends": _text,
-    "architecture": _one_of("incoherent"),
-    "bank": {"banks": _positive_int, "rings": _positive_int},
+    "architecture": _one_of("incoherent", "balanced"),
+    "bank": {"banks": _positive_int, "rings": _positive_int, "weight_range": _weight_range},
     "precision": {"weight_bits": _bits_or_null, "input_bits": _bits_or_null, "output_bits": _bits_or_null},
-    "activation": {"kind": _one_of("electronic")},
-    "calibration": {"headroom": _non_negative},
-    "verify": {"rtol": _non_negative, "top1": _fraction},
+    "noise": {"weight_sigma": _non_negative, "crosstalk": _fraction, "detector_sigma": _non_negative,
+              "rin_sigma": _non_negative, "seed": lambda v: (isinstance(v, int) and not isinstance(v, bool)
+                                                             and v >= 0, "an integer >= 0")},
+    "activation": {"kind": _one_of(*ACTIVATIONS), "A1": _number, "A2": _number, "x0": _number,
+                   "d": _positive, "OD": _non_negative, "I_sat": _positive},
+    "timing": {"clock_ghz": _positive, "reprogram_us": _non_negative},
+    "energy": {"mac_pj": _non_negative, "dac_pj": _non_negative, "adc_pj": _non_negative,
+               "reprogram_nj": _non_negative},
+    "calibration": {"headroom": _non_negative, "percentile": _percentile},
+    "verify": {"rtol": _non_negative, "top1": _fraction,
+               "quantised": {"rtol": _auto_or_non_negative, "top1": _fraction},
+               "noisy": {"trials": _positive_int, "top1": _fraction, "confidence": _open_fraction}},
 }
-REQUIRED = ("photoncc_profile", "name", "architecture", "bank", "calibration", "verify")
+OPTIONAL = {"description", "source", "extends", "bank.weight_range", "noise.seed",
+            "activation.A1", "activation.A2", "activation.x0", "activation.d", "activation.OD", "activation.I_sat"}
+NOISE = ("weight_sigma", "crosstalk", "detector_sigma", "rin_sigma")
 
 
 class Profile(dict):
@@ -74,6 +120,20 @@ class Profile(dict):
     @property
     def rings(self) -> int:
         return self["bank"]["rings"]
+
+    @property
+    def quantised(self) -> bool:
+        return any(v is not None for v in self["precision"].values())
+
+    @property
+    def noisy(self) -> bool:
+        return any(self["noise"][k] > 0 for k in NOISE)
+
+    def tier(self, noiseless: bool = False) -> str:
+        """The verification tier this profile's programs are judged at (architecture.md)."""
+        if self.noisy and not noiseless:
+            return "noisy"
+        return "quantised" if self.quantised else "exact"
 
 
 def builtin_names() -> list[str]:
@@ -99,10 +159,40 @@ def load_profile(spec: str | Path) -> Profile:
                             f"(built-in: {', '.join(builtin_names())})")
         data = _merge(_read_yaml(BUILTIN_DIR / f"{base}.yaml"), data)
     _validate(path, data, SCHEMA, "")
-    for key in REQUIRED:
-        if key not in data:
-            raise UserError(f"{path}: missing required key {key!r}")
+    _require(path, data, SCHEMA, "")
+    _check_consistency(path, data)
     return Profile(data)
+
+
+def _require(path: Path, data: dict, schema: dict, prefix: str) -> None:
+    for key, rule in schema.items():
+        where = f"{prefix}{key}"
+        if key not in data:
+            if where not in OPTIONAL:
+                raise UserError(f"{path}: missing required key {where!r}")
+        elif isinstance(rule, dict):
+            _require(path, data[key], rule, where + ".")
+
+
+def _check_consistency(path: Path, data: dict) -> None:
+    """Rules between keys; fills the activation's parameter defaults."""
+    balanced = data["architecture"] == "balanced"
+    if balanced and "weight_range" not in data["bank"]:
+        raise UserError(f"{path}: bank.weight_range is required for architecture 'balanced' "
+                        "(the signed weights a ring reaches, e.g. [-1.0, 1.0])")
+    if not balanced and "weight_range" in data["bank"]:
+        raise UserError(f"{path}: bank.weight_range applies only to architecture 'balanced' "
+                        "(an incoherent ring's weight is its transmission in [0, 1])")
+    activation = data["activation"]
+    params = ACTIVATIONS[activation["kind"]]
+    for key in activation:
+        if key != "kind" and key not in params:
+            owners = [k for k, p in ACTIVATIONS.items() if key in p]
+            raise UserError(f"{path}: activation.{key} is a parameter of kind {owners[0]!r}, "
+                            f"not of {activation['kind']!r}")
+    data["activation"] = {"kind": activation["kind"], **params, **activation}
+    if activation["kind"] == "photonic_sigmoid" and not data["activation"]["A2"] > data["activation"]["A1"]:
+        raise UserError(f"{path}: activation.A2 must exceed activation.A1 (the curve rises from A1 to A2)")
 
 
 def _read_yaml(path: Path) -> dict:

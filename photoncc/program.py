@@ -132,6 +132,17 @@ def _member(archive: zipfile.ZipFile, member: str, where: str, what: str) -> byt
         raise ProgramError(f"{where}: corrupted program: {what} checksum mismatch ({e})") from e
 
 
+def weight_step(bits: int, signed: bool) -> float:
+    """Value of one weight code step: a ring's transmission (incoherent, codes 0 .. 2^b - 1 over
+    [0, 1]) or signed weight (balanced, codes -(2^(b-1) - 1) .. 2^(b-1) - 1 over [-1, 1])."""
+    return 1.0 / (2 ** (bits - 1) - 1) if signed else 1.0 / (2 ** bits - 1)
+
+
+def levels(bits: int) -> int:
+    """Highest code of an unsigned converter (DAC, incoherent ADC) of ``bits`` bits."""
+    return 2 ** bits - 1
+
+
 def write_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
     path = Path(path)

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import interp
+from . import interp, kernels
 from .data import batches
 from .errors import UserError
 from .ir import Graph
+from .program import weight_step
 
 PASS_THROUGH = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape",
                 "Transpose", "Identity", "Relu"}  # ops whose output stays inside their input's bounds
@@ -116,3 +117,81 @@ def observe(g: Graph, calibration: dict, axes: dict[str, int]):
         return lambda lo, hi: float(np.mean((sample < lo) | (sample > hi)))
 
     return {name: (low[name], high[name], clipped_fn(name)) for name in axes}
+
+
+def adc_ranges(g: Graph, calibration: dict | None, headroom: float) -> dict[str, np.ndarray]:
+    """Per Bank, per tile and photodetector (G, R, Q, B, 2): the ADC input range [lo, hi], the
+    smallest and largest partial sum that photodetector reads on the calibration data, widened by
+    ``headroom`` of the width on each side; without calibration data the bound
+    [sum_c min(T_c, 0) v_max,c, sum_c max(T_c, 0) v_max,c], which no input inside the ranges leaves."""
+    banks = {n.name: n for n in g.nodes if n.op == "Bank"}
+    by_input: dict[str, list] = {}
+    for n in banks.values():
+        by_input.setdefault(n.inputs[0], []).append(n)
+    if calibration is None:
+        out = {}
+        for name, n in banks.items():
+            tiles = _weights(n, g.consts)
+            vmax = _channel_powers(n, g.consts, None)  # (G, Q, C): the largest power per channel
+            low = np.einsum("grqbc,gqc->grqb", np.minimum(tiles, 0), vmax)
+            high = np.einsum("grqbc,gqc->grqb", np.maximum(tiles, 0), vmax)
+            out[name] = np.stack([low, high], axis=-1)
+        return out
+    low = {name: np.full(g.consts[n.inputs[1]].shape[:4], np.inf) for name, n in banks.items()}
+    high = {name: np.full(g.consts[n.inputs[1]].shape[:4], -np.inf) for name, n in banks.items()}
+
+    def watch(name, value):
+        for n in by_input.get(name, ()):
+            lo, hi = _partial_sum_extremes(n, g.consts, np.asarray(value, np.float64))
+            low[n.name], high[n.name] = np.minimum(low[n.name], lo), np.maximum(high[n.name], hi)
+
+    for batch in batches(calibration, BATCH):
+        for name in batch:
+            watch(name, batch[name])
+        interp.run(g, batch, watch=watch)
+    out = {}
+    for name in banks:
+        width = np.maximum(high[name] - low[name], 1e-12 * np.maximum(np.abs(high[name]), 1.0))
+        out[name] = np.stack([low[name] - headroom * width, high[name] + headroom * width], axis=-1)
+    return out
+
+
+def _channel_powers(n, consts, x):
+    """Optical input powers v (P, G, Q, C) of bank ``n`` for its input x; for x None, the largest
+    power each channel can carry (G, Q, C)."""
+    tiles, lo, alpha = consts[n.inputs[1]], consts[n.inputs[3]].astype(np.float64), consts[n.inputs[4]].astype(np.float64)
+    groups, _, q, _, c = tiles.shape
+    k = lo.shape[1]
+    if x is None:
+        u = alpha[None]
+    else:
+        conv = n.attrs.get("conv")
+        if conv:
+            x = kernels.im2col(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
+        u = np.clip(x.reshape(-1, groups, k) - lo, 0, alpha)
+    parts = [u] if n.attrs.get("signed") else [u, alpha - u]
+    v = np.concatenate(parts + [np.full(u.shape[:-1] + (1,), n.attrs.get("carrier", 1.0))], axis=-1)
+    v = np.concatenate([v, np.zeros(v.shape[:-1] + (q * c - v.shape[-1],))], axis=-1)
+    v = v.reshape(v.shape[:-1] + (q, c))
+    return v[0] if x is None else v
+
+
+def _partial_sum_extremes(n, consts, x):
+    """min and max over samples and positions of every photodetector's partial sum per tile
+    (G, R, Q, B), computed in chunks of positions to bound memory."""
+    tiles = _weights(n, consts)
+    v = _channel_powers(n, consts, x)  # (P, G, Q, C)
+    groups, r, q, b, _ = tiles.shape
+    low, high = np.full((groups, r, q, b), np.inf), np.full((groups, r, q, b), -np.inf)
+    chunk = max(1, (1 << 24) // max(1, groups * r * q * b))
+    for start in range(0, len(v), chunk):
+        partial = np.einsum("pgqc,grqbc->grqbp", v[start:start + chunk], tiles)
+        low, high = np.minimum(low, partial.min(axis=-1)), np.maximum(high, partial.max(axis=-1))
+    return low, high
+
+
+def _weights(n, consts) -> np.ndarray:
+    """The bank's ring weights (G, R, Q, B, C), decoded from weight codes when quantised."""
+    tiles = consts[n.inputs[1]].astype(np.float64)
+    bits = n.attrs.get("weight_bits")
+    return tiles * weight_step(bits, n.attrs.get("signed", False)) if bits else tiles

@@ -7,24 +7,36 @@ A photonic instruction ``Bank`` (one layer) runs as the hardware does:
 1. electronics form each input vector (a row of x, or one im2col patch for a convolution) and
    offset it, u = x - lo;
 2. the DACs drive the modulators: each channel's optical power is u clipped to [0, alpha] (a value
-   outside is saturated; the simulator counts these as *clipped*), and the complement channel
-   carries alpha - u, plus one constant carrier at full power for the bias: v = [u ; alpha - u ; 1];
-3. each tile of B x C rings (transmissions T in [0, 1]) weights the C channels it sees and each of
-   its B photodetectors sums them: a partial sum per (row, tile);
-4. the ADC reads the partial sums, the electronics add a row's partial sums, apply the row gain and
-   subtract the layer's shift: y = g * sum_tiles(T v) - s.
+   outside is saturated; the simulator counts these as *clipped*) and, with ``input_bits`` = b,
+   rounded to one of 2^b levels; an incoherent bank also gets the complement channel alpha - u
+   (the complementary DAC code), and every bank a constant carrier of power c for the bias:
+   v = [u ; alpha - u ; c] (incoherent) or [u ; c] (balanced);
+3. each tile of B x C rings weights the C channels it sees and each of its B photodetectors sums
+   them: a partial sum per (row, tile). Ring weights are the program's codes times the code step,
+   plus the profile's static errors, drawn once per load: programming error N(0, weight_sigma)
+   and thermal crosstalk (each ring picks up ``crosstalk`` times its neighbours' weights);
+4. per read, laser RIN makes each channel's power (1 + N(0, rin_sigma)) times itself, and the
+   detector adds N(0, detector_sigma x the width of its ADC range); the ADC (``output_bits``)
+   clips each partial sum to its photodetector's range [lo, hi] for that tile and rounds it to
+   one of 2^b levels;
+5. the electronics add a row's partial sums, apply the row gain and subtract the layer's shift:
+   y = g * sum_tiles(partial) - s.
 
-The device rules are enforced when a program is loaded: on an incoherent bank every transmission
-must lie in [0, 1] and every gain be positive; tiles must have the profile's bank shape. A program
-that breaks them is refused with a DeviceError naming the layer, never run. The optical input power
-is non-negative by construction of step 2 and checked on every run.
+Noise is seeded: the same program, inputs, seed and batch size give the same outputs. RIN is drawn
+per channel (one draw per sample and channel, shared by every row that channel feeds, as on the
+chip); detector noise, independent per read, is drawn once per partial sum.
 
-This profile family has no ADC quantisation, so the partial sums of a row are added exactly and
-the simulator contracts all of a row's tiles in one matrix product (the same sum, fewer passes
-over memory). The optical arithmetic is float64: a float-precision device is modelled as exact, and
-the photodetected sum P carries the large offset Wn alpha that the shift removes again, which float32
-would round visibly in deep networks. Electronic ops run in the model's dtype. Work is vectorised
-over samples, pixels, rings and tiles; ``run`` takes any batch.
+The device rules are enforced when a program is loaded: on an incoherent bank every weight must lie
+in [0, 1] (a balanced bank: in its reachable range) and every gain be positive; tiles must have the
+profile's bank shape. A program that breaks them is refused with a DeviceError naming the layer,
+never run. The optical input power is non-negative by construction of step 2 and checked per run.
+
+The optical arithmetic is float64 (a float-precision device is modelled as exact; the photodetected
+sum carries the large offset Wn alpha that the shift removes again, which float32 would round
+visibly in deep networks); electronic ops run in the model's dtype. Without ADC quantisation and
+noise the partial sums of a row add exactly, so the simulator contracts all of a row's tiles in one
+matrix product; otherwise it forms the partial sums tile by tile (vectorised, in chunks of
+positions to bound memory). Nothing loops in Python over samples, pixels or rings.
 """
 from __future__ import annotations
 
@@ -32,7 +44,7 @@ import numpy as np
 
 from . import kernels
 from .errors import DeviceError, ProgramError
-from .program import Program
+from .program import Program, levels, weight_step
 
 DEFAULT_BATCH = 64
 
@@ -44,41 +56,68 @@ class Simulator:
         self.profile = self.manifest["profile"]
         self.seed, self.noiseless = seed, noiseless
         self.clipped = {}  # layer name -> [values clipped, values modulated]
+        self.rng = np.random.default_rng(self.profile["noise"].get("seed", 0) if seed is None else seed)
+        self.dynamic_noise = not noiseless and (self.profile["noise"]["rin_sigma"] > 0
+                                                or self.profile["noise"]["detector_sigma"] > 0)
         self._banks = {}
         for inst in self.manifest["instructions"]:
             if inst["op"] == "Bank":
-                self._banks[inst["name"]] = self._load_bank(inst)
+                self._banks[inst["name"]] = self._load_bank(inst, self.rng)
             elif inst["op"] not in kernels.ELECTRONIC:
                 raise ProgramError(f"program instruction {inst['name']!r}: unknown op {inst['op']!r}")
 
     # ------------------------------------------------------------------ loading
-    def _load_bank(self, inst: dict) -> dict:
+    def _load_bank(self, inst: dict, rng) -> dict:
         t = self.program.tensors
+        a = inst["attrs"]
         tiles, gain, lo, alpha = (t[name] for name in inst["inputs"][1:5])
-        name = inst["name"]
+        adc = t[inst["inputs"][5]] if len(inst["inputs"]) > 5 and inst["inputs"][5] else None
+        name, signed = inst["name"], bool(a.get("signed"))
         bank = self.profile["bank"]
+        reach = tuple(bank["weight_range"]) if signed else (0.0, 1.0)
         if tiles.shape[3:] != (bank["banks"], bank["rings"]):
             raise DeviceError(f"layer {name!r}: tiles of {tiles.shape[3]}x{tiles.shape[4]} rings do not fit "
                               f"the profile's {bank['banks']}x{bank['rings']} banks")
-        if self.profile["architecture"] == "incoherent" and tiles.size and tiles.min() < 0:
-            where = np.unravel_index(np.argmin(tiles), tiles.shape)
-            raise DeviceError(f"layer {name!r}: ring transmission {float(tiles.min()):.4g} at tile "
-                              f"{list(where[:3])} ring {list(where[3:])} is negative; an incoherent bank "
-                              "(single photodetector) cannot apply a negative weight")
-        if tiles.size and tiles.max() > 1:
-            raise DeviceError(f"layer {name!r}: ring transmission {float(tiles.max()):.4g} exceeds 1")
+        weights = tiles.astype(np.float64) * (weight_step(a["weight_bits"], signed) if a.get("weight_bits") else 1.0)
+        if weights.size and (weights.min() < reach[0] - 1e-12 or weights.max() > reach[1] + 1e-12):
+            bad = weights.min() if weights.min() < reach[0] else weights.max()
+            where = np.unravel_index(np.argmin(weights) if bad == weights.min() else np.argmax(weights), weights.shape)
+            if signed:
+                what = f"is outside the reachable range [{reach[0]}, {reach[1]}]"
+            elif bad < 0:
+                what = "is negative; an incoherent bank (single photodetector) cannot apply a negative weight"
+            else:
+                what = "exceeds 1; a ring cannot transmit more light than it receives"
+            raise DeviceError(f"layer {name!r}: ring weight {float(bad):.4g} at tile "
+                              f"{[int(i) for i in where[:3]]} ring {[int(i) for i in where[3:]]} {what}")
         if gain.size and gain.min() <= 0:
             raise DeviceError(f"layer {name!r}: a row gain is not positive")
         if alpha.size and alpha.min() < 0:
             raise DeviceError(f"layer {name!r}: a negative input range (alpha)")
-        groups, r, q, b, c = tiles.shape
+        if a.get("output_bits") and (adc is None or not (adc[..., 1] > adc[..., 0]).all()):
+            raise DeviceError(f"layer {name!r}: every ADC needs an input range [lo, hi] with lo < hi")
+        noise = self.profile["noise"]
+        if not self.noiseless:  # static errors, drawn once per load
+            if noise["crosstalk"]:
+                c = noise["crosstalk"]
+                weights = weights + c * (np.pad(weights[..., 1:], [(0, 0)] * 4 + [(0, 1)])
+                                         + np.pad(weights[..., :-1], [(0, 0)] * 4 + [(1, 0)]))
+            if noise["weight_sigma"]:
+                weights = weights + rng.normal(0.0, noise["weight_sigma"], weights.shape)
+            weights = np.clip(weights, *reach)
+        groups, r, q, b, c = weights.shape
         m, k = gain.shape[1], lo.shape[1]
-        # the rows of each group as one (R*B, Q*C) matrix: the sum over its tiles is one product
-        matrix = tiles.transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q * c)[:, :m, :]
+        # (G, Q, C, M): the rows of every tile of a group, channels first
+        per_tile = weights.transpose(0, 2, 4, 1, 3).reshape(groups, q, c, r * b)[..., :m]
+        scale = None  # per (G, Q, M): the ADC range [lo, hi] of the photodetector reading row m of tile q
+        if adc is not None:
+            rows = adc.astype(np.float64).transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q, 2)[:, :m]
+            scale = rows.transpose(0, 2, 1, 3)
         f64 = np.float64
-        return {"matrix": np.ascontiguousarray(matrix.transpose(0, 2, 1), f64), "gain": gain.astype(f64),
-                "lo": lo.astype(f64), "alpha": alpha.astype(f64), "k": k, "padded": q * c,
-                "shift": f64(inst["attrs"]["shift"])}
+        return {"per_tile": np.ascontiguousarray(per_tile), "matrix": np.ascontiguousarray(per_tile.reshape(groups, q * c, m)),
+                "gain": gain.astype(f64), "lo": lo.astype(f64), "alpha": alpha.astype(f64), "k": k,
+                "padded": q * c, "shift": f64(a["shift"]), "carrier": f64(a.get("carrier", 1.0)), "signed": signed, "adc": scale,  # (G, Q, M, 2)
+                "input_bits": a.get("input_bits"), "output_bits": a.get("output_bits")}
 
     # ------------------------------------------------------------------ running
     def run(self, feeds: dict) -> dict:
@@ -106,22 +145,59 @@ class Simulator:
             x = kernels.im2col(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
         lead = x.shape[:-1]
         groups, k = bank["lo"].shape
+        alpha = bank["alpha"]
         u = x.reshape((-1, groups, k)) - bank["lo"]                       # (P, G, K)
-        clipped = np.count_nonzero((u < 0) | (u > bank["alpha"]))
+        clipped = np.count_nonzero((u < 0) | (u > alpha))
         count = self.clipped.setdefault(inst["name"], [0, 0])
         count[0] += int(clipped)
         count[1] += u.size
-        u = np.clip(u, 0, bank["alpha"])                                   # the modulators saturate
-        v = np.zeros((groups, u.shape[0], bank["padded"]), u.dtype)        # optical powers per channel
+        u = np.clip(u, 0, alpha)                                           # the modulators saturate
+        if bank["input_bits"]:                                             # the DAC's levels
+            top = levels(bank["input_bits"])
+            step = np.where(alpha > 0, alpha / top, 1.0)
+            u = np.minimum(np.round(u / step) * step, alpha)
+        v = np.zeros((groups, u.shape[0], bank["padded"]))                 # optical powers per channel
         v[:, :, :k] = u.transpose(1, 0, 2)
-        v[:, :, k:2 * k] = bank["alpha"][:, None, :] - v[:, :, :k]
-        v[:, :, 2 * k] = 1.0
+        if bank["signed"]:
+            v[:, :, k] = bank["carrier"]
+        else:
+            v[:, :, k:2 * k] = alpha[:, None, :] - v[:, :, :k]
+            v[:, :, 2 * k] = bank["carrier"]
         if v.min(initial=0.0) < 0:
             raise DeviceError(f"layer {inst['name']!r}: negative optical input power")
-        sums = np.matmul(v, bank["matrix"])                                # (G, P, M): photodetected
+        if bank["output_bits"] or self.dynamic_noise:
+            sums = self._tile_reads(bank, v)
+        else:
+            sums = np.matmul(v, bank["matrix"])                            # (G, P, M): photodetected
         y = sums * bank["gain"][:, None, :] - bank["shift"]
         y = y.transpose(1, 0, 2).reshape(lead + (-1,)).astype(x.dtype)
         return np.moveaxis(y, -1, 1) if conv else y
+
+    def _tile_reads(self, bank: dict, v: np.ndarray) -> np.ndarray:
+        """Sum over tiles of each tile's partial sums, with RIN, detector noise and the ADC per read."""
+        w = bank["per_tile"]                                               # (G, Q, C, M)
+        groups, q, c, m = w.shape
+        noise = self.profile["noise"]
+        rin = 0.0 if self.noiseless else noise["rin_sigma"]
+        det = 0.0 if self.noiseless else noise["detector_sigma"]
+        scale = bank["adc"]                                                # (G, Q, M, 2) or None
+        out = np.empty((groups, v.shape[1], m))
+        chunk = max(1, (1 << 23) // max(1, groups * q * m))
+        for start in range(0, v.shape[1], chunk):
+            vt = v[:, start:start + chunk].reshape(groups, -1, q, c).transpose(0, 2, 1, 3)  # (G, Q, p, C)
+            if rin:
+                vt = vt * (1.0 + self.rng.normal(0.0, rin, vt.shape))
+            partial = np.matmul(vt, w)                                     # (G, Q, p, M)
+            if scale is not None:
+                low, width = scale[:, :, None, :, 0], (scale[..., 1] - scale[..., 0])[:, :, None, :]
+                if det:
+                    partial = partial + self.rng.normal(0.0, det, partial.shape) * width
+                top = levels(bank["output_bits"])
+                partial = low + np.round(np.clip((partial - low) / width, 0.0, 1.0) * top) * width / top
+            elif det:  # no ADC: detector noise relative to the largest read of the tile
+                partial = partial + self.rng.normal(0.0, det, partial.shape) * np.abs(partial).max(axis=2, keepdims=True)
+            out[:, start:start + chunk] = partial.sum(axis=1)
+        return out
 
     def run_batches(self, feeds: dict, batch_size: int = DEFAULT_BATCH, progress=None) -> dict:
         """All samples of ``feeds``, ``batch_size`` at a time; ``progress(done, total)`` after each."""
@@ -139,11 +215,13 @@ class Simulator:
         return {name: c / n for name, (c, n) in self.clipped.items() if n}
 
     def selftest(self, where: str = "<program>") -> None:
-        """Run the program's known-answer test; a mismatch means the program or simulator is broken."""
+        """Run the program's known-answer test (noiseless); a mismatch means the program no longer
+        computes what was compiled (edited weights) or the simulator changed."""
         kat = self.manifest["kat"]
         t = self.program.tensors
-        out = self.run({name: t[ref] for name, ref in kat["inputs"].items()})
-        self.clipped = {}
+        device = self if self.noiseless else Simulator(self.program, noiseless=True)
+        out = device.run({name: t[ref] for name, ref in kat["inputs"].items()})
+        device.clipped = {}
         for name, ref in kat["outputs"].items():
             want, got = t[ref], out[name]
             if want.shape != got.shape:

@@ -28,14 +28,16 @@ def layers(draw):
 @given(layers())
 def test_non_negative_split_reconstructs_the_layer(layer):
     w, b, lo, alpha, x = layer
-    t, gain, shift = split_nonnegative(w, b, lo, alpha)
+    t, gain, shift, carrier = split_nonnegative(w, b, lo, alpha)
     k = w.shape[2]
-    assert t.min() >= 0 and t.max() <= 1 and gain.min() > 0 and shift >= 0
+    assert t.min() >= 0 and t.max() <= 1 and gain.min() > 0 and shift >= 0 and carrier >= 1
     a = gain[..., None] * t
     np.testing.assert_array_equal(a[..., :k] - a[..., k:2 * k], w)  # Wp - Wn = W, exactly
     assert a[..., 2 * k].min() >= 0  # b_nn >= 0
+    weights_max = np.maximum(t[..., :2 * k].max(axis=-1, initial=0), 0)
+    assert ((weights_max > 0.5) | (w == 0).all(axis=-1)).all()  # the bias never costs a row its weight range
     u = x - lo
-    v = np.concatenate([u, alpha - u, np.ones(u.shape[:-1] + (1,))], axis=-1)
+    v = np.concatenate([u, alpha - u, np.full(u.shape[:-1] + (1,), carrier)], axis=-1)
     device = np.einsum("ngj,gmj->ngm", v, a) - shift
     exact = np.einsum("ngk,gmk->ngm", x, w) + b
     scale = np.abs(w).sum(-1).max() * (np.abs(lo).max() + alpha.max() + 1) + np.abs(b).max() + 1

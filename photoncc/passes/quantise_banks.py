@@ -1,0 +1,91 @@
+"""quantise_banks: turn every bank's ring weights into the integer codes the hardware is set with.
+
+Per bank row (one photodetector and its TIA gain g), for a profile with ``weight_bits`` = b:
+
+1. the row is rescaled to use the whole code range: T <- T / r, g <- g r, r = max over the row of
+   T / limit (limit 1 for transmissions; w_max / -w_min for signed weights), so g T is unchanged;
+2. static thermal crosstalk (profile ``noise.crosstalk`` = c: a ring's effective weight is
+   T_i + c (T_{i-1} + T_{i+1}) along its bank) is pre-compensated: T <- (I + c N)^-1 T along the
+   rings of each bank, clipped back into the reachable range;
+3. codes = round(T / step), step = 1 / (2^b - 1) (incoherent, codes 0 .. 2^b - 1) or
+   1 / (2^(b-1) - 1) (signed, codes clipped to the reachable range).
+
+The DAC (``input_bits``) and ADC (``output_bits``) settings are recorded on the instruction and
+``set_adc_ranges`` adds each photodetector's ADC input range per tile (measured on the quantised
+weights by ranges.adc_ranges; an ADC with a programmable offset and gain); the simulator applies
+them.
+
+Requires: tile_banks. Ensures: quantised banks hold integer codes (attrs weight_bits...);
+unquantised profiles leave the graph unchanged. The float reference (interpreter) of the result
+differs from the input graph by at most half a code step per weight.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph, prune, type_of
+from ..program import weight_step
+from .tile_banks import tile, untile
+
+
+def quantise_banks(g: Graph, profile) -> Graph:
+    precision = profile["precision"]
+    if not any(v is not None for v in precision.values()):
+        return g
+    consts, types, nodes = dict(g.consts), dict(g.types), []
+    signed = profile["architecture"] == "balanced"
+    w_min, w_max = profile["bank"].get("weight_range", (0.0, 1.0))
+    for n in g.nodes:
+        if n.op != "Bank" or "weight_bits" in n.attrs:
+            nodes.append(n)
+            continue
+        tname, gname = n.inputs[1], n.inputs[2]
+        tiles, gain = consts[tname].astype(np.float64), consts[gname].astype(np.float64)
+        groups, _, _, banks, rings = tiles.shape
+        m, j = gain.shape[1], tiles.shape[2] * rings
+        attrs = {**n.attrs, **precision}
+        inputs = n.inputs
+        if precision["weight_bits"]:
+            bits = precision["weight_bits"]
+            t = untile(tiles, m, j)
+            need = np.maximum(np.maximum(t, 0).max(-1) / w_max, np.maximum(-t, 0).max(-1) / -w_min if signed else 0)
+            need = np.where(need > 0, need, 1.0)
+            t, gain = t / need[..., None], gain * need
+            tiles = compensate_crosstalk(tile(t, banks, rings), profile["noise"]["crosstalk"],
+                                         (w_min, w_max) if signed else (0.0, 1.0))
+            step = weight_step(bits, signed)
+            low, high = (np.ceil(w_min / step), np.floor(w_max / step)) if signed else (0, 2 ** bits - 1)
+            dtype = (np.int8 if bits <= 8 else np.int16) if signed else (np.uint8 if bits <= 8 else np.uint16)
+            consts[tname] = np.clip(np.round(tiles / step), low, high).astype(dtype)
+            consts[gname] = gain.astype(g.consts[gname].dtype)
+            for name in (tname, gname):
+                types[name] = type_of(consts[name])
+        nodes.append(n.replace(inputs=inputs, attrs=attrs))
+    return prune(g.replace(nodes=tuple(nodes), consts=consts, types=types))
+
+
+def set_adc_ranges(g: Graph, scales: dict) -> Graph:
+    """Give every bank its ADC input range per tile and photodetector (G, R, Q, B, 2) as a sixth
+    input ``<layer>.adc``."""
+    consts, types, nodes = dict(g.consts), dict(g.types), []
+    for n in g.nodes:
+        if n.op == "Bank" and n.name in scales:
+            name = f"{n.name}.adc"
+            consts[name] = scales[n.name].astype(np.float32)
+            types[name] = type_of(consts[name])
+            n = n.replace(inputs=n.inputs[:5] + (name,))
+        nodes.append(n)
+    return g.replace(nodes=tuple(nodes), consts=consts, types=types)
+
+
+def crosstalk_matrix(rings: int, c: float) -> np.ndarray:
+    """(I + c N): each ring's effective weight picks up c times each neighbour's along the bank."""
+    return np.eye(rings) + c * (np.eye(rings, k=1) + np.eye(rings, k=-1))
+
+
+def compensate_crosstalk(tiles: np.ndarray, c: float, reach: tuple[float, float]) -> np.ndarray:
+    """Weights to program so that, after crosstalk, the banks hold ``tiles`` (as far as reachable)."""
+    if c == 0:
+        return tiles
+    inverse = np.linalg.inv(crosstalk_matrix(tiles.shape[-1], c))
+    return np.clip(tiles @ inverse.T, *reach)

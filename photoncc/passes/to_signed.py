@@ -1,0 +1,52 @@
+"""to_signed: the bank form of every Linear for a balanced-photodetector device.
+
+A balanced pair of photodetectors (drop minus through port) gives each ring a signed weight in the
+reachable range [w_min, w_max] (profile ``bank.weight_range``); inputs are still optical powers, so
+they must still be non-negative. For a layer y = W x + b with input in [lo, hi] per channel:
+
+    u = x - lo  in [0, alpha],   W x + b = W u + b',   b' = b + W lo
+
+so the bank runs the signed matrix A = [W | b' / c] on [u ; c] (the last channel a constant carrier
+of power c for the bias); no complement channels and no shift are needed. Each row is stored as
+ring weights T = A / g within [w_min, w_max] and a gain g (the TIA), g the smallest power of two
+with max(W+) / g <= w_max and max(W-) / g <= -w_min, c as in to_nonnegative.py, so g T
+reconstructs A exactly.
+
+IR form: ``Bank(x, T, gain, lo, alpha)[shift=0, signed=True, conv?]``, T of shape
+(G, 1, 1, M/G, K/G + 1), as in to_nonnegative.py.
+
+Requires: fold_affine; ranges as for to_nonnegative. Ensures: no Linear remains; every T in
+[w_min, w_max]; outputs unchanged for inputs inside the ranges. Idempotent.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph, Node, prune, type_of
+from .to_nonnegative import bias_carrier, column_ranges, power_of_two_ceil
+
+
+def to_signed(g: Graph, ranges: dict, weight_range: tuple[float, float]) -> Graph:
+    w_min, w_max = weight_range
+    consts, types = dict(g.consts), dict(g.types)
+    nodes = []
+    for n in g.nodes:
+        if n.op != "Linear":
+            nodes.append(n)
+            continue
+        conv = n.attrs.get("conv")
+        wg, bg, lo_cols, alpha_cols = column_ranges(n, consts, ranges)
+        b_prime = bg + np.einsum("gmk,gk->gm", wg, lo_cols)
+        need = np.maximum(np.maximum(wg, 0).max(axis=-1) / w_max, np.maximum(-wg, 0).max(axis=-1) / -w_min)
+        gain = power_of_two_ceil(need)
+        reach = min(w_max, -w_min)
+        carrier = bias_carrier(b_prime / reach, gain)
+        a = np.concatenate([wg, (b_prime / carrier)[..., None]], axis=-1)
+        dtype = consts[n.inputs[1]].dtype
+        names = [f"{n.name}.{k}" for k in ("T", "gain", "lo", "alpha")]
+        for name, value in zip(names, ((a / gain[..., None])[:, None, None], gain, lo_cols, alpha_cols)):
+            consts[name] = np.ascontiguousarray(value, dtype)
+            types[name] = type_of(consts[name])
+        attrs = {"shift": 0.0, "carrier": carrier, "signed": True, **({"conv": conv} if conv else {})}
+        nodes.append(Node("Bank", (n.inputs[0], *names), n.outputs, attrs, n.name))
+    return prune(g.replace(nodes=tuple(nodes), consts=consts, types=types))
