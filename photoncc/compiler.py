@@ -24,6 +24,7 @@ from .passes.canonicalize import canonicalize
 from .passes.fold_affine import fold_affine
 from .passes.fold_constants import fold_constants
 from .passes.lower_linear import lower_linear
+from .passes.map_activations import map_activations
 from .passes.tile_banks import tile_banks
 from .passes.quantise_banks import quantise_banks, set_adc_ranges
 from .passes.to_nonnegative import to_nonnegative
@@ -31,7 +32,7 @@ from .passes.to_signed import to_signed
 from .profile import Profile
 from .ranges import adc_ranges, measure_ranges
 
-PROGRAM_OPS = frozenset(kernels.ELECTRONIC)  # what the electronic side of the device can run
+PROGRAM_OPS = frozenset(kernels.ELECTRONIC) | frozenset(kernels.PHOTONIC)  # besides the banks
 
 
 @dataclass
@@ -68,6 +69,7 @@ PIPELINE: tuple[tuple[str, Callable[[Graph, Context], Graph], frozenset], ...] =
     ("canonicalize", lambda g, ctx: canonicalize(g), frozenset({"Gemm", "MatMul", "Conv"})),
     ("lower_linear", lambda g, ctx: lower_linear(g), frozenset({"Linear"})),
     ("fold_affine", lambda g, ctx: fold_affine(g), frozenset({"Linear"})),
+    ("map_activations", lambda g, ctx: map_activations(g, ctx.profile["activation"]), frozenset({"Linear"})),
     ("to_banks", _to_banks, frozenset({"Bank"})),
     ("tile_banks", lambda g, ctx: tile_banks(g, ctx.profile.banks, ctx.profile.rings), frozenset({"Bank"})),
     ("quantise_banks", _quantise, frozenset({"Bank"})),

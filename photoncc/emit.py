@@ -18,6 +18,7 @@ from .program import Program
 from .simulator import Simulator
 
 KAT_RTOL = 1e-5
+OPTICAL = {"Bank", "PhotonicSigmoid"}
 
 
 def bank_summary(node_attrs: dict, tiles_shape, gain_shape, lo_shape) -> dict:
@@ -31,7 +32,7 @@ def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: d
     instructions = []
     for n in g.nodes:
         inst = {"op": n.op, "name": n.name, "inputs": list(n.inputs), "outputs": list(n.outputs),
-                "attrs": dict(n.attrs), "placement": "optical" if n.op == "Bank" else "electronic"}
+                "attrs": dict(n.attrs), "placement": "optical" if n.op in OPTICAL else "electronic"}
         if n.op == "Bank":
             inst["bank"] = bank_summary(n.attrs, g.consts[n.inputs[1]].shape,
                                         g.consts[n.inputs[2]].shape, g.consts[n.inputs[3]].shape)

@@ -75,7 +75,9 @@ def _from_kernel(name):
 
 
 for _name in kernels.ELECTRONIC:
-    OPS[_name] = _from_kernel(_name)  # the ops below that need more than the kernel override it
+    OPS[_name] = _from_kernel(_name)
+for _name, _fn in kernels.PHOTONIC.items():
+    OPS[_name] = lambda node, x, _fn=_fn: _fn(x, **node.attrs)  # the ops below that need more than the kernel override it
 
 
 # ---------------------------------------------------------------- IR-only ops

@@ -720,3 +720,17 @@ ELECTRONIC.update({
         ("Mean", "mean"), ("Sum", "sum"), ("Max", "max"), ("Min", "min"), ("Prod", "prod"),
         ("L1", "l1"), ("L2", "l2"), ("SumSquare", "sum_square"), ("LogSumExp", "log_sum_exp"))},
 })
+
+
+# --------------------------------------------------------------------------------------------
+# photonic activations (optical devices; the simulator places them on the optical side)
+
+
+def photonic_sigmoid(x, *, A1, A2, x0, d):
+    """SOA-based all-optical sigmoid (Mourgias-Alexandris et al., Opt. Express 27:9620, 2019):
+    f(u) = A2 + (A1 - A2) / (1 + exp((u - x0) / d)), with (u - x0) capped at 2."""
+    t = np.minimum(x.astype(np.float64) - x0, 2.0) / d
+    return (A2 + (A1 - A2) * np.exp(-np.logaddexp(0.0, t))).astype(x.dtype)
+
+
+PHOTONIC = {"PhotonicSigmoid": photonic_sigmoid}

@@ -2,9 +2,9 @@
 
 For each Linear node's input x, per channel (axis 1 for conv, the last axis for dense):
 
-1. a bound the graph guarantees: x comes (through pooling, reshapes and the like) from Sigmoid or
-   Softmax [0, 1], Tanh [-1, 1], HardSigmoid [0, 1], or a Clip with both limits; a model input with
-   a declared range (``--input-range``);
+1. a bound the graph guarantees (``interval_bounds``): x comes, through pooling, reshapes, constant
+   affine maps and the like, from Sigmoid or Softmax [0, 1], Tanh [-1, 1], HardSigmoid [0, 1], a
+   Clip with both limits, or a model input with a declared range (``--input-range``);
 2. otherwise the calibration data: the interpreter runs the graph on it and records the per-channel
    min and max of x, widened on each side by ``headroom`` times the range (the profile's
    ``calibration.headroom``: unseen data reaches beyond a sample's extremes) plus ROUNDING of the
@@ -26,8 +26,9 @@ from .errors import UserError
 from .ir import Graph
 from .program import weight_step
 
-PASS_THROUGH = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape",
-                "Transpose", "Identity", "Relu"}  # ops whose output stays inside their input's bounds
+MONOTONE = {"Relu", "LeakyRelu", "Elu", "Selu", "Softplus", "Sigmoid", "Tanh", "HardSigmoid", "Clip",
+            "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape", "Transpose",
+            "Identity", "Pad", "Concat", "Slice", "Split", "Cast"}  # non-decreasing in every data input
 BOUNDED = {"Sigmoid": (0.0, 1.0), "Softmax": (0.0, 1.0), "Tanh": (-1.0, 1.0), "HardSigmoid": (0.0, 1.0)}
 BATCH = 32
 ROUNDING = 1e-4
@@ -43,23 +44,60 @@ def bank_inputs(g: Graph) -> dict[str, tuple[str, int]]:
     return found
 
 
-def guaranteed_bound(g: Graph, value: str, input_range) -> tuple[float, float, str] | None:
-    producers = g.producers()
-    while value in producers and producers[value].op in PASS_THROUGH:
-        node = producers[value]
-        if node.op == "Relu":
-            inner = guaranteed_bound(g, node.inputs[0], input_range)
-            return (max(inner[0], 0.0), max(inner[1], 0.0), inner[2] + " then Relu") if inner else None
-        value = node.inputs[0]
-    if value in g.inputs:
-        return (*input_range, "declared input range") if input_range else None
-    node = producers.get(value)
-    if node is None:
+def interval_bounds(g: Graph, input_range=None) -> dict:
+    """Bounds every input sample keeps, per element: value -> (lo, hi, source), batch-1 arrays.
+
+    Sources: the declared input range, bounded activations (Sigmoid, Tanh...), a Clip with both
+    limits, constants. They propagate through ops that are non-decreasing in their data inputs
+    (evaluated on lo and on hi: Relu, pooling, reshapes, Concat...) and through Add, Sub, Mul, Div
+    by interval arithmetic (e.g. an exported standardisation (x - mean) / std). They do not pass a
+    Linear layer: bounds through weights grow too loose to be useful; calibration measures those.
+    """
+    bounds = {c: (v, v, "constant") for c, v in g.consts.items()}
+    if input_range is not None:
+        for i in g.inputs:
+            t = g.types[i]
+            bounds[i] = (np.full(t.shape, input_range[0], t.dtype), np.full(t.shape, input_range[1], t.dtype),
+                         "declared input range")
+    with np.errstate(all="ignore"):
+        for n in g.nodes:
+            if len(n.outputs) != 1 or n.op in ("Linear", "Bank"):
+                continue
+            found = _bound_of(n, [bounds.get(i) for i in n.inputs], g.types[n.outputs[0]])
+            if found is not None:
+                bounds[n.outputs[0]] = found
+    return bounds
+
+
+def _bound_of(n, ins, out_type):
+    if n.op == "PhotonicSigmoid":
+        return (np.full(out_type.shape, n.attrs["A1"]), np.full(out_type.shape, n.attrs["A2"]),
+                f"PhotonicSigmoid {n.name!r}")
+    if n.op in BOUNDED:
+        lo, hi = BOUNDED[n.op]
+        return np.full(out_type.shape, lo), np.full(out_type.shape, hi), f"{n.op} {n.name!r}"
+    if n.op == "Clip" and n.attrs.get("min") is not None and n.attrs.get("max") is not None:
+        return (np.full(out_type.shape, float(n.attrs["min"])), np.full(out_type.shape, float(n.attrs["max"])),
+                f"Clip {n.name!r}")
+    if any(b is None for b in ins) or not ins:
         return None
-    if node.op in BOUNDED:
-        return (*BOUNDED[node.op], f"{node.op} {node.name!r}")
-    if node.op == "Clip" and node.attrs.get("min") is not None and node.attrs.get("max") is not None:
-        return (float(node.attrs["min"]), float(node.attrs["max"]), f"Clip {node.name!r}")
+    source = next((b[2] for b in ins if b[2] != "constant"), "constant")
+    if n.op in MONOTONE:
+        fn = interp.OPS[n.op]
+        lo, hi = fn(n, *[b[0] for b in ins]), fn(n, *[b[1] for b in ins])
+        return np.asarray(lo, np.float64), np.asarray(hi, np.float64), source
+    if n.op in ("Add", "Sub", "Mul", "Div") and len(ins) == 2:
+        (alo, ahi, _), (blo, bhi, _) = [(np.asarray(b[0], np.float64), np.asarray(b[1], np.float64), 0) for b in ins]
+        if n.op == "Add":
+            return alo + blo, ahi + bhi, source
+        if n.op == "Sub":
+            return alo - bhi, ahi - blo, source
+        if n.op == "Div":
+            if ((blo <= 0) & (bhi >= 0)).any():
+                return None
+            blo, bhi = 1.0 / bhi, 1.0 / blo
+        corners = np.stack(np.broadcast_arrays(alo * blo, alo * bhi, ahi * blo, ahi * bhi))
+        return corners.min(axis=0), corners.max(axis=0), source
     return None
 
 
@@ -67,12 +105,14 @@ def measure_ranges(g: Graph, calibration: dict | None, input_range=None, headroo
     """Ranges for every bank input: ({value: (lo, hi)}, {value: info dict}); see module docstring."""
     wanted = bank_inputs(g)
     ranges, info, todo = {}, {}, {}
+    bounds = interval_bounds(g, input_range)
     for value, (layer, axis) in wanted.items():
-        channels = g.types[value].shape[axis]
-        bound = guaranteed_bound(g, value, input_range)
-        if bound:
-            lo, hi, source = bound
-            ranges[value] = (np.full(channels, lo), np.full(channels, hi))
+        if value in bounds and bounds[value][2] != "constant":
+            lo, hi, source = bounds[value]
+            channels = g.types[value].shape[axis]
+            per_channel = [np.moveaxis(np.broadcast_to(b, g.types[value].shape), axis, -1).reshape(-1, channels)
+                           for b in (lo, hi)]
+            ranges[value] = (per_channel[0].min(axis=0), per_channel[1].max(axis=0))
             info[value] = {"layer": layer, "source": source}
         else:
             todo[value] = axis
@@ -135,7 +175,8 @@ def adc_ranges(g: Graph, calibration: dict | None, headroom: float) -> dict[str,
             vmax = _channel_powers(n, g.consts, None)  # (G, Q, C): the largest power per channel
             low = np.einsum("grqbc,gqc->grqb", np.minimum(tiles, 0), vmax)
             high = np.einsum("grqbc,gqc->grqb", np.maximum(tiles, 0), vmax)
-            out[name] = np.stack([low, high], axis=-1)
+            magnitude = np.maximum(np.maximum(np.abs(high), np.abs(low)), 1e-30)
+            out[name] = np.stack([low, np.maximum(high, low + 1e-6 * magnitude)], axis=-1)
         return out
     low = {name: np.full(g.consts[n.inputs[1]].shape[:4], np.inf) for name, n in banks.items()}
     high = {name: np.full(g.consts[n.inputs[1]].shape[:4], -np.inf) for name, n in banks.items()}
@@ -151,8 +192,9 @@ def adc_ranges(g: Graph, calibration: dict | None, headroom: float) -> dict[str,
         interp.run(g, batch, watch=watch)
     out = {}
     for name in banks:
-        width = np.maximum(high[name] - low[name], 1e-12 * np.maximum(np.abs(high[name]), 1.0))
-        out[name] = np.stack([low[name] - headroom * width, high[name] + headroom * width], axis=-1)
+        magnitude = np.maximum(np.maximum(np.abs(high[name]), np.abs(low[name])), 1e-30)
+        pad = np.maximum(headroom * (high[name] - low[name]), 1e-5 * magnitude)  # float32 keeps lo < hi
+        out[name] = np.stack([low[name] - pad, high[name] + pad], axis=-1)
     return out
 
 
@@ -162,8 +204,11 @@ def _channel_powers(n, consts, x):
     tiles, lo, alpha = consts[n.inputs[1]], consts[n.inputs[3]].astype(np.float64), consts[n.inputs[4]].astype(np.float64)
     groups, _, q, _, c = tiles.shape
     k = lo.shape[1]
-    if x is None:
-        u = alpha[None]
+    if x is None:  # every channel at its largest power: u = alpha and the complement alpha too
+        parts = [alpha[None]] if n.attrs.get("signed") else [alpha[None], alpha[None]]
+        v = np.concatenate(parts + [np.full((1, groups, 1), n.attrs.get("carrier", 1.0))], axis=-1)
+        v = np.concatenate([v, np.zeros(v.shape[:-1] + (q * c - v.shape[-1],))], axis=-1)
+        return v.reshape(groups, q, c)
     else:
         conv = n.attrs.get("conv")
         if conv:
@@ -172,8 +217,7 @@ def _channel_powers(n, consts, x):
     parts = [u] if n.attrs.get("signed") else [u, alpha - u]
     v = np.concatenate(parts + [np.full(u.shape[:-1] + (1,), n.attrs.get("carrier", 1.0))], axis=-1)
     v = np.concatenate([v, np.zeros(v.shape[:-1] + (q * c - v.shape[-1],))], axis=-1)
-    v = v.reshape(v.shape[:-1] + (q, c))
-    return v[0] if x is None else v
+    return v.reshape(v.shape[:-1] + (q, c))
 
 
 def _partial_sum_extremes(n, consts, x):

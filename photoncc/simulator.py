@@ -47,6 +47,7 @@ from .errors import DeviceError, ProgramError
 from .program import Program, levels, weight_step
 
 DEFAULT_BATCH = 64
+KERNELS = {**kernels.ELECTRONIC, **kernels.PHOTONIC}
 
 
 class Simulator:
@@ -63,7 +64,7 @@ class Simulator:
         for inst in self.manifest["instructions"]:
             if inst["op"] == "Bank":
                 self._banks[inst["name"]] = self._load_bank(inst, self.rng)
-            elif inst["op"] not in kernels.ELECTRONIC:
+            elif inst["op"] not in KERNELS:
                 raise ProgramError(f"program instruction {inst['name']!r}: unknown op {inst['op']!r}")
 
     # ------------------------------------------------------------------ loading
@@ -131,7 +132,7 @@ class Simulator:
                 if inst["op"] == "Bank":
                     result = self._bank(inst, args[0])
                 else:
-                    result = kernels.ELECTRONIC[inst["op"]](*[a for a in args if a is not None], **inst["attrs"])
+                    result = KERNELS[inst["op"]](*[a for a in args if a is not None], **inst["attrs"])
                 result = result if isinstance(result, tuple) else (result,)
                 for name, value in zip(inst["outputs"], result):
                     if name:
@@ -147,7 +148,8 @@ class Simulator:
         groups, k = bank["lo"].shape
         alpha = bank["alpha"]
         u = x.reshape((-1, groups, k)) - bank["lo"]                       # (P, G, K)
-        clipped = np.count_nonzero((u < 0) | (u > alpha))
+        slack = 1e-6 * (alpha + np.abs(bank["lo"]))  # float rounding at a bound is not clipping
+        clipped = np.count_nonzero((u < -slack) | (u > alpha + slack))
         count = self.clipped.setdefault(inst["name"], [0, 0])
         count[0] += int(clipped)
         count[1] += u.size

@@ -56,7 +56,11 @@ def quantise_banks(g: Graph, profile) -> Graph:
             step = weight_step(bits, signed)
             low, high = (np.ceil(w_min / step), np.floor(w_max / step)) if signed else (0, 2 ** bits - 1)
             dtype = (np.int8 if bits <= 8 else np.int16) if signed else (np.uint8 if bits <= 8 else np.uint16)
-            consts[tname] = np.clip(np.round(tiles / step), low, high).astype(dtype)
+            codes = np.clip(np.round(tiles / step), low, high)
+            if not signed:
+                codes, attrs = _correct_bias(n, codes, tiles, step, gain, consts[n.inputs[4]].astype(np.float64),
+                                             attrs, (low, high))
+            consts[tname] = codes.astype(dtype)
             consts[gname] = gain.astype(g.consts[gname].dtype)
             for name in (tname, gname):
                 types[name] = type_of(consts[name])
@@ -76,6 +80,30 @@ def set_adc_ranges(g: Graph, scales: dict) -> Graph:
             n = n.replace(inputs=n.inputs[:5] + (name,))
         nodes.append(n)
     return g.replace(nodes=tuple(nodes), consts=consts, types=types)
+
+
+def _correct_bias(n, codes, tiles, step, gain, alpha, attrs, code_range):
+    """Move the constant part of the complement channels' rounding error into the bias.
+
+    The complement channel of input k carries alpha_k - u_k, so a rounding error e_k of its weight
+    adds g e_k alpha_k to every output whatever the input: a known offset. The bias ring (carrier
+    power c) is set to absorb it, b_nn <- b_nn + g sum_k e_k alpha_k, and the shift grows if that
+    leaves a bias below zero; only the input-dependent errors (-e_k u_k, and those of the u
+    channels) remain, as on a balanced bank.
+    """
+    groups, m = gain.shape
+    k = alpha.shape[1]
+    j = tiles.shape[2] * tiles.shape[4]
+    wanted, got = untile(tiles, m, j), untile(codes, m, j) * step
+    offset = np.einsum("gmk,gk->gm", (wanted - got)[:, :, k:2 * k], alpha) * gain
+    carrier = attrs.get("carrier", 1.0)
+    bias = got[:, :, 2 * k] * gain * carrier + offset
+    raise_by = max(0.0, -float(bias.min()))
+    bias = bias + raise_by
+    bias_codes = np.clip(np.round(bias / (gain * carrier * step)), *code_range)
+    full = untile(codes, m, j).copy()
+    full[:, :, 2 * k] = bias_codes
+    return tile(full, tiles.shape[3], tiles.shape[4]), {**attrs, "shift": attrs["shift"] + raise_by}
 
 
 def crosstalk_matrix(rings: int, c: float) -> np.ndarray:

@@ -1,0 +1,139 @@
+"""Real-device profiles: schema errors, quantised codes, noise, balanced banks, photonic sigmoid."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from photoncc.compiler import compile_model
+from photoncc.data import load_npz
+from photoncc.errors import UserError
+from photoncc.profile import builtin_names, load_profile
+from photoncc.reference import run_onnxruntime
+from photoncc.simulator import Simulator
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+DIGITS = os.path.join(DATA, "digits_mlp.onnx")
+SIGMOID = os.path.join(DATA, "digits_sigmoid_mlp.onnx")
+CALIBRATION = os.path.join(DATA, "digits_calibration.npz")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    feeds = load_npz(os.path.join(DATA, "digits_test.npz"))
+    labels = feeds.pop("label")
+    return {k: v[:200] for k, v in feeds.items()}, labels[:200]
+
+
+def write(tmp_path, text, name="p.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_every_builtin_profile_loads_and_says_what_it_is():
+    names = builtin_names()
+    assert {"ideal", "mrr-incoherent-8b", "mrr-balanced-8b", "harsh-4b", "mrr-sigmoid-8b"} <= set(names)
+    tiers = {name: load_profile(name).tier() for name in names}
+    assert tiers["ideal"] == "exact" and tiers["mrr-incoherent-8b"] == "noisy"
+    assert load_profile("mrr-incoherent-8b").tier(noiseless=True) == "quantised"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("extends: ideal\narchitecture: balanced\n",
+     "bank.weight_range is required for architecture 'balanced' (the signed weights a ring reaches, e.g. [-1.0, 1.0])"),
+    ("extends: ideal\nbank: {weight_range: [-1.0, 1.0]}\n",
+     "bank.weight_range applies only to architecture 'balanced' (an incoherent ring's weight is its transmission in [0, 1])"),
+    ("extends: mrr-balanced-8b\nbank: {weight_range: [0.0, 1.0]}\n",
+     "bank.weight_range: [0.0, 1.0] is not a list [min, max] with -1 <= min < 0 < max <= 1 "
+     "(the signed weights a ring can reach)"),
+    ("extends: ideal\nactivation: {kind: electronic, A1: 0.1}\n",
+     "activation.A1 is a parameter of kind 'photonic_sigmoid', not of 'electronic'"),
+    ("extends: ideal\nactivation: {kind: photonic_sigmoid, A1: 1.2, A2: 1.0}\n",
+     "activation.A2 must exceed activation.A1 (the curve rises from A1 to A2)"),
+    ("extends: ideal\nactivation: {kind: relu_laser}\n",
+     "activation.kind: 'relu_laser' is not one of 'electronic', 'photonic_sigmoid', 'photonic_sinusoidal', "
+     "'saturable_absorber'"),
+    ("extends: ideal\nprecision: {weight_bits: 0}\n",
+     "precision.weight_bits: 0 is not null (float precision) or an integer number of bits from 1 to 16"),
+    ("extends: ideal\nnoise: {crosstalk: 2}\n", "noise.crosstalk: 2 is not a number in [0, 1]"),
+    ("extends: ideal\nnoise: {rin_sigmaa: 0.1}\n", "unknown key 'noise.rin_sigmaa'; did you mean 'noise.rin_sigma'?"),
+    ("extends: ideal\nverify: {noisy: {confidence: 1.0}}\n", "verify.noisy.confidence: 1.0 is not a number in (0, 1)"),
+    ("extends: ideal\ncalibration: {percentile: 20}\n", "calibration.percentile: 20 is not a percentile in [50, 100]"),
+    ("photoncc_profile: 1\nname: mine\narchitecture: incoherent\nbank: {banks: 4, rings: 4}\n",
+     "missing required key 'precision'"),
+])
+def test_profile_errors_name_the_key_and_the_problem(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(UserError) as e:
+        load_profile(path)
+    assert str(e.value) == f"{path}: {message}"
+
+
+def test_quantised_program_holds_integer_codes_in_range_and_adc_ranges(digits):
+    program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION, (0.0, 16.0))
+    banks = [i for i in program.instructions if i["op"] == "Bank"]
+    assert banks
+    for inst in banks:
+        codes = program.tensors[inst["inputs"][1]]
+        assert codes.dtype == np.uint8 and inst["attrs"]["weight_bits"] == 8
+        adc = program.tensors[inst["inputs"][5]]
+        assert adc.shape[-1] == 2 and (adc[..., 1] > adc[..., 0]).all()
+        assert codes.shape[3:] == (12, 12)
+
+
+def test_noise_is_seeded_and_noiseless_is_deterministic(digits):
+    feeds, _ = digits
+    program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION, (0.0, 16.0))
+    a = Simulator(program, seed=3).run_batches(feeds)["probabilities"]
+    b = Simulator(program, seed=3).run_batches(feeds)["probabilities"]
+    c = Simulator(program, seed=4).run_batches(feeds)["probabilities"]
+    q1 = Simulator(program, seed=3, noiseless=True).run_batches(feeds)["probabilities"]
+    q2 = Simulator(program, seed=9, noiseless=True).run_batches(feeds)["probabilities"]
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    np.testing.assert_array_equal(q1, q2)
+    assert not np.array_equal(a, q1)
+
+
+def top1(ref, dev):
+    return float(np.mean(ref.argmax(1) == dev.argmax(1)))
+
+
+def test_balanced_banks_hold_signed_weights_and_keep_the_classifier(digits):
+    feeds, _ = digits
+    ref = run_onnxruntime(DIGITS, feeds)[0]["probabilities"]
+    program = compile_model(DIGITS, load_profile("mrr-balanced-8b"), CALIBRATION, (0.0, 16.0))
+    codes = [program.tensors[i["inputs"][1]] for i in program.instructions if i["op"] == "Bank"]
+    assert all(c.dtype == np.int8 for c in codes) and min(int(c.min()) for c in codes) < 0
+    dev = Simulator(program, seed=0).run_batches(feeds)["probabilities"]
+    assert top1(ref, dev) >= 0.97
+
+
+def test_lower_precision_degrades_measurably(digits):
+    feeds, _ = digits
+    ref = run_onnxruntime(DIGITS, feeds)[0]["probabilities"]
+    good = compile_model(DIGITS, load_profile("mrr-balanced-8b"), CALIBRATION, (0.0, 16.0))
+    harsh = compile_model(DIGITS, load_profile("harsh-4b"), CALIBRATION, (0.0, 16.0))
+    assert top1(ref, Simulator(harsh, seed=0).run_batches(feeds)["probabilities"]) < \
+        top1(ref, Simulator(good, seed=0).run_batches(feeds)["probabilities"]) - 0.1
+
+
+def test_photonic_sigmoid_runs_sigmoid_and_tanh_optically_and_exactly(tmp_path, digits):
+    feeds, _ = digits
+    profile = load_profile(write(tmp_path, "extends: ideal\nname: ideal-sigmoid\nactivation: {kind: photonic_sigmoid}\n"))
+    program = compile_model(SIGMOID, profile, CALIBRATION, (0.0, 16.0))
+    placed = [(i["op"], i["placement"]) for i in program.instructions]
+    assert placed.count(("PhotonicSigmoid", "optical")) == 2
+    assert not {"Sigmoid", "Tanh"} & {op for op, _ in placed}
+    ref = run_onnxruntime(SIGMOID, feeds)[0]["probabilities"]
+    dev = Simulator(program).run_batches(feeds)["probabilities"]
+    assert np.abs(dev - ref).max() / np.ptp(ref) <= 1e-4  # the mapping is exact
+
+
+def test_photonic_sigmoid_profile_keeps_sigmoid_electronic_when_profile_has_none(digits):
+    program = compile_model(SIGMOID, load_profile("ideal"), CALIBRATION, (0.0, 16.0))
+    placed = {i["op"]: i["placement"] for i in program.instructions}
+    assert placed["Sigmoid"] == "electronic" and placed["Tanh"] == "electronic"
+    assert "PhotonicSigmoid" not in placed
