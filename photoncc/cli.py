@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 ``verify`` ran and the outputs are not equivalent; 2 unusable input (one
 line ``photoncc: error: ...`` on stderr, or a list for unsupported nodes; no traceback unless
-``--debug``).
+``--debug``); 3 an internal error (a bug in photoncc).
 """
 from __future__ import annotations
 
@@ -380,6 +380,12 @@ def main(argv=None) -> int:
         return 2
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 0
+    except Exception as e:  # a bug in photoncc, not in the user's input: exit 3, never 1 or 2
+        if debug:
+            traceback.print_exc()
+        _say(f"photoncc: internal error (a bug in photoncc; please report it, run with --debug for the "
+             f"traceback): {type(e).__name__}: {e}")
+        return 3
     return 0
 
 
