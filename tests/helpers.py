@@ -98,12 +98,20 @@ def vinfo(name: str, shape, elem=TensorProto.FLOAT):
 
 def make_model(nodes, inputs, outputs, inits=(), opset: int = 17, ir_version: int | None = None,
                extra_opsets=()) -> onnx.ModelProto:
-    """A checked model; ``inits`` is a sequence of (name, array)."""
-    graph = helper.make_graph(nodes, "g", inputs, outputs,
+    """A checked model; ``inits`` is a sequence of (name, array); an output given as a bare name gets
+    the type onnx's shape inference finds for it."""
+    typed = [o for o in outputs if not isinstance(o, str)]
+    graph = helper.make_graph(nodes, "g", inputs, typed,
                               [numpy_helper.from_array(np.asarray(a), n) for n, a in inits])
     opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, v) for d, v in extra_opsets]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="photoncc-tests")
     model.ir_version = ir_version if ir_version is not None else min(onnx.IR_VERSION, _ir_for(opset))
+    if len(typed) != len(outputs):
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True).graph
+        known = {v.name: v for v in list(inferred.value_info) + list(inferred.output)}
+        del model.graph.output[:]
+        for o in outputs:
+            model.graph.output.append(known[o] if isinstance(o, str) else o)
     onnx.checker.check_model(model)
     return model
 
