@@ -2,7 +2,10 @@
 
     python bench/worker.py COMMAND ARGS...
 
-prints one JSON line (the last line of stdout) with the timings in seconds. Commands:
+prints one JSON line (the last line of stdout) with the timings in seconds (``times``: wall clock
+of each timed run; ``cpu``: CPU seconds of all threads in each). ``--budget S`` before the command
+stops repeating once the timed runs took S seconds, and uses a warm-up run longer than S as the
+only timed run. Commands:
 
 * ``compile MODEL CALIB.npz PROFILE OUT.pcc REPEAT``: ``photoncc.compiler.compile_model(MODEL,
   load_profile(PROFILE), calibration=feeds)``, REPEAT times; the profile and the calibration arrays
@@ -33,14 +36,23 @@ def _load(path: str) -> dict:
         return {k: archive[k] for k in archive.files}
 
 
+BUDGET = float("inf")  # seconds: stop repeating once the timed runs took this long (--budget)
+CPU = []  # CPU seconds (every thread of the process) of the timed runs, in order
+
+
 def _timed(fn, repeat: int, warmup: int = 0) -> list[float]:
-    for _ in range(warmup):
-        fn()
+    """Wall seconds of ``repeat`` runs after ``warmup`` untimed ones. A run longer than BUDGET stops
+    the series: a warm-up that long becomes the only timed run (no second, slower pass)."""
     times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+    for index in range(warmup + repeat):
+        start, cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        if index >= warmup or elapsed > BUDGET:
+            times.append(elapsed)
+            CPU.append(time.process_time() - cpu)
+        if sum(times) > BUDGET or (index < warmup and elapsed > BUDGET):
+            break
     return times
 
 
@@ -141,5 +153,12 @@ COMMANDS = {"compile": compile_, "simulate": simulate, "ort": ort, "quantize": q
             "cprofile-compile": cprofile_compile, "cprofile-simulate": cprofile_simulate}
 
 if __name__ == "__main__":
-    command, *args = sys.argv[1:]
-    print(json.dumps(COMMANDS[command](*args)), flush=True)
+    args = sys.argv[1:]
+    if args[0] == "--budget":
+        BUDGET = float(args[1])
+        args = args[2:]
+    command, *args = args
+    result = COMMANDS[command](*args)
+    if CPU:
+        result["cpu"] = CPU
+    print(json.dumps(result), flush=True)

@@ -93,9 +93,9 @@ def _linear(node, x, w, b):
 
 
 @op("Bank")
-def _bank(node, x, tiles, gain, lo, alpha, adc=None):
+def _bank(node, x, tiles, gain, lo, alpha, adc=None, offset=None):
     """Float reference of a bank, from its definition (passes/to_nonnegative.py, to_signed.py):
-    y = gain * (T @ v) - shift with v = [u ; alpha - u ; c] (incoherent) or [u ; c] (signed),
+    y = gain * (T @ v) - shift (+ offset) with v = [u ; alpha - u ; c] (incoherent) or [u ; c] (signed),
     u = x - lo. Weight codes (quantised programs) are read as T = code * step; the DAC and ADC
     are not modelled here (the simulator models the device)."""
     a = node.attrs
@@ -113,6 +113,8 @@ def _bank(node, x, tiles, gain, lo, alpha, adc=None):
     v = np.concatenate(parts + [np.full(u.shape[:-1] + (1,), a.get("carrier", 1.0), u.dtype)], axis=-1)
     t = t[:, :m, :v.shape[-1]].astype(x.dtype)
     y = np.einsum("...gj,gmj->...gm", v, t) * gain - np.asarray(a["shift"], x.dtype)
+    if offset is not None:
+        y = y + offset.astype(x.dtype)
     y = y.reshape(lead + (groups * m,)).astype(x.dtype)
     return np.moveaxis(y, -1, 1) if conv else y
 

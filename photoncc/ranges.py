@@ -77,12 +77,12 @@ def _bound_of(n, ins, out_type):
         lo, hi = BOUNDED[n.op]
         return np.full(out_type.shape, lo), np.full(out_type.shape, hi), f"{n.op} {n.name!r}"
     if n.op == "Clip" and n.attrs.get("min") is not None and n.attrs.get("max") is not None:
-        return (np.full(out_type.shape, float(n.attrs["min"])), np.full(out_type.shape, float(n.attrs["max"])),
-                f"Clip {n.name!r}")
+        low, high = float(n.attrs["min"]), float(n.attrs["max"])
+        return np.full(out_type.shape, min(low, high)), np.full(out_type.shape, high), f"Clip {n.name!r}"
     if any(b is None for b in ins) or not ins:
         return None
     source = next((b[2] for b in ins if b[2] != "constant"), "constant")
-    if n.op in MONOTONE:
+    if n.op in MONOTONE and n.attrs.get("alpha", 0.0) >= 0:  # LeakyRelu/Elu: non-decreasing for alpha >= 0
         fn = interp.OPS[n.op]
         lo, hi = fn(n, *[b[0] for b in ins]), fn(n, *[b[1] for b in ins])
         return np.asarray(lo, np.float64), np.asarray(hi, np.float64), source

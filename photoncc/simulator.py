@@ -13,14 +13,16 @@ A photonic instruction ``Bank`` (one layer) runs as the hardware does:
    v = [u ; alpha - u ; c] (incoherent) or [u ; c] (balanced);
 3. each tile of B x C rings weights the C channels it sees and each of its B photodetectors sums
    them: a partial sum per (row, tile). Ring weights are the program's codes times the code step,
-   plus the profile's static errors, drawn once per load: programming error N(0, weight_sigma)
-   and thermal crosstalk (each ring picks up ``crosstalk`` times its neighbours' weights);
+   plus the profile's static errors: thermal crosstalk (each ring picks up ``crosstalk`` times its
+   neighbours' weights; systematic, pre-compensated by the compiler, always modelled) and the
+   programming error N(0, weight_sigma), drawn once per load (off with ``noiseless``);
 4. per read, laser RIN makes each channel's power (1 + N(0, rin_sigma)) times itself, and the
    detector adds N(0, detector_sigma x the width of its ADC range); the ADC (``output_bits``)
    clips each partial sum to its photodetector's range [lo, hi] for that tile and rounds it to
    one of 2^b levels;
-5. the electronics add a row's partial sums, apply the row gain and subtract the layer's shift:
-   y = g * sum_tiles(partial) - s.
+5. the electronics add a row's partial sums, apply the row gain, subtract the layer's shift and
+   add the row's offset (the part of the bias the bias ring's codes cannot express, quantised
+   programs only): y = g * sum_tiles(partial) - s + offset.
 
 Noise is seeded: the same program, inputs, seed and batch size give the same outputs. RIN is drawn
 per channel (one draw per sample and channel, shared by every row that channel feeds, as on the
@@ -50,6 +52,14 @@ DEFAULT_BATCH = 64
 KERNELS = {**kernels.ELECTRONIC, **kernels.PHOTONIC}
 
 
+def apply_crosstalk(tiles: np.ndarray, c: float) -> np.ndarray:
+    """Thermal crosstalk along each bank: ring i's weight becomes w_i + c (w_{i-1} + w_{i+1})."""
+    if not c:
+        return tiles
+    pad = [(0, 0)] * (tiles.ndim - 1)
+    return tiles + c * (np.pad(tiles[..., 1:], pad + [(0, 1)]) + np.pad(tiles[..., :-1], pad + [(1, 0)]))
+
+
 class Simulator:
     def __init__(self, program: Program, seed: int | None = None, noiseless: bool = False):
         self.program = program
@@ -73,6 +83,7 @@ class Simulator:
         a = inst["attrs"]
         tiles, gain, lo, alpha = (t[name] for name in inst["inputs"][1:5])
         adc = t[inst["inputs"][5]] if len(inst["inputs"]) > 5 and inst["inputs"][5] else None
+        offset = t[inst["inputs"][6]] if len(inst["inputs"]) > 6 and inst["inputs"][6] else np.zeros(gain.shape)
         name, signed = inst["name"], bool(a.get("signed"))
         bank = self.profile["bank"]
         reach = tuple(bank["weight_range"]) if signed else (0.0, 1.0)
@@ -98,14 +109,11 @@ class Simulator:
         if a.get("output_bits") and (adc is None or not (adc[..., 1] > adc[..., 0]).all()):
             raise DeviceError(f"layer {name!r}: every ADC needs an input range [lo, hi] with lo < hi")
         noise = self.profile["noise"]
-        if not self.noiseless:  # static errors, drawn once per load
-            if noise["crosstalk"]:
-                c = noise["crosstalk"]
-                weights = weights + c * (np.pad(weights[..., 1:], [(0, 0)] * 4 + [(0, 1)])
-                                         + np.pad(weights[..., :-1], [(0, 0)] * 4 + [(1, 0)]))
-            if noise["weight_sigma"]:
-                weights = weights + rng.normal(0.0, noise["weight_sigma"], weights.shape)
-            weights = np.clip(weights, *reach)
+        # crosstalk is systematic (the compiler pre-compensates it): part of the device, always on
+        weights = apply_crosstalk(weights, noise["crosstalk"])
+        if noise["weight_sigma"] and not self.noiseless:  # random programming error, drawn once per load
+            weights = weights + rng.normal(0.0, noise["weight_sigma"], weights.shape)
+        weights = np.clip(weights, *reach)
         groups, r, q, b, c = weights.shape
         m, k = gain.shape[1], lo.shape[1]
         # (G, Q, C, M): the rows of every tile of a group, channels first
@@ -116,7 +124,7 @@ class Simulator:
             scale = rows.transpose(0, 2, 1, 3)
         f64 = np.float64
         return {"per_tile": np.ascontiguousarray(per_tile), "matrix": np.ascontiguousarray(per_tile.reshape(groups, q * c, m)),
-                "gain": gain.astype(f64), "lo": lo.astype(f64), "alpha": alpha.astype(f64), "k": k,
+                "gain": gain.astype(f64), "offset": offset.astype(f64), "lo": lo.astype(f64), "alpha": alpha.astype(f64), "k": k,
                 "padded": q * c, "shift": f64(a["shift"]), "carrier": f64(a.get("carrier", 1.0)), "signed": signed, "adc": scale,  # (G, Q, M, 2)
                 "input_bits": a.get("input_bits"), "output_bits": a.get("output_bits")}
 
@@ -171,7 +179,7 @@ class Simulator:
             sums = self._tile_reads(bank, v)
         else:
             sums = np.matmul(v, bank["matrix"])                            # (G, P, M): photodetected
-        y = sums * bank["gain"][:, None, :] - bank["shift"]
+        y = sums * bank["gain"][:, None, :] - bank["shift"] + bank["offset"][:, None, :]
         y = y.transpose(1, 0, 2).reshape(lead + (-1,)).astype(x.dtype)
         return np.moveaxis(y, -1, 1) if conv else y
 

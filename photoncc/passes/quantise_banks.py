@@ -8,7 +8,10 @@ Per bank row (one photodetector and its TIA gain g), for a profile with ``weight
    T_i + c (T_{i-1} + T_{i+1}) along its bank) is pre-compensated: T <- (I + c N)^-1 T along the
    rings of each bank, clipped back into the reachable range;
 3. codes = round(T / step), step = 1 / (2^b - 1) (incoherent, codes 0 .. 2^b - 1) or
-   1 / (2^(b-1) - 1) (signed, codes clipped to the reachable range).
+   1 / (2^(b-1) - 1) (signed, codes clipped to the reachable range);
+4. every input-independent error of the realised weights (rounding and crosstalk left over on the
+   complement channels, which carry alpha - u, and on the bias ring) is cancelled by a per-row
+   electronic offset (``<layer>.offset``, see _correct_bias).
 
 The DAC (``input_bits``) and ADC (``output_bits``) settings are recorded on the instruction and
 ``set_adc_ranges`` adds each photodetector's ADC input range per tile (measured on the quantised
@@ -25,6 +28,7 @@ import numpy as np
 
 from ..ir import Graph, prune, type_of
 from ..program import weight_step
+from ..simulator import apply_crosstalk
 from .tile_banks import tile, untile
 
 
@@ -57,10 +61,13 @@ def quantise_banks(g: Graph, profile) -> Graph:
             low, high = (np.ceil(w_min / step), np.floor(w_max / step)) if signed else (0, 2 ** bits - 1)
             dtype = (np.int8 if bits <= 8 else np.int16) if signed else (np.uint8 if bits <= 8 else np.uint16)
             codes = np.clip(np.round(tiles / step), low, high)
-            if not signed:
-                codes, attrs = _correct_bias(n, codes, tiles, step, gain, consts[n.inputs[4]].astype(np.float64),
-                                             attrs, (low, high))
+            offset = _correct_bias(codes, tile(t, banks, rings), step, gain, consts[n.inputs[4]].astype(np.float64),
+                                   attrs, profile["noise"]["crosstalk"], signed)
             consts[tname] = codes.astype(dtype)
+            oname = f"{n.name}.offset"
+            consts[oname] = offset.astype(g.consts[gname].dtype)
+            types[oname] = type_of(consts[oname])
+            inputs = n.inputs[:5] + ("", oname)
             consts[gname] = gain.astype(g.consts[gname].dtype)
             for name in (tname, gname):
                 types[name] = type_of(consts[name])
@@ -77,33 +84,32 @@ def set_adc_ranges(g: Graph, scales: dict) -> Graph:
             name = f"{n.name}.adc"
             consts[name] = scales[n.name].astype(np.float32)
             types[name] = type_of(consts[name])
-            n = n.replace(inputs=n.inputs[:5] + (name,))
+            n = n.replace(inputs=n.inputs[:5] + (name,) + n.inputs[6:])
         nodes.append(n)
     return g.replace(nodes=tuple(nodes), consts=consts, types=types)
 
 
-def _correct_bias(n, codes, tiles, step, gain, alpha, attrs, code_range):
-    """Move the constant part of the complement channels' rounding error into the bias.
+def _correct_bias(codes, tiles, step, gain, alpha, attrs, crosstalk, signed):
+    """The electronic per-row offset that cancels every input-independent error of the bank.
 
-    The complement channel of input k carries alpha_k - u_k, so a rounding error e_k of its weight
-    adds g e_k alpha_k to every output whatever the input: a known offset. The bias ring (carrier
-    power c) is set to absorb it, b_nn <- b_nn + g sum_k e_k alpha_k, and the shift grows if that
-    leaves a bias below zero; only the input-dependent errors (-e_k u_k, and those of the u
-    channels) remain, as on a balanced bank.
+    The bank realises its weights through codes and thermal crosstalk: w_eff = crosstalk(code x
+    step). The complement channel of input k carries alpha_k - u_k, so an error e_k = w_k - w_eff,k
+    of its weight adds g e_k alpha_k to every output whatever the input; the bias ring (carrier
+    power c) is off by g c (b_k - b_eff). Both are known at compile time: the electronics add
+    offset = g sum_k e_k alpha_k + g c (b - b_eff) after the ADC (y = g P - s + offset). Only the
+    input-dependent rounding errors (e_k u_k) remain, as on a balanced bank.
     """
     groups, m = gain.shape
     k = alpha.shape[1]
+    width = k if signed else 2 * k
     j = tiles.shape[2] * tiles.shape[4]
-    wanted, got = untile(tiles, m, j), untile(codes, m, j) * step
-    offset = np.einsum("gmk,gk->gm", (wanted - got)[:, :, k:2 * k], alpha) * gain
-    carrier = attrs.get("carrier", 1.0)
-    bias = got[:, :, 2 * k] * gain * carrier + offset
-    raise_by = max(0.0, -float(bias.min()))
-    bias = bias + raise_by
-    bias_codes = np.clip(np.round(bias / (gain * carrier * step)), *code_range)
-    full = untile(codes, m, j).copy()
-    full[:, :, 2 * k] = bias_codes
-    return tile(full, tiles.shape[3], tiles.shape[4]), {**attrs, "shift": attrs["shift"] + raise_by}
+    wanted = untile(tiles, m, j)
+    realised = untile(apply_crosstalk(codes * step, crosstalk), m, j)
+    error = wanted - realised
+    offset = error[:, :, width] * gain * attrs.get("carrier", 1.0)
+    if not signed:
+        offset = offset + np.einsum("gmk,gk->gm", error[:, :, k:2 * k], alpha) * gain
+    return offset
 
 
 def crosstalk_matrix(rings: int, c: float) -> np.ndarray:
