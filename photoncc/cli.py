@@ -192,21 +192,25 @@ def simulate(program_path, inputs, output, seed, noiseless, batch_size):
 @click.option("--samples", type=click.IntRange(min=1), default=32, show_default=True,
               help="How many samples to draw when no --inputs are given.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawn inputs and device noise.")
+@click.option("--noiseless", is_flag=True, help="Judge a noisy profile's program at the quantised tier (no noise).")
+@click.option("--trials", type=click.IntRange(min=1), help="Noisy tier: seeded runs [default: profile].")
 @click.option("--rtol", type=click.FloatRange(min=0), help="Max error relative to each output's range [default: profile].")
 @click.option("--top1", type=click.FloatRange(0, 1), help="Min top-1 agreement on classifier outputs [default: profile].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report as JSON.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write the report as JUnit XML.")
-def verify(target, model, profile_spec, inputs, calibration, input_range, samples, seed, rtol, top1,
-           json_path, junit_path):
+def verify(target, model, profile_spec, inputs, calibration, input_range, samples, seed, noiseless, trials, rtol,
+           top1, json_path, junit_path):
     """Check that TARGET's device outputs match the original model's (run by onnxruntime).
 
-    TARGET is a program (.pcc) or an ONNX model (compiled in memory for -p). Exit 0 when every
-    output is within the thresholds, 1 when not, 2 when an input is unusable.
+    TARGET is a program (.pcc) or an ONNX model (compiled in memory for -p). The tier follows the
+    profile: exact (float), quantised (quantised; or any profile with --noiseless) or noisy
+    (--trials seeded runs, a statistical verdict). Exit 0 when every output is within the
+    thresholds, 1 when not, 2 when an input is unusable.
     """
     from .compiler import compile_model, input_specs, load_calibration
     from .data import load_npz, match_inputs
     from .importer import import_model
-    from .verify import draw_inputs, junit_xml, verify as run_verify
+    from .verify import draw_inputs, junit_xml, thresholds, verify as run_verify
     for path, option in ((json_path, "--json"), (junit_path, "--junit")):
         if path:
             _writable(path, option)
@@ -243,9 +247,13 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
         feeds = draw_inputs(program, samples, seed)
         note = f"{samples} samples drawn uniformly inside the recorded input ranges (seed {seed})"
         _say(f"photoncc: no --inputs given: comparing on {note}")
-    thresholds = program.manifest["profile"]["verify"]
-    report = run_verify(program, str(model), feeds, labels, rtol=thresholds["rtol"] if rtol is None else rtol,
-                        top1=thresholds["top1"] if top1 is None else top1, seed=seed, inputs_note=note,
+    from .profile import Profile
+    profile = Profile(program.manifest["profile"])
+    tier = profile.tier(noiseless)
+    limits = thresholds(profile, tier, program, rtol, top1)
+    if trials is not None:
+        limits["trials"] = trials
+    report = run_verify(program, str(model), feeds, labels, tier=tier, limits=limits, seed=seed, inputs_note=note,
                         program_path=program_path, progress=Progress("verify"))
     _print_verify(report)
     if json_path:
@@ -258,9 +266,12 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
 def _print_verify(report: dict) -> None:
     t = report["thresholds"]
     click.echo(f"verify {report['program']} against {report['model']}")
-    click.echo(f"  tier {report['tier']}, profile {report['profile']}, {report['inputs']['samples']} samples, "
+    trials = f", {report['trials']} seeded trials" if report["tier"] == "noisy" else ""
+    click.echo(f"  tier {report['tier']}, profile {report['profile']}, {report['inputs']['samples']} samples{trials}, "
                f"reference: {report['reference']}")
-    click.echo(f"  thresholds: relative error <= {t['rtol']:g}, top-1 agreement >= {t['top1']:g}")
+    judged = "relative error <= {:g}".format(t["rtol"]) + (" (non-classifier outputs)" if report["tier"] != "exact" else "")
+    bound = f" (lower {t['confidence']:.0%} confidence bound)" if report["tier"] == "noisy" else ""
+    click.echo(f"  thresholds: {judged}, top-1 agreement >= {t['top1']:g}{bound}")
     for o in report["outputs"]:
         parts = []
         if o.get("error"):
@@ -269,12 +280,21 @@ def _print_verify(report: dict) -> None:
             parts.append(f"max abs error {o['max_abs_error']:.3g}, relative {o['relative_error']:.3g}")
         if o["top1_agreement"] is not None:
             parts.append(f"top-1 agreement {o['top1_agreement']:.2%}")
+        if o.get("top1_lower_bound") is not None:
+            parts.append(f"lower bound {o['top1_lower_bound']:.2%}")
         click.echo(f"  {'ok  ' if o['passed'] else 'FAIL'} {o['name']}: {', '.join(parts)}")
     if report["known_answer_test"] != "passed":
         click.echo(f"  FAIL known-answer test: {report['known_answer_test']} (the program was changed after compilation)")
     if report["accuracy"]:
         a = report["accuracy"]
-        click.echo(f"  accuracy on labels ({a['output']}): model {a['model']:.2%}, device {a['device']:.2%}")
+        per_trial = ""
+        if len(a["device_per_trial"]) > 1:
+            per_trial = " (trials: " + ", ".join(f"{v:.2%}" for v in a["device_per_trial"]) + ")"
+        click.echo(f"  accuracy on labels ({a['output']}): model {a['model']:.2%}, device {a['device']:.2%}{per_trial}")
+    if report["layers"]:
+        click.echo("  per layer (first samples): " + ", ".join(
+            f"{layer['name']} " + ("exact" if layer["exact"] else f"SQNR {layer['sqnr_db']} dB" if layer["sqnr_db"]
+                                   is not None else "no signal") for layer in report["layers"]))
     for layer, fraction in report["clipped_fraction"].items():
         click.echo(f"  clipped: layer {layer!r}: {fraction:.2%} of its inputs outside the calibrated range")
     if report["clipped_fraction"]:

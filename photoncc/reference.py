@@ -14,8 +14,11 @@ from .errors import UserError
 from .onnx_load import MIN_OPSET, default_opset, load_model
 
 
-def run_onnxruntime(model_path: str | Path, feeds: dict, batch_size: int = 256) -> tuple[dict, str]:
-    """(outputs by name, a line describing what ran) for all samples of ``feeds``."""
+def run_onnxruntime(model_path: str | Path, feeds: dict, batch_size: int = 256,
+                    extra_outputs=()) -> tuple[dict, str]:
+    """(outputs by name, a line describing what ran) for all samples of ``feeds``.
+
+    ``extra_outputs`` names intermediate values of the model to return too (those that exist)."""
     import onnx
     import onnxruntime as ort
 
@@ -23,12 +26,20 @@ def run_onnxruntime(model_path: str | Path, feeds: dict, batch_size: int = 256) 
     original_opset = default_opset(onnx.load(str(model_path), load_external_data=False))
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    if original_opset < MIN_OPSET:
+    produced = {o for n in model.graph.node for o in n.output}
+    extra = [name for name in extra_outputs if name in produced and name not in {o.name for o in model.graph.output}]
+    if extra:
+        model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(name) for name in extra)
+        source = model.SerializeToString()
+        note = f"onnxruntime {ort.__version__} on {Path(model_path).name}"
+    elif original_opset < MIN_OPSET:
         source = model.SerializeToString()
         note = f"onnxruntime {ort.__version__} on the model upgraded from opset {original_opset} to {MIN_OPSET}"
     else:
         source = str(model_path)
         note = f"onnxruntime {ort.__version__} on {Path(model_path).name}"
+    if original_opset < MIN_OPSET:
+        note = f"onnxruntime {ort.__version__} on the model upgraded from opset {original_opset} to {MIN_OPSET}"
     try:
         session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as e:

@@ -129,8 +129,9 @@ class Simulator:
                 "input_bits": a.get("input_bits"), "output_bits": a.get("output_bits")}
 
     # ------------------------------------------------------------------ running
-    def run(self, feeds: dict) -> dict:
-        """One batch: ``feeds`` maps input name -> array (batch first); returns outputs by name."""
+    def run(self, feeds: dict, keep=()) -> dict:
+        """One batch: ``feeds`` maps input name -> array (batch first); returns the outputs by name
+        and the values named in ``keep`` (intermediate values, for per-layer metrics)."""
         env = dict(self.program.tensors)
         env.update(feeds)
         env[""] = None
@@ -145,7 +146,7 @@ class Simulator:
                 for name, value in zip(inst["outputs"], result):
                     if name:
                         env[name] = value
-        return {o["name"]: env[o["name"]] for o in self.manifest["outputs"]}
+        return {name: env[name] for name in [o["name"] for o in self.manifest["outputs"]] + list(keep)}
 
     def _bank(self, inst: dict, x: np.ndarray) -> np.ndarray:
         bank = self._banks[inst["name"]]
@@ -209,12 +210,12 @@ class Simulator:
             out[:, start:start + chunk] = partial.sum(axis=1)
         return out
 
-    def run_batches(self, feeds: dict, batch_size: int = DEFAULT_BATCH, progress=None) -> dict:
+    def run_batches(self, feeds: dict, batch_size: int = DEFAULT_BATCH, progress=None, keep=()) -> dict:
         """All samples of ``feeds``, ``batch_size`` at a time; ``progress(done, total)`` after each."""
         total = len(next(iter(feeds.values())))
         parts = {}
         for start in range(0, total, batch_size):
-            out = self.run({k: v[start:start + batch_size] for k, v in feeds.items()})
+            out = self.run({k: v[start:start + batch_size] for k, v in feeds.items()}, keep)
             for name, value in out.items():
                 parts.setdefault(name, []).append(value)
             if progress:

@@ -137,3 +137,53 @@ def test_photonic_sigmoid_profile_keeps_sigmoid_electronic_when_profile_has_none
     placed = {i["op"]: i["placement"] for i in program.instructions}
     assert placed["Sigmoid"] == "electronic" and placed["Tanh"] == "electronic"
     assert "PhotonicSigmoid" not in placed
+
+
+def run_cli(args, capsys):
+    from photoncc.cli import main
+    code = main(args)
+    return code, capsys.readouterr()
+
+
+def verify_args(profile, tmp_path, *extra):
+    return ["verify", DIGITS, "-p", profile, "--calibration", CALIBRATION,
+            "--inputs", os.path.join(DATA, "digits_test.npz"), "--json", str(tmp_path / "r.json"), *extra]
+
+
+def test_noisy_tier_passes_an_8_bit_device_with_a_statistical_verdict(tmp_path, capsys):
+    import json
+    code, out = run_cli(verify_args("mrr-incoherent-8b", tmp_path, "--trials", "3"), capsys)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0, out.out
+    assert report["tier"] == "noisy" and report["trials"] == 3
+    (probs,) = report["outputs"]
+    assert probs["top1_lower_bound"] <= probs["top1_agreement"] and probs["top1_lower_bound"] >= 0.98
+    assert len(report["accuracy"]["device_per_trial"]) == 3
+    assert abs(report["accuracy"]["device"] - report["accuracy"]["model"]) <= 0.01  # within one point
+    assert [layer["sqnr_db"] > 10 for layer in report["layers"]] == [True, True, True]
+    assert "lower 95% confidence bound" in out.out
+
+
+def test_noiseless_flag_judges_at_the_quantised_tier(tmp_path, capsys):
+    import json
+    code, out = run_cli(verify_args("mrr-balanced-8b", tmp_path, "--noiseless"), capsys)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and report["tier"] == "quantised" and report["trials"] == 1
+    assert report["thresholds"]["rtol"] == 4 * 3 * 2.0 ** -8  # auto: 4 steps of 8 bits per optical layer
+
+
+def test_the_harsh_profile_fails_verify_with_exit_1(tmp_path, capsys):
+    import json
+    code, out = run_cli(verify_args("harsh-4b", tmp_path, "--trials", "2"), capsys)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 1 and not report["passed"]
+    assert report["outputs"][0]["top1_lower_bound"] < 0.98
+    assert "FAIL: outputs differ beyond the thresholds" in out.out
+
+
+def test_wilson_lower_bound_matches_the_textbook_value():
+    from photoncc.verify import wilson_lower
+    # 95 successes of 100, one-sided 95 % (z = 1.6449): (0.95 + z^2/200 - z sqrt(0.0475/100 + z^2/40000))
+    # / (1 + z^2/100) = 0.90084
+    assert abs(wilson_lower(95, 100, 0.95) - 0.90084) < 1e-4
+    assert wilson_lower(100, 100, 0.95) < 1.0 and wilson_lower(0, 10, 0.95) == 0.0
