@@ -126,9 +126,12 @@ def cli(debug):
 @click.option("--headroom", type=click.FloatRange(min=0),
               help="Widen calibrated ranges by this fraction of their width on each side "
                    "[default: the profile's calibration.headroom].")
+@click.option("--percentile", type=click.FloatRange(50, 100),
+              help="Calibrated ranges span this percentile of the data (100 = min..max) "
+                   "[default: the profile's calibration.percentile].")
 @click.option("--report", type=click.Path(path_type=Path), help="Also write the compile report (JSON).")
 @click.option("--dump-ir", type=click.Path(path_type=Path), help="Write the IR after every pass to this folder.")
-def compile(model, profile_spec, output, calibration, input_range, headroom, report, dump_ir):
+def compile(model, profile_spec, output, calibration, input_range, headroom, percentile, report, dump_ir):
     """Compile MODEL (.onnx) into a device program (.pcc) for a hardware profile.
 
     Every layer's input range must be known: from the model (Sigmoid, Tanh, Clip...), from
@@ -140,7 +143,7 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, rep
     if report:
         _writable(report, "--report")
     program = compile_model(model, _profile(profile_spec), calibration, _input_range(input_range), dump_ir,
-                            headroom)
+                            headroom, percentile)
     program.write(output)
     if report:
         _write_text(report, json.dumps(program.manifest["report"], indent=1, sort_keys=True) + "\n")
@@ -326,15 +329,22 @@ def inspect(program_path, as_json):
         click.echo(f"  output {spec['name']}: {spec['dtype']}[N,{','.join(map(str, spec['shape']))}]")
     click.echo(f"  {r['optical_layers']} optical layer(s), {r['tiles']} tile(s); electronic: "
                + (", ".join(f"{op} x{c}" for op, c in r["electronic_ops"].items()) or "none"))
-    header = f"  {'layer':<28} {'kind':<5} {'matrix':>11} {'tiles':>6} {'rings used':>11} {'of rings':>9} " \
-             f"{'alpha':>19} {'shift':>9} {'range from':<22} placement"
-    click.echo(header)
+    if r.get("activations"):
+        click.echo("  activations: " + ", ".join(f"{a['name']} ({a['op']}, {a['placement']})" for a in r["activations"]))
+    click.echo(f"  estimate per inference (profile timing/energy, optical core only): "
+               f"{r['latency_us']:.4g} us, {r['energy_nj']:.4g} nJ")
+    rows = [("layer", "kind", "matrix", "tiles", "rings used", "of rings", "alpha", "shift", "range from",
+             "SQNR dB", "placement")]
     for layer in r["layers"]:
-        matrix = f"{layer['matrix'][0]}x{layer['matrix'][1]}"
-        alpha = f"[{layer['alpha'][0]:.3g}, {layer['alpha'][1]:.3g}]"
-        click.echo(f"  {layer['name'][:28]:<28} {layer['kind']:<5} {matrix:>11} {layer['tiles']:>6} "
-                   f"{layer['rings_used']:>11} {layer['tiles'] * layer['ring_count']:>9} {alpha:>19} "
-                   f"{layer['shift']:>9.3g} {str(layer['range_source'])[:22]:<22} {layer['placement']}")
+        sqnr = layer.get("sqnr_db")
+        rows.append((layer["name"], layer["kind"], f"{layer['matrix'][0]}x{layer['matrix'][1]}", str(layer["tiles"]),
+                     str(layer["rings_used"]), str(layer["tiles"] * layer["ring_count"]),
+                     f"[{layer['alpha'][0]:.3g}, {layer['alpha'][1]:.3g}]", f"{layer['shift']:.3g}",
+                     str(layer["range_source"]), "-" if sqnr is None else f"{sqnr:.1f}", layer["placement"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  " + "  ".join(cell.ljust(w) if i in (0, 1, 8, 10) else cell.rjust(w)
+                                    for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
 
 
 @cli.command()

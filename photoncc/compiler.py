@@ -31,6 +31,7 @@ from .passes.to_nonnegative import to_nonnegative
 from .passes.to_signed import to_signed
 from .profile import Profile
 from .ranges import adc_ranges, measure_ranges
+from .report import add_quantisation_error, compile_report
 
 PROGRAM_OPS = frozenset(kernels.ELECTRONIC) | frozenset(kernels.PHOTONIC)  # besides the banks
 
@@ -41,6 +42,7 @@ class Context:
     calibration: dict | None = None  # input name -> samples
     input_range: tuple[float, float] | None = None
     headroom: float | None = None  # None: the profile's calibration.headroom
+    percentile: float | None = None  # None: the profile's calibration.percentile
     range_info: dict = field(default_factory=dict)
 
     @property
@@ -50,7 +52,8 @@ class Context:
 
 def _to_banks(g: Graph, ctx: Context) -> Graph:
     """Measure the layers' input ranges, then the bank form the profile's architecture needs."""
-    ranges, ctx.range_info = measure_ranges(g, ctx.calibration, ctx.input_range, ctx.range_headroom)
+    percentile = ctx.profile["calibration"]["percentile"] if ctx.percentile is None else ctx.percentile
+    ranges, ctx.range_info = measure_ranges(g, ctx.calibration, ctx.input_range, ctx.range_headroom, percentile)
     if ctx.profile["architecture"] == "balanced":
         return to_signed(g, ranges, tuple(ctx.profile["bank"]["weight_range"]))
     return to_nonnegative(g, ranges)
@@ -123,18 +126,21 @@ def load_calibration(path, g: Graph) -> dict:
 
 def compile_model(model_path: str | Path, profile: Profile, calibration: dict | str | Path | None = None,
                   input_range: tuple[float, float] | None = None, dump_ir: str | Path | None = None,
-                  headroom: float | None = None):
+                  headroom: float | None = None, percentile: float | None = None):
     """Compile an ONNX file for ``profile``; returns the Program (see program.py)."""
     g = import_model(model_path)
     if isinstance(calibration, (str, Path)):
         calibration = load_calibration(calibration, g)
-    ctx = Context(profile, calibration, input_range, headroom)
+    ctx = Context(profile, calibration, input_range, headroom, percentile)
     dump = _dumper(Path(dump_ir)) if dump_ir else None
     device = run_pipeline(g, ctx, on_stage=dump)
     ranges = _input_ranges(g, calibration, input_range)
     kat = _kat_feeds(g, calibration, ranges)
-    report = compile_report(device, ctx)
-    return emit(device, dict(profile), ranges, kat, report)
+    report = compile_report(device, ctx.profile, ctx.range_info)
+    program = emit(device, dict(profile), ranges, kat, report)
+    if calibration is not None and (profile.quantised or profile.noisy):
+        add_quantisation_error(program, g, calibration)
+    return program
 
 
 def _dumper(folder: Path):
@@ -179,29 +185,3 @@ def _kat_feeds(g: Graph, calibration, ranges) -> dict:
         channel = (1, -1) + (1,) * (len(shape) - 2) if len(shape) > 1 else (1,)
         feeds[name] = rng.uniform(lo.reshape(channel), hi.reshape(channel), shape).astype(t.dtype)
     return feeds
-
-
-def compile_report(device: Graph, ctx: Context) -> dict:
-    """Per layer: placement, tiles, rings used of the ring count, alpha, shift, range source, clipping."""
-    ring_count = ctx.profile.banks * ctx.profile.rings
-    layers, electronic = [], {}
-    for n in device.nodes:
-        if n.op != "Bank":
-            electronic[n.op] = electronic.get(n.op, 0) + 1
-            continue
-        tiles = device.consts[n.inputs[1]].shape
-        groups, m = device.consts[n.inputs[2]].shape
-        k = device.consts[n.inputs[3]].shape[1]
-        alpha = device.consts[n.inputs[4]]
-        rng = ctx.range_info.get(n.inputs[0], {})
-        layers.append({
-            "name": n.name, "kind": "conv" if "conv" in n.attrs else "dense", "placement": "optical",
-            "matrix": [groups * m, groups * (2 * k + 1)], "tiles": int(np.prod(tiles[:3])),
-            "rings_used": groups * m * (2 * k + 1), "ring_count": ring_count,
-            "alpha": [float(alpha.min()), float(alpha.max())] if alpha.size else [0.0, 0.0],
-            "shift": n.attrs["shift"], "range_source": rng.get("source"),
-            "clipped_fraction": rng.get("clipped"),
-        })
-    return {"profile": ctx.profile.name, "ring_count": ring_count, "layers": layers,
-            "electronic_ops": dict(sorted(electronic.items())),
-            "optical_layers": len(layers), "tiles": sum(layer["tiles"] for layer in layers)}

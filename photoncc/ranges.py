@@ -6,7 +6,9 @@ For each Linear node's input x, per channel (axis 1 for conv, the last axis for 
    affine maps and the like, from Sigmoid or Softmax [0, 1], Tanh [-1, 1], HardSigmoid [0, 1], a
    Clip with both limits, or a model input with a declared range (``--input-range``);
 2. otherwise the calibration data: the interpreter runs the graph on it and records the per-channel
-   min and max of x, widened on each side by ``headroom`` times the range (the profile's
+   min and max of x (or, with ``percentile`` p < 100, its (100 - p)th and p-th percentiles, estimated
+   on a subsample of at most 4096 positions per batch of 32 samples, so that rare outliers are
+   clipped instead of stretching the range), widened on each side by ``headroom`` times the range (the profile's
    ``calibration.headroom``: unseen data reaches beyond a sample's extremes) plus ROUNDING of the
    magnitude (the device computes the same values in another order and precision, so a
    calibration extreme can come out slightly beyond itself there);
@@ -101,7 +103,8 @@ def _bound_of(n, ins, out_type):
     return None
 
 
-def measure_ranges(g: Graph, calibration: dict | None, input_range=None, headroom: float = 0.0):
+def measure_ranges(g: Graph, calibration: dict | None, input_range=None, headroom: float = 0.0,
+                   percentile: float = 100.0):
     """Ranges for every bank input: ({value: (lo, hi)}, {value: info dict}); see module docstring."""
     wanted = bank_inputs(g)
     ranges, info, todo = {}, {}, {}
@@ -124,7 +127,9 @@ def measure_ranges(g: Graph, calibration: dict | None, input_range=None, headroo
                         + ("" if input_range else " or declare the input range (--input-range LO,HI)"))
     observed = observe(g, calibration, {v: wanted[v][1] for v in wanted}) if calibration else {}
     for value, axis in todo.items():
-        lo, hi, _ = observed[value]
+        lo, hi, _, sample = observed[value]
+        if percentile < 100:  # on the kept subsample (at most 4096 positions per batch)
+            lo, hi = np.percentile(sample, 100 - percentile, axis=0), np.percentile(sample, percentile, axis=0)
         pad = headroom * (hi - lo) + ROUNDING * np.maximum(np.abs(lo), np.abs(hi))
         ranges[value] = (lo - pad, hi + pad)
         info[value] = {"layer": wanted[value][0], "source": "calibration"}
@@ -152,11 +157,12 @@ def observe(g: Graph, calibration: dict, axes: dict[str, int]):
                 watch(name, batch[name])
         interp.run(g, batch, watch=watch)
 
-    def clipped_fn(name):
-        sample = np.concatenate(seen[name])
-        return lambda lo, hi: float(np.mean((sample < lo) | (sample > hi)))
+    samples = {name: np.concatenate(seen[name]) for name in axes}
 
-    return {name: (low[name], high[name], clipped_fn(name)) for name in axes}
+    def clipped_fn(name):
+        return lambda lo, hi: float(np.mean((samples[name] < lo) | (samples[name] > hi)))
+
+    return {name: (low[name], high[name], clipped_fn(name), samples[name]) for name in axes}
 
 
 def adc_ranges(g: Graph, calibration: dict | None, headroom: float) -> dict[str, np.ndarray]:

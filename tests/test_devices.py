@@ -187,3 +187,27 @@ def test_wilson_lower_bound_matches_the_textbook_value():
     # / (1 + z^2/100) = 0.90084
     assert abs(wilson_lower(95, 100, 0.95) - 0.90084) < 1e-4
     assert wilson_lower(100, 100, 0.95) < 1.0 and wilson_lower(0, 10, 0.95) == 0.0
+
+
+def test_percentile_calibration_clips_the_outliers_and_reports_it():
+    full = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
+    trimmed = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION, percentile=99.0)
+    assert all(layer["clipped_fraction"] == 0 for layer in full.manifest["report"]["layers"])
+    clipped = [layer["clipped_fraction"] for layer in trimmed.manifest["report"]["layers"]]
+    assert all(0 < c <= 0.03 for c in clipped)  # about 1 % per side, per channel
+    widths = [(layer["alpha"][1], other["alpha"][1]) for layer, other in
+              zip(trimmed.manifest["report"]["layers"], full.manifest["report"]["layers"])]
+    assert all(t < f for t, f in widths)
+
+
+def test_compile_report_estimates_follow_the_profile_figures():
+    program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
+    report = program.manifest["report"]
+    timing = load_profile("mrr-incoherent-8b")["timing"]
+    for layer in report["layers"]:
+        expected = layer["tiles"] * timing["reprogram_us"] + layer["passes"] / (timing["clock_ghz"] * 1e3)
+        assert abs(layer["latency_us"] - expected) < 1e-6
+        assert layer["sqnr_db"] is not None and layer["sqnr_db"] > 15  # 8 bits: tens of dB
+        assert layer["rings_used"] <= layer["tiles"] * layer["ring_count"]
+    assert abs(report["latency_us"] - sum(layer["latency_us"] for layer in report["layers"])) < 1e-3
+    assert [a["placement"] for a in report["activations"]] == ["electronic", "electronic"]

@@ -62,6 +62,11 @@ def test_fixture_matches_onnxruntime(name, tmp_path):
     assert [i["name"] for i in program.manifest["inputs"]] == list(feeds)
 
 
+def test_every_fixture_file_is_covered():
+    refused = {"skl2onnx_mlp_zipmap", "skl2onnx_logreg"}  # see test_classic_ml_fixtures_are_refused...
+    assert {p.stem for p in DATA.glob("*.onnx")} == set(FIXTURES) | refused
+
+
 def test_mlp_tanh_inputs_are_standardised_and_signed():
     feeds = fixture_feeds("torch_legacy_mlp_tanh")["features"]
     assert feeds.min() < -1 and feeds.max() > 1  # what the fixture is for: signed, standardised inputs

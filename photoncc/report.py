@@ -1,0 +1,94 @@
+"""The compile report: what the program does on the device, layer by layer, and what it costs.
+
+Per optical layer (a Bank): its matrix, tiles and rings used of the ring count, the input range
+(alpha) and shift, where the range came from and the calibration data's clipped fraction, and
+estimates from the profile's ``timing`` and ``energy`` figures, per inference (one sample):
+
+* positions P: input vectors per sample (output pixels of a convolution, 1 for a dense layer);
+* passes = P x tiles: every tile (B x C rings, reprogrammed between tiles) sees every position;
+* latency = tiles x reprogram_us + passes / clock  (tiles run one after another, batch 1);
+* energy = P x rings_used x mac_pj + P x R x Q x C x dac_pj (every tile row re-reads its channels)
+  + P x R x Q x B x adc_pj (one read per photodetector and tile) + tiles x reprogram_nj.
+
+These are first-order estimates of the optical core only (no memory traffic, no electronic ops).
+With quantisation or noise, ``add_quantisation_error`` adds each layer's SQNR on the calibration
+data: the noiseless device against the model's own value (the IR interpreter on the imported graph).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import interp
+from .ir import Graph
+from .program import Program
+from .simulator import Simulator
+
+ERROR_SAMPLES = 64
+
+
+def compile_report(device: Graph, profile, range_info: dict) -> dict:
+    ring_count = profile.banks * profile.rings
+    layers, electronic, activations = [], {}, []
+    for n in device.nodes:
+        if n.op in ("Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Elu", "Softplus", "Selu", "Clip",
+                    "HardSigmoid", "PhotonicSigmoid"):
+            activations.append({"name": n.name, "op": n.op,
+                                "placement": "optical" if n.op == "PhotonicSigmoid" else "electronic"})
+        if n.op != "Bank":
+            electronic[n.op] = electronic.get(n.op, 0) + (n.op != "PhotonicSigmoid")
+            continue
+        layers.append(_layer(n, device, profile, range_info, ring_count))
+    electronic = {k: v for k, v in electronic.items() if v}
+    return {"profile": profile.name, "ring_count": ring_count, "layers": layers,
+            "electronic_ops": dict(sorted(electronic.items())), "activations": activations,
+            "optical_layers": len(layers), "tiles": sum(layer["tiles"] for layer in layers),
+            "latency_us": round(sum(layer["latency_us"] for layer in layers), 6),
+            "energy_nj": round(sum(layer["energy_nj"] for layer in layers), 6)}
+
+
+def _layer(n, device: Graph, profile, range_info: dict, ring_count: int) -> dict:
+    tiles = device.consts[n.inputs[1]].shape  # (G, R, Q, B, C)
+    groups, m = device.consts[n.inputs[2]].shape
+    k = device.consts[n.inputs[3]].shape[1]
+    alpha = device.consts[n.inputs[4]]
+    channels = k + 1 if n.attrs.get("signed") else 2 * k + 1
+    out = device.types[n.outputs[0]].shape
+    positions = int(np.prod(out[2:])) if "conv" in n.attrs else int(np.prod(out[1:-1]))
+    count = int(np.prod(tiles[:3]))
+    rows, cols = tiles[1], tiles[2]
+    rings_used = groups * m * channels
+    timing, energy = profile["timing"], profile["energy"]
+    passes = positions * count
+    rng = range_info.get(n.inputs[0], {})
+    return {
+        "name": n.name, "kind": "conv" if "conv" in n.attrs else "dense", "placement": "optical",
+        "matrix": [groups * m, groups * channels], "tiles": count, "rings_used": rings_used,
+        "ring_count": ring_count, "positions": positions, "passes": passes,
+        "alpha": [float(alpha.min()), float(alpha.max())] if alpha.size else [0.0, 0.0],
+        "shift": n.attrs["shift"], "range_source": rng.get("source"), "clipped_fraction": rng.get("clipped"),
+        "latency_us": round(count * timing["reprogram_us"] + passes / (timing["clock_ghz"] * 1e3), 6),
+        "energy_nj": round((positions * rings_used * energy["mac_pj"]
+                            + positions * groups * rows * cols * tiles[4] * energy["dac_pj"]
+                            + positions * groups * rows * cols * tiles[3] * energy["adc_pj"]) / 1e3
+                           + count * energy["reprogram_nj"], 6),
+    }
+
+
+def add_quantisation_error(program: Program, source: Graph, calibration: dict) -> None:
+    """Each layer's SQNR (dB) on the first calibration samples: noiseless device vs the model."""
+    feeds = {k: v[:ERROR_SAMPLES] for k, v in calibration.items()}
+    photonic_inputs = {i["inputs"][0] for i in program.instructions if i["op"] == "PhotonicSigmoid"}
+    names = [i["outputs"][0] for i in program.instructions
+             if i["op"] == "Bank" and i["outputs"][0] not in photonic_inputs]
+    wanted, reference = set(names), {}
+    interp.run(source, feeds, watch=lambda name, value: reference.__setitem__(name, value) if name in wanted else None)
+    device = Simulator(program, noiseless=True).run(feeds, keep=names)
+    by_output = {i["outputs"][0]: i["name"] for i in program.instructions if i["op"] == "Bank"}
+    sqnr = {}
+    for name in names:
+        if name in reference:
+            ref = np.asarray(reference[name], np.float64)
+            noise = float(np.sum((device[name] - ref) ** 2))
+            sqnr[by_output[name]] = round(10 * np.log10(float(np.sum(ref ** 2)) / noise), 2) if noise > 0 else None
+    for layer in program.manifest["report"]["layers"]:
+        layer["sqnr_db"] = sqnr.get(layer["name"])
