@@ -79,7 +79,9 @@ def import_proto(model: onnx.ModelProto, source: str = "<model>", sha256: str = 
         types[name] = type_of(value)
     g = Graph(tuple(nodes), tuple(inputs), tuple(o.name for o in graph.output), types, consts,
               meta={"source": source, "sha256": sha256, "opset": opset,
-                    "producer": f"{model.producer_name} {model.producer_version}".strip()})
+                    "producer": f"{model.producer_name} {model.producer_version}".strip(),
+                    "dynamic_batch": any(_symbolic_batch(v) for v in graph.input if v.name not in consts),
+                    "model_constants": tuple(sorted(consts))})
     g = prune(g)
     live = {n.name for n in g.nodes}
     problems = [p for p in problems if p.node in live]
@@ -105,6 +107,11 @@ def _input_type(value: onnx.ValueInfoProto, source: str) -> TensorType:
     if not shape:
         raise UserError(f"{source}: input {value.name!r} has no batch axis (rank 0)")
     return TensorType(tuple(shape), np_dtype(tensor.elem_type).name)
+
+
+def _symbolic_batch(value: onnx.ValueInfoProto) -> bool:
+    dims = value.type.tensor_type.shape.dim
+    return bool(dims) and not (dims[0].HasField("dim_value") and dims[0].dim_value > 0)
 
 
 def _constant_value(proto: onnx.NodeProto, source: str) -> np.ndarray:

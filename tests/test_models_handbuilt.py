@@ -679,8 +679,6 @@ def test_flatten_axis_0_is_refused(tmp_path):
     assert [p.node for p in err.problems] == ["flat0"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the batch is bound to 1 at import, so Reshape(x, [1, -1]) looks "
-                   "per-sample and is accepted; at batch 7 the device gives (7, 4) where onnxruntime gives (1, 28)")
 def test_reshape_to_one_row_mixes_the_batch_and_is_refused(tmp_path):
     rng = np.random.default_rng(37)
     model = make_model([node("Reshape", ["x", "shape"], ["r"], name="one_row"), node("Relu", ["r"], ["y"], name="relu")],

@@ -10,7 +10,7 @@ into attributes under the names the importer uses for older opsets. Then:
 * negative axes become positive, Transpose gets an explicit perm.
 
 An op that would mix samples (touch axis 0: Concat/Split/Softmax/Reduce on axis 0, a Transpose that
-moves it, a Reshape that changes it) or whose config is not constant is annotated
+moves it, a Reshape that changes it, or a constant Reshape target [1, ...] in a dynamic-batch model) or whose config is not constant is annotated
 ``attrs["unsupported"] = (reason, hint)``; the pipeline reports every annotated node at once.
 
 Requires: fold_constants. Ensures: the above; numerics unchanged. Idempotent.
@@ -36,6 +36,10 @@ def _unsupported(n: Node, reason: str, hint: str = "") -> Node:
 def _canonical(n: Node, g: Graph) -> Node:
     config = CONFIG_INPUTS.get(n.op, ())
     data_inputs = 1 if config else len(n.inputs)
+    if (n.op == "Reshape" and len(n.inputs) > 1 and g.meta.get("dynamic_batch")
+            and n.inputs[1] in g.meta.get("model_constants", ()) and int(g.consts[n.inputs[1]].reshape(-1)[0]) == 1):
+        return _unsupported(n, "reshapes to a fixed leading dimension of 1 although the model's batch is dynamic: "
+                               "at batch N it would mix the samples", "reshape with 0 or -1 on the batch axis")
     for key, name in zip(config, n.inputs[data_inputs:]):
         if name and name not in g.consts:
             return _unsupported(n, f"its {key!r} input is computed from data, not constant",
