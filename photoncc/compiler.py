@@ -162,7 +162,8 @@ def _input_ranges(g: Graph, calibration, input_range) -> dict:
         shape = g.types[name].shape
         channels = shape[1] if len(shape) > 1 else 1
         if calibration is not None:
-            data = np.moveaxis(np.asarray(calibration[name], np.float64), 1, -1).reshape(-1, channels)
+            data = np.asarray(calibration[name], np.float64)
+            data = np.moveaxis(data, 1, -1).reshape(-1, channels) if data.ndim > 1 else data.reshape(-1, 1)
             ranges[name] = (data.min(axis=0), data.max(axis=0))
         elif input_range is not None:
             ranges[name] = (np.full(channels, input_range[0]), np.full(channels, input_range[1]))

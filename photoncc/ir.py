@@ -76,6 +76,15 @@ def type_of(array: np.ndarray) -> TensorType:
     return TensorType(tuple(int(d) for d in array.shape), array.dtype.name)
 
 
+def fresh_name(taken, base: str) -> str:
+    """``base``, or ``base_1``, ``base_2``... whichever is not in ``taken`` (a mapping or set of names)."""
+    name, index = base, 0
+    while name in taken:
+        index += 1
+        name = f"{base}_{index}"
+    return name
+
+
 def prune(g: Graph) -> Graph:
     """Drop nodes and constants that no graph output depends on."""
     live = set(g.outputs)

@@ -790,8 +790,6 @@ def test_clip_with_min_above_max(tmp_path):
     run(model, tmp_path, dense_feeds(rng, K, batch=16))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: compiler._input_ranges moves axis 1 of every input to the end "
-                   "(np.moveaxis(data, 1, -1)); a rank-1 input (N,) raises numpy AxisError instead of compiling")
 def test_rank_1_input(tmp_path):
     rng = np.random.default_rng(50)
     model = make_model([node("Unsqueeze", ["x", "axes"], ["u"], name="column"),
@@ -801,9 +799,6 @@ def test_rank_1_input(tmp_path):
     run(model, tmp_path, {"x": rand(rng, 5, scale=1)})
 
 
-@pytest.mark.xfail(strict=True, reason="bug: lower_linear stores a layer's weight and bias as constants named "
-                   "'<node>.weight' / '<node>.bias' and silently overwrites an existing constant of that name: "
-                   "here initializer 'fc.bias' (also read by an electronic Add) becomes beta * C")
 def test_layer_constants_do_not_overwrite_initializers_of_the_same_name(tmp_path):
     rng = np.random.default_rng(51)
     model = make_model([node("Gemm", ["x", "fc.weight", "fc.bias"], ["g"], name="fc", transB=1, beta=2.0),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Node, prune, type_of
+from ..ir import Graph, Node, fresh_name, prune, type_of
 
 
 def lower_linear(g: Graph) -> Graph:
@@ -25,7 +25,8 @@ def lower_linear(g: Graph) -> Graph:
         if isinstance(lowered, tuple):
             w, b, conv = lowered
             dtype = np.dtype(g.types[n.inputs[0]].dtype)
-            wname, bname = f"{n.name}.weight", f"{n.name}.bias"
+            wname = fresh_name(types, f"{n.name}.weight")
+            bname = fresh_name(set(types) | {wname}, f"{n.name}.bias")
             for name, value in ((wname, w), (bname, b)):
                 consts[name] = np.ascontiguousarray(value, dtype)
                 types[name] = type_of(consts[name])

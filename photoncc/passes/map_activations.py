@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Node, prune, type_of
+from ..ir import Graph, Node, fresh_name, prune, type_of
 
 SCALE = {"Sigmoid": 1.0, "Tanh": 2.0}
 
@@ -43,7 +43,7 @@ def map_activations(g: Graph, activation: dict) -> Graph:
         k = SCALE[n.op]
         for name, fn in ((lin.inputs[1], lambda w: w * (k * d)), (lin.inputs[2], lambda b: b * (k * d) + x0)):
             consts[name] = fn(consts[name].astype(np.float64)).astype(consts[name].dtype)
-        optical = f"{n.outputs[0]}.optical"
+        optical = fresh_name(types, f"{n.outputs[0]}.optical")
         types[optical] = types[n.outputs[0]]
         scale = k / (a2 - a1)
         offset = -k * a1 / (a2 - a1) - (k - 1.0)
@@ -79,7 +79,9 @@ def map_activations(g: Graph, activation: dict) -> Graph:
 
 def _electronic_affine(name, source, out, scale, offset, consts, types):
     dtype = np.dtype(types[source].dtype)
-    s_name, o_name, mid = f"{name}.scale", f"{name}.offset", f"{out}.scaled"
+    s_name = fresh_name(types, f"{name}.scale")
+    o_name = fresh_name(set(types) | {s_name}, f"{name}.offset")
+    mid = fresh_name(set(types) | {s_name, o_name}, f"{out}.scaled")
     consts[s_name], consts[o_name] = np.asarray(scale, dtype), np.asarray(offset, dtype)
     types[mid] = types[out]
     return [Node("Mul", (source, s_name), (mid,), {}, f"{name}.undo_scale"),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, prune, type_of
+from ..ir import Graph, fresh_name, prune, type_of
 from ..program import weight_step
 from ..simulator import apply_crosstalk
 from .tile_banks import tile, untile
@@ -64,7 +64,7 @@ def quantise_banks(g: Graph, profile) -> Graph:
             offset = _correct_bias(codes, tile(t, banks, rings), step, gain, consts[n.inputs[4]].astype(np.float64),
                                    attrs, profile["noise"]["crosstalk"], signed)
             consts[tname] = codes.astype(dtype)
-            oname = f"{n.name}.offset"
+            oname = fresh_name(types, f"{n.name}.offset")
             consts[oname] = offset.astype(g.consts[gname].dtype)
             types[oname] = type_of(consts[oname])
             inputs = n.inputs[:5] + ("", oname)
@@ -81,7 +81,7 @@ def set_adc_ranges(g: Graph, scales: dict) -> Graph:
     consts, types, nodes = dict(g.consts), dict(g.types), []
     for n in g.nodes:
         if n.op == "Bank" and n.name in scales:
-            name = f"{n.name}.adc"
+            name = fresh_name(types, f"{n.name}.adc")
             consts[name] = scales[n.name].astype(np.float32)
             types[name] = type_of(consts[name])
             n = n.replace(inputs=n.inputs[:5] + (name,) + n.inputs[6:])

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Node, prune, type_of
+from ..ir import Graph, Node, fresh_name, prune, type_of
 
 
 def to_nonnegative(g: Graph, ranges: dict) -> Graph:
@@ -46,7 +46,9 @@ def to_nonnegative(g: Graph, ranges: dict) -> Graph:
         wg, bg, lo_cols, alpha_cols = column_ranges(n, consts, ranges)
         t, gain, shift, carrier = split_nonnegative(wg, bg, lo_cols, alpha_cols)
         dtype = consts[n.inputs[1]].dtype
-        names = [f"{n.name}.{k}" for k in ("T", "gain", "lo", "alpha")]
+        names = []
+        for k in ("T", "gain", "lo", "alpha"):
+            names.append(fresh_name(set(types) | set(names), f"{n.name}.{k}"))
         for name, value in zip(names, (t[:, None, None], gain, lo_cols, alpha_cols)):
             consts[name] = np.ascontiguousarray(value, dtype)
             types[name] = type_of(consts[name])

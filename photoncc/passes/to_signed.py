@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Node, prune, type_of
+from ..ir import Graph, Node, fresh_name, prune, type_of
 from .to_nonnegative import bias_carrier, column_ranges, power_of_two_ceil
 
 
@@ -43,7 +43,9 @@ def to_signed(g: Graph, ranges: dict, weight_range: tuple[float, float]) -> Grap
         carrier = bias_carrier(b_prime / reach, gain)
         a = np.concatenate([wg, (b_prime / carrier)[..., None]], axis=-1)
         dtype = consts[n.inputs[1]].dtype
-        names = [f"{n.name}.{k}" for k in ("T", "gain", "lo", "alpha")]
+        names = []
+        for k in ("T", "gain", "lo", "alpha"):
+            names.append(fresh_name(set(types) | set(names), f"{n.name}.{k}"))
         for name, value in zip(names, ((a / gain[..., None])[:, None, None], gain, lo_cols, alpha_cols)):
             consts[name] = np.ascontiguousarray(value, dtype)
             types[name] = type_of(consts[name])
