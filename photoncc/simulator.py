@@ -60,6 +60,10 @@ def apply_crosstalk(tiles: np.ndarray, c: float) -> np.ndarray:
     return tiles + c * (np.pad(tiles[..., 1:], pad + [(0, 1)]) + np.pad(tiles[..., :-1], pad + [(1, 0)]))
 
 
+def tiles_name(inst: dict) -> str:
+    return inst["inputs"][1]
+
+
 class Simulator:
     def __init__(self, program: Program, seed: int | None = None, noiseless: bool = False):
         self.program = program
@@ -123,10 +127,42 @@ class Simulator:
             rows = adc.astype(np.float64).transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q, 2)[:, :m]
             scale = rows.transpose(0, 2, 1, 3)
         f64 = np.float64
-        return {"per_tile": np.ascontiguousarray(per_tile), "matrix": np.ascontiguousarray(per_tile.reshape(groups, q * c, m)),
+        bank = {"per_tile": np.ascontiguousarray(per_tile), "matrix": np.ascontiguousarray(per_tile.reshape(groups, q * c, m)),
                 "gain": gain.astype(f64), "offset": offset.astype(f64), "lo": lo.astype(f64), "alpha": alpha.astype(f64), "k": k,
                 "padded": q * c, "shift": f64(a["shift"]), "carrier": f64(a.get("carrier", 1.0)), "signed": signed, "adc": scale,  # (G, Q, M, 2)
                 "input_bits": a.get("input_bits"), "output_bits": a.get("output_bits")}
+        if not bank["output_bits"] and not self.dynamic_noise:
+            bank["direct"] = self._direct_form(bank, inst.get("attrs", {}).get("conv"), self.program.tensors[tiles_name(inst)].dtype)
+        return bank
+
+    @staticmethod
+    def _direct_form(bank: dict, conv, dtype) -> dict:
+        """The same layer as one signed matrix product, for reads that are neither quantised nor noisy.
+
+        Without an ADC or per-read noise the photodetected sums are only ever added, so
+        g (T_u u + T_c (alpha - u) + t_b c) - s + offset = g (T_u - T_c) x' + const with
+        x' = clip(x, lo, lo + alpha) (the modulators' saturation; DAC levels applied to x') and
+        const = g (T_c alpha + t_b c - (T_u - T_c) lo) - s + offset: identical in exact arithmetic,
+        computed with the device's weights (codes, crosstalk, programming error), and free of the
+        large offset T_c alpha that the physical sum carries, so float32 keeps it to rounding.
+        """
+        m, k, matrix, gain = bank["gain"].shape[1], bank["k"], bank["matrix"], bank["gain"]
+        groups = gain.shape[0]
+        width = k if bank["signed"] else 2 * k
+        signed = matrix[:, :k] if bank["signed"] else matrix[:, :k] - matrix[:, k:2 * k]   # (G, K, M)
+        const = gain * matrix[:, width] * bank["carrier"] - bank["shift"] + bank["offset"]
+        if not bank["signed"]:
+            const = const + gain * np.einsum("gkm,gk->gm", matrix[:, k:2 * k], bank["alpha"])
+        const = const - gain * np.einsum("gkm,gk->gm", signed, bank["lo"])
+        weight = (signed.transpose(0, 2, 1) * gain[..., None]).reshape(groups * m, k)     # (M, K) per group
+        taps = int(np.prod(conv["kernel_shape"])) if conv else 1
+        lo = bank["lo"].reshape(groups, -1, taps)[..., 0].reshape(-1)                      # per input channel
+        alpha = bank["alpha"].reshape(groups, -1, taps)[..., 0].reshape(-1)
+        if conv:
+            weight = weight.reshape((groups * m, k // taps) + tuple(conv["kernel_shape"]))
+        dtype = dtype if np.dtype(dtype).kind == "f" else np.float32  # the model's precision (codes: float32)
+        return {"weight": weight.astype(dtype), "bias": const.reshape(-1).astype(dtype),
+                "lo": lo.astype(dtype), "alpha": alpha.astype(dtype)}
 
     # ------------------------------------------------------------------ running
     def run(self, feeds: dict, keep=()) -> dict:
@@ -151,6 +187,8 @@ class Simulator:
     def _bank(self, inst: dict, x: np.ndarray) -> np.ndarray:
         bank = self._banks[inst["name"]]
         conv = inst["attrs"].get("conv")
+        if "direct" in bank:
+            return self._direct(inst["name"], bank, conv, x)
         if conv:
             x = kernels.im2col(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
         lead = x.shape[:-1]
@@ -183,6 +221,31 @@ class Simulator:
         y = sums * bank["gain"][:, None, :] - bank["shift"] + bank["offset"][:, None, :]
         y = y.transpose(1, 0, 2).reshape(lead + (-1,)).astype(x.dtype)
         return np.moveaxis(y, -1, 1) if conv else y
+
+    def _direct(self, name: str, bank: dict, conv, x: np.ndarray) -> np.ndarray:
+        """A bank without ADC or per-read noise: modulator saturation and DAC levels per input
+        channel (before im2col: every column of a channel has its range), then one product."""
+        d = bank["direct"]
+        axis = 1 if conv else x.ndim - 1
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        lo, alpha = d["lo"].reshape(shape), d["alpha"].reshape(shape)
+        u = x - lo
+        slack = 1e-6 * (alpha + np.abs(lo))  # float rounding at a bound is not clipping
+        count = self.clipped.setdefault(name, [0, 0])
+        count[0] += int(np.count_nonzero((u < -slack) | (u > alpha + slack)))
+        count[1] += u.size
+        u = np.clip(u, 0, alpha)                                           # the modulators saturate
+        if bank["input_bits"]:                                             # the DAC's levels
+            step = np.where(alpha > 0, alpha / levels(bank["input_bits"]), 1.0)
+            u = np.minimum(np.round(u / step) * step, alpha)
+        dtype, x = x.dtype, (u + lo).astype(d["weight"].dtype)
+        if conv:
+            y = kernels.conv(x, d["weight"], d["bias"], strides=conv["strides"], pads=conv["pads"],
+                             dilations=conv["dilations"], group=conv["group"])
+        else:
+            y = x @ d["weight"].T + d["bias"]
+        return y.astype(dtype, copy=False)
 
     def _tile_reads(self, bank: dict, v: np.ndarray) -> np.ndarray:
         """Sum over tiles of each tile's partial sums, with RIN, detector noise and the ADC per read."""

@@ -281,7 +281,8 @@ def test_batch_independence(name, tmp_path):
     for out, value in whole.items():
         assert value.shape[0] == 5
         for other in (ones, twos, {out: np.concatenate([s[out] for s in single])}):
-            np.testing.assert_array_equal(other[out], value)
+            # the same up to float32 rounding: a BLAS may block a product differently per batch size
+            np.testing.assert_allclose(other[out], value, rtol=1e-5, atol=1e-6 * float(np.abs(value).max()))
     ref, _ = run_onnxruntime(path, feeds)
     assert_outputs_match(ref, whole, what=name)
 
