@@ -60,10 +60,6 @@ def apply_crosstalk(tiles: np.ndarray, c: float) -> np.ndarray:
     return tiles + c * (np.pad(tiles[..., 1:], pad + [(0, 1)]) + np.pad(tiles[..., :-1], pad + [(1, 0)]))
 
 
-def tiles_name(inst: dict) -> str:
-    return inst["inputs"][1]
-
-
 class Simulator:
     def __init__(self, program: Program, seed: int | None = None, noiseless: bool = False):
         self.program = program
@@ -89,54 +85,70 @@ class Simulator:
         adc = t[inst["inputs"][5]] if len(inst["inputs"]) > 5 and inst["inputs"][5] else None
         offset = t[inst["inputs"][6]] if len(inst["inputs"]) > 6 and inst["inputs"][6] else np.zeros(gain.shape)
         name, signed = inst["name"], bool(a.get("signed"))
+        self._check_bank(name, tiles, gain, alpha, adc, a, signed)
+        reach = tuple(self.profile["bank"]["weight_range"]) if signed else (0.0, 1.0)
+        direct = not a.get("output_bits") and not self.dynamic_noise
+        # decoded weights, in the model's float type for the direct form, float64 for tile reads
+        work = (tiles.dtype if tiles.dtype.kind == "f" else np.float32) if direct else np.float64
+        weights = tiles.astype(work)
+        if a.get("weight_bits"):
+            weights *= work(weight_step(a["weight_bits"], signed)) if direct else weight_step(a["weight_bits"], signed)
+        noise = self.profile["noise"]
+        # crosstalk is systematic (the compiler pre-compensates it): part of the device, always on
+        weights = apply_crosstalk(weights, noise["crosstalk"])
+        if noise["weight_sigma"] and not self.noiseless:  # random programming error, drawn once per load
+            weights = weights + rng.normal(0.0, noise["weight_sigma"], weights.shape).astype(work)
+        if noise["crosstalk"] or (noise["weight_sigma"] and not self.noiseless):
+            weights = np.clip(weights, *reach)
+        groups, r, q, b, c = weights.shape
+        m, k = gain.shape[1], lo.shape[1]
+        f64 = np.float64
+        bank = {"gain": gain.astype(f64), "offset": offset.astype(f64), "lo": lo.astype(f64), "alpha": alpha.astype(f64),
+                "k": k, "padded": q * c, "shift": f64(a["shift"]), "carrier": f64(a.get("carrier", 1.0)),
+                "signed": signed, "input_bits": a.get("input_bits"), "output_bits": a.get("output_bits")}
+        # (G, M, Q*C): every row of a group with all its channels (the tiles side by side)
+        rows = weights.transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q * c)[:, :m]
+        if direct:
+            bank["direct"] = self._direct_form(bank, rows, a.get("conv"))
+            return bank
+        bank["per_tile"] = np.ascontiguousarray(rows.reshape(groups, m, q, c).transpose(0, 2, 3, 1))  # (G, Q, C, M)
+        bank["matrix"] = bank["per_tile"].reshape(groups, q * c, m)
+        bank["adc"] = None  # per (G, Q, M): the ADC range [lo, hi] of the photodetector reading row m of tile q
+        if adc is not None:
+            ranges = adc.astype(f64).transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q, 2)[:, :m]
+            bank["adc"] = ranges.transpose(0, 2, 1, 3)  # (G, Q, M, 2)
+        return bank
+
+    def _check_bank(self, name, tiles, gain, alpha, adc, a, signed) -> None:
+        """The device rules; a program that breaks one is refused before it runs."""
         bank = self.profile["bank"]
         reach = tuple(bank["weight_range"]) if signed else (0.0, 1.0)
         if tiles.shape[3:] != (bank["banks"], bank["rings"]):
             raise DeviceError(f"layer {name!r}: tiles of {tiles.shape[3]}x{tiles.shape[4]} rings do not fit "
                               f"the profile's {bank['banks']}x{bank['rings']} banks")
-        weights = tiles.astype(np.float64) * (weight_step(a["weight_bits"], signed) if a.get("weight_bits") else 1.0)
-        if weights.size and (weights.min() < reach[0] - 1e-12 or weights.max() > reach[1] + 1e-12):
-            bad = weights.min() if weights.min() < reach[0] else weights.max()
-            where = np.unravel_index(np.argmin(weights) if bad == weights.min() else np.argmax(weights), weights.shape)
-            if signed:
-                what = f"is outside the reachable range [{reach[0]}, {reach[1]}]"
-            elif bad < 0:
-                what = "is negative; an incoherent bank (single photodetector) cannot apply a negative weight"
-            else:
-                what = "exceeds 1; a ring cannot transmit more light than it receives"
-            raise DeviceError(f"layer {name!r}: ring weight {float(bad):.4g} at tile "
-                              f"{[int(i) for i in where[:3]]} ring {[int(i) for i in where[3:]]} {what}")
+        step = weight_step(a["weight_bits"], signed) if a.get("weight_bits") else 1.0
+        if tiles.size:
+            low, high = float(tiles.min()) * step, float(tiles.max()) * step
+            if low < reach[0] - 1e-12 or high > reach[1] + 1e-12:
+                bad = low if low < reach[0] - 1e-12 else high
+                where = np.unravel_index(np.argmin(tiles) if bad == low else np.argmax(tiles), tiles.shape)
+                if signed:
+                    what = f"is outside the reachable range [{reach[0]}, {reach[1]}]"
+                elif bad < 0:
+                    what = "is negative; an incoherent bank (single photodetector) cannot apply a negative weight"
+                else:
+                    what = "exceeds 1; a ring cannot transmit more light than it receives"
+                raise DeviceError(f"layer {name!r}: ring weight {bad:.4g} at tile "
+                                  f"{[int(i) for i in where[:3]]} ring {[int(i) for i in where[3:]]} {what}")
         if gain.size and gain.min() <= 0:
             raise DeviceError(f"layer {name!r}: a row gain is not positive")
         if alpha.size and alpha.min() < 0:
             raise DeviceError(f"layer {name!r}: a negative input range (alpha)")
         if a.get("output_bits") and (adc is None or not (adc[..., 1] > adc[..., 0]).all()):
             raise DeviceError(f"layer {name!r}: every ADC needs an input range [lo, hi] with lo < hi")
-        noise = self.profile["noise"]
-        # crosstalk is systematic (the compiler pre-compensates it): part of the device, always on
-        weights = apply_crosstalk(weights, noise["crosstalk"])
-        if noise["weight_sigma"] and not self.noiseless:  # random programming error, drawn once per load
-            weights = weights + rng.normal(0.0, noise["weight_sigma"], weights.shape)
-        weights = np.clip(weights, *reach)
-        groups, r, q, b, c = weights.shape
-        m, k = gain.shape[1], lo.shape[1]
-        # (G, Q, C, M): the rows of every tile of a group, channels first
-        per_tile = weights.transpose(0, 2, 4, 1, 3).reshape(groups, q, c, r * b)[..., :m]
-        scale = None  # per (G, Q, M): the ADC range [lo, hi] of the photodetector reading row m of tile q
-        if adc is not None:
-            rows = adc.astype(np.float64).transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q, 2)[:, :m]
-            scale = rows.transpose(0, 2, 1, 3)
-        f64 = np.float64
-        bank = {"per_tile": np.ascontiguousarray(per_tile), "matrix": np.ascontiguousarray(per_tile.reshape(groups, q * c, m)),
-                "gain": gain.astype(f64), "offset": offset.astype(f64), "lo": lo.astype(f64), "alpha": alpha.astype(f64), "k": k,
-                "padded": q * c, "shift": f64(a["shift"]), "carrier": f64(a.get("carrier", 1.0)), "signed": signed, "adc": scale,  # (G, Q, M, 2)
-                "input_bits": a.get("input_bits"), "output_bits": a.get("output_bits")}
-        if not bank["output_bits"] and not self.dynamic_noise:
-            bank["direct"] = self._direct_form(bank, inst.get("attrs", {}).get("conv"), self.program.tensors[tiles_name(inst)].dtype)
-        return bank
 
     @staticmethod
-    def _direct_form(bank: dict, conv, dtype) -> dict:
+    def _direct_form(bank: dict, rows: np.ndarray, conv) -> dict:
         """The same layer as one signed matrix product, for reads that are neither quantised nor noisy.
 
         Without an ADC or per-read noise the photodetected sums are only ever added, so
@@ -144,24 +156,27 @@ class Simulator:
         x' = clip(x, lo, lo + alpha) (the modulators' saturation; DAC levels applied to x') and
         const = g (T_c alpha + t_b c - (T_u - T_c) lo) - s + offset: identical in exact arithmetic,
         computed with the device's weights (codes, crosstalk, programming error), and free of the
-        large offset T_c alpha that the physical sum carries, so float32 keeps it to rounding.
+        large offset T_c alpha that the physical sum carries, so the model's float32 keeps it to
+        rounding (T_u - T_c is exact: one of the two is zero; the constants are float64 sums).
+        ``rows`` is (G, M, Q*C) in the model's float type.
         """
-        m, k, matrix, gain = bank["gain"].shape[1], bank["k"], bank["matrix"], bank["gain"]
-        groups = gain.shape[0]
+        gain, k = bank["gain"], bank["k"]
+        groups, m = gain.shape
         width = k if bank["signed"] else 2 * k
-        signed = matrix[:, :k] if bank["signed"] else matrix[:, :k] - matrix[:, k:2 * k]   # (G, K, M)
-        const = gain * matrix[:, width] * bank["carrier"] - bank["shift"] + bank["offset"]
-        if not bank["signed"]:
-            const = const + gain * np.einsum("gkm,gk->gm", matrix[:, k:2 * k], bank["alpha"])
-        const = const - gain * np.einsum("gkm,gk->gm", signed, bank["lo"])
-        weight = (signed.transpose(0, 2, 1) * gain[..., None]).reshape(groups * m, k)     # (M, K) per group
+        signed = rows[:, :, :k] if bank["signed"] else rows[:, :, :k] - rows[:, :, k:2 * k]   # (G, M, K)
+        const = gain * rows[:, :, width].astype(np.float64) * bank["carrier"] - bank["shift"] + bank["offset"]
+        for g in range(groups):  # float64 dot products, a group at a time (rows x K at most)
+            if not bank["signed"]:
+                const[g] += gain[g] * (rows[g, :, k:2 * k] @ bank["alpha"][g])
+            const[g] -= gain[g] * (signed[g] @ bank["lo"][g])
+        weight = (signed * gain[..., None].astype(rows.dtype)).reshape(groups * m, k)     # (M, K) per group
         taps = int(np.prod(conv["kernel_shape"])) if conv else 1
         lo = bank["lo"].reshape(groups, -1, taps)[..., 0].reshape(-1)                      # per input channel
         alpha = bank["alpha"].reshape(groups, -1, taps)[..., 0].reshape(-1)
         if conv:
             weight = weight.reshape((groups * m, k // taps) + tuple(conv["kernel_shape"]))
-        dtype = dtype if np.dtype(dtype).kind == "f" else np.float32  # the model's precision (codes: float32)
-        return {"weight": weight.astype(dtype), "bias": const.reshape(-1).astype(dtype),
+        dtype = rows.dtype
+        return {"weight": np.ascontiguousarray(weight), "bias": const.reshape(-1).astype(dtype),
                 "lo": lo.astype(dtype), "alpha": alpha.astype(dtype)}
 
     # ------------------------------------------------------------------ running
