@@ -146,10 +146,13 @@ def observe(g: Graph, calibration: dict, axes: dict[str, int]):
 
     def watch(name, value):
         if name in axes:
-            moved = np.moveaxis(np.asarray(value, np.float64), axes[name], -1).reshape(-1, value.shape[axes[name]])
-            low[name] = np.minimum(low.get(name, np.inf), moved.min(axis=0))
-            high[name] = np.maximum(high.get(name, -np.inf), moved.max(axis=0))
-            seen[name].append(moved[:: max(1, len(moved) // 4096)])  # a sample for clipped fractions
+            axis = axes[name]
+            others = tuple(i for i in range(value.ndim) if i != axis)  # reduce in place: no copies
+            low[name] = np.minimum(low.get(name, np.inf), value.min(axis=others).astype(np.float64))
+            high[name] = np.maximum(high.get(name, -np.inf), value.max(axis=others).astype(np.float64))
+            moved = np.moveaxis(value, axis, -1).reshape(-1, value.shape[axis])  # a view when it can be
+            step = max(1, len(moved) // 4096)
+            seen[name].append(moved[::step].astype(np.float64))  # a sample for clipped fractions, percentiles
 
     for batch in batches(calibration, BATCH):
         for name in axes:
