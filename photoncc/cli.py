@@ -88,10 +88,11 @@ def _load_program(path):
     return Program.read(path)
 
 
-def _feeds_for_program(program, path):
+def _feeds_for_program(program, path, stream: bool = False):
+    """The program's inputs from an .npz; with ``stream`` read batch by batch as they are used."""
     from .data import load_npz, match_inputs
     specs = {s["name"]: (tuple(s["shape"]), s["dtype"]) for s in program.manifest["inputs"]}
-    return match_inputs(path, load_npz(path), specs)
+    return match_inputs(path, load_npz(path, headers_only=stream), specs)
 
 
 # ---------------------------------------------------------------------- commands
@@ -167,7 +168,7 @@ def simulate(program_path, inputs, output, seed, noiseless, batch_size):
     from .simulator import Simulator
     output = _writable(output or program_path.with_suffix(".outputs.npz"), "-o")
     program = _load_program(program_path)
-    feeds, _ = _feeds_for_program(program, inputs)
+    feeds, _ = _feeds_for_program(program, inputs, stream=True)
     simulator = Simulator(program, seed=seed, noiseless=noiseless)
     simulator.selftest(str(program_path))
     outputs = simulator.run_batches(feeds, batch_size, Progress("simulate"))

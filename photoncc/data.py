@@ -17,7 +17,8 @@ from .errors import UserError
 LABEL = "label"
 
 
-def load_npz(path: str | Path) -> dict[str, np.ndarray]:
+def load_npz(path: str | Path, headers_only: bool = False) -> dict:
+    """The arrays of an .npz file by key; with ``headers_only`` StreamedArray views of them."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
@@ -35,6 +36,11 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
             arrays = {}
             for key in archive.files:
                 try:
+                    if headers_only:
+                        arrays[key] = StreamedArray(path, f"{key}.npy")
+                        if arrays[key].dtype.hasobject:
+                            raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
+                        continue
                     arrays[key] = archive[key]
                 except ValueError as e:
                     if "pickle" in str(e):
@@ -48,6 +54,47 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     if not arrays:
         raise UserError(f"{path}: holds no arrays")
     return arrays
+
+
+class StreamedArray:
+    """One array of an .npz file, read a batch of rows at a time: memory does not grow with the
+    number of samples. Has ``shape``, ``dtype``, ``ndim``, ``len()`` and ``[start:stop]`` (rows,
+    as an ndarray of ``cast`` or the stored dtype); reads are cheapest in increasing order."""
+
+    def __init__(self, path, member: str, cast=None):
+        self.path, self.member, self.cast = str(path), member, cast
+        self._archive = zipfile.ZipFile(self.path)
+        self._open()
+        self.shape, self.fortran, self.dtype = self._header
+        self.ndim = len(self.shape)
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    def _open(self):
+        self._file = self._archive.open(self.member)
+        version = np.lib.format.read_magic(self._file)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        self._header = reader(self._file)
+        self._row = 0
+
+    def __len__(self) -> int:
+        return self.shape[0] if self.shape else 0
+
+    def astype(self, cast) -> "StreamedArray":
+        return StreamedArray(self.path, self.member, np.dtype(cast))
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(len(self))
+        if self.fortran or start < self._row:  # Fortran order or going back: start the member again
+            if self.fortran:
+                data = np.load(self.path, allow_pickle=False)[self.member[:-4]][start:stop]
+                return np.ascontiguousarray(data, self.cast or data.dtype)
+            self._open()
+        if start > self._row:
+            self._file.read((start - self._row) * self.row_bytes)
+        count = max(stop - start, 0)
+        data = np.frombuffer(self._file.read(count * self.row_bytes), self.dtype).reshape((count,) + self.shape[1:])
+        self._row = stop
+        return data.astype(self.cast or self.dtype)
 
 
 def match_inputs(path, arrays: dict, specs: dict[str, tuple[tuple[int, ...], str]]):
@@ -83,8 +130,9 @@ def match_inputs(path, arrays: dict, specs: dict[str, tuple[tuple[int, ...], str
         count = a.shape[0]
         if count == 0:
             raise UserError(f"{path}: array {name!r} holds no samples")
-        feeds[name] = np.ascontiguousarray(a, want)
+        feeds[name] = a.astype(want) if isinstance(a, StreamedArray) else np.ascontiguousarray(a, want)
     if labels is not None:
+        labels = labels[:len(labels)] if isinstance(labels, StreamedArray) else labels
         if labels.dtype.kind not in ("i", "u") or labels.ndim != 1 or len(labels) != count:
             raise UserError(f"{path}: array 'label' must be {count} integer class ids, got dtype "
                             f"{labels.dtype} shape {list(labels.shape)}")

@@ -326,3 +326,19 @@ def test_verify_refuses_model_option_for_an_onnx_target(capsys, scratch):
     shutil.copy(scratch / f"{CNN}.onnx", other)
     refused(capsys, scratch, "verify", scratch / f"{CNN}.onnx", "--model", other, "--inputs", scratch / f"{CNN}.npz",
             "--json", scratch / "v.json", needles=("--model", "other.onnx", "TARGET"))
+
+
+def test_streamed_arrays_read_the_same_rows_as_a_full_load(tmp_path):
+    """simulate reads its inputs batch by batch (memory flat in the number of samples)."""
+    from photoncc.data import load_npz
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((300, 3, 4, 4))
+    for name, save in (("stored.npz", np.savez), ("compressed.npz", np.savez_compressed)):
+        path = tmp_path / name
+        save(path, image=data, label=np.arange(300))
+        streamed = load_npz(path, headers_only=True)
+        assert streamed["image"].shape == data.shape and len(streamed["image"]) == 300
+        pieces = [streamed["image"][i:i + 64] for i in range(0, 300, 64)]
+        np.testing.assert_array_equal(np.concatenate(pieces), data)
+        np.testing.assert_array_equal(streamed["image"][10:12], data[10:12])  # going back re-reads
+        assert streamed["image"].astype(np.float32)[0:5].dtype == np.float32
