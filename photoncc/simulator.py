@@ -111,8 +111,7 @@ class Simulator:
         if direct:
             bank["direct"] = self._direct_form(bank, rows, a.get("conv"))
             return bank
-        bank["per_tile"] = np.ascontiguousarray(rows.reshape(groups, m, q, c).transpose(0, 2, 3, 1))  # (G, Q, C, M)
-        bank["matrix"] = bank["per_tile"].reshape(groups, q * c, m)
+        bank["per_tile"] = np.ascontiguousarray(rows.reshape(groups, m, q, c).transpose(0, 2, 3, 1), np.float32)
         bank["adc"] = None  # per (G, Q, M): the ADC range [lo, hi] of the photodetector reading row m of tile q
         if adc is not None:
             ranges = adc.astype(f64).transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q, 2)[:, :m]
@@ -220,7 +219,7 @@ class Simulator:
             top = levels(bank["input_bits"])
             step = np.where(alpha > 0, alpha / top, 1.0)
             u = np.minimum(np.round(u / step) * step, alpha)
-        v = np.zeros((groups, u.shape[0], bank["padded"]))                 # optical powers per channel
+        v = np.zeros((groups, u.shape[0], bank["padded"]), np.float32)     # optical powers per channel
         v[:, :, :k] = u.transpose(1, 0, 2)
         if bank["signed"]:
             v[:, :, k] = bank["carrier"]
@@ -229,10 +228,7 @@ class Simulator:
             v[:, :, 2 * k] = bank["carrier"]
         if v.min(initial=0.0) < 0:
             raise DeviceError(f"layer {inst['name']!r}: negative optical input power")
-        if bank["output_bits"] or self.dynamic_noise:
-            sums = self._tile_reads(bank, v)
-        else:
-            sums = np.matmul(v, bank["matrix"])                            # (G, P, M): photodetected
+        sums = self._tile_reads(bank, v)                                   # (G, P, M): photodetected
         y = sums * bank["gain"][:, None, :] - bank["shift"] + bank["offset"][:, None, :]
         y = y.transpose(1, 0, 2).reshape(lead + (-1,)).astype(x.dtype)
         return np.moveaxis(y, -1, 1) if conv else y
@@ -263,29 +259,48 @@ class Simulator:
         return y.astype(dtype, copy=False)
 
     def _tile_reads(self, bank: dict, v: np.ndarray) -> np.ndarray:
-        """Sum over tiles of each tile's partial sums, with RIN, detector noise and the ADC per read."""
-        w = bank["per_tile"]                                               # (G, Q, C, M)
+        """Sum over tiles of each tile's partial sums, with RIN, detector noise and the ADC per read.
+
+        float32 per read (the ADC's steps and the noise are far above its rounding), float64 for the
+        electronic sum over tiles; in chunks of positions so that memory stays bounded."""
+        w = bank["per_tile"]                                               # (G, Q, C, M) float32
         groups, q, c, m = w.shape
         noise = self.profile["noise"]
         rin = 0.0 if self.noiseless else noise["rin_sigma"]
         det = 0.0 if self.noiseless else noise["detector_sigma"]
         scale = bank["adc"]                                                # (G, Q, M, 2) or None
+        if scale is not None:
+            top = levels(bank["output_bits"])
+            low = scale[:, :, None, :, 0].astype(np.float32)
+            width = (scale[..., 1] - scale[..., 0])[:, :, None, :]
+            to_codes, to_value = (top / width).astype(np.float32), (width / top).astype(np.float32)
+            det_scale = (det * width).astype(np.float32)
         out = np.empty((groups, v.shape[1], m))
-        chunk = max(1, (1 << 23) // max(1, groups * q * m))
+        chunk = max(1, (1 << 22) // max(1, groups * q * max(m, c)))
         for start in range(0, v.shape[1], chunk):
             vt = v[:, start:start + chunk].reshape(groups, -1, q, c).transpose(0, 2, 1, 3)  # (G, Q, p, C)
-            if rin:
-                vt = vt * (1.0 + self.rng.normal(0.0, rin, vt.shape))
+            vt = np.ascontiguousarray(vt, np.float32)
+            if rin:  # each channel's power fluctuates, shared by every row it feeds
+                eps = self.rng.standard_normal(vt.shape, dtype=np.float32)
+                eps *= rin
+                eps += 1.0
+                vt *= eps
             partial = np.matmul(vt, w)                                     # (G, Q, p, M)
             if scale is not None:
-                low, width = scale[:, :, None, :, 0], (scale[..., 1] - scale[..., 0])[:, :, None, :]
                 if det:
-                    partial = partial + self.rng.normal(0.0, det, partial.shape) * width
-                top = levels(bank["output_bits"])
-                partial = low + np.round(np.clip((partial - low) / width, 0.0, 1.0) * top) * width / top
+                    hiss = self.rng.standard_normal(partial.shape, dtype=np.float32)
+                    hiss *= det_scale
+                    partial += hiss
+                partial -= low                                             # the ADC: clip, round to a level
+                partial *= to_codes
+                np.clip(partial, 0.0, top, out=partial)
+                np.round(partial, out=partial)
+                partial *= to_value
+                partial += low
             elif det:  # no ADC: detector noise relative to the largest read of the tile
-                partial = partial + self.rng.normal(0.0, det, partial.shape) * np.abs(partial).max(axis=2, keepdims=True)
-            out[:, start:start + chunk] = partial.sum(axis=1)
+                partial += self.rng.standard_normal(partial.shape, dtype=np.float32) * det * \
+                    np.abs(partial).max(axis=2, keepdims=True)
+            out[:, start:start + chunk] = partial.sum(axis=1, dtype=np.float64)
         return out
 
     def run_batches(self, feeds: dict, batch_size: int = DEFAULT_BATCH, progress=None, keep=()) -> dict:
