@@ -82,19 +82,23 @@ CHECK_UNTIL = "fold_affine"  # ``photoncc check``: everything that needs no cali
 
 def run_pipeline(g: Graph, ctx: Context, until: str | None = None,
                  on_stage: Callable[[str, Graph], None] | None = None) -> Graph:
+    """Run the passes in order. The model's problems found by the passes that need no data (up to
+    CHECK_UNTIL) are gathered and reported together, so one error lists every offending node."""
     if on_stage:
         on_stage("import", g)
+    found: dict[str, UnsupportedNode] = {}
     for name, step, allowed in PIPELINE:
         g = step(g, ctx)
         ir.check(g)
         if allowed is not None:
-            problems = stage_problems(g, allowed)
-            if problems:
-                raise UnsupportedModel(g.meta.get("source", "<model>"), problems)
-        if on_stage:
+            for problem in stage_problems(g, allowed):
+                found.setdefault(problem.node, problem)
+        if on_stage and not found:
             on_stage(name, g)
-        if name == until:
+        if name == until or (found and name == CHECK_UNTIL):
             break
+    if found:
+        raise UnsupportedModel(g.meta.get("source", "<model>"), list(found.values()))
     return g
 
 

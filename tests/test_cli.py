@@ -487,3 +487,12 @@ def test_verify_finds_the_recorded_model_from_another_folder(capsys, tmp_path, m
     code, out, err = run(capsys, "verify", f"{CNN}.pcc", "--inputs", f"{CNN}.npz")
     assert code == 0, out + err
     assert "PASS" in out
+
+
+def test_ops_table_lists_exactly_the_operators_the_importer_accepts():
+    from photoncc import interp
+    from photoncc.coverage import OP_TABLE
+    listed = {op for op, _, _ in OP_TABLE}
+    accepted = set(interp.OPS) - {"Linear", "Bank", "PhotonicSigmoid"}  # IR-only ops, not ONNX
+    assert accepted <= listed, sorted(accepted - listed)
+    assert listed - accepted <= {"Constant"}, sorted(listed - accepted)  # Constant: folded by the importer

@@ -726,9 +726,6 @@ def test_two_data_matmuls_are_both_listed(tmp_path):
     assert [p.node for p in err.problems] == ["mm1", "mm2"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: problems are reported per pipeline stage, so a batch-moving "
-                   "Transpose (found by canonicalize) hides a data MatMul (found by lower_linear): the error "
-                   "lists 1 node, not both")
 def test_unsupported_nodes_of_different_stages_are_listed_together(tmp_path):
     rng = np.random.default_rng(40)
     model = make_model([node("Gemm", ["x", "W"], ["g"], name="fc", transB=1),
