@@ -110,7 +110,8 @@ def cli(debug):
       photoncc simulate model.pcc --inputs test.npz -o out.npz
       photoncc inspect model.pcc
 
-    Exit codes: 0 success, 1 verify found the outputs not equivalent, 2 unusable input.
+    Exit codes: 0 success, 1 verify found the outputs not equivalent, 2 unusable input,
+    3 internal error (a bug in photoncc).
     """
 
 

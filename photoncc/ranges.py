@@ -231,16 +231,19 @@ def _channel_powers(n, consts, x):
 
 def _partial_sum_extremes(n, consts, x):
     """min and max over samples and positions of every photodetector's partial sum per tile
-    (G, R, Q, B), computed in chunks of positions to bound memory."""
+    (G, R, Q, B): one batched product per chunk of positions (float32: the ADC's resolution is far
+    coarser), to bound memory."""
     tiles = _weights(n, consts)
+    groups, r, q, b, c = tiles.shape
+    w = np.ascontiguousarray(tiles.transpose(0, 2, 4, 1, 3).reshape(groups, q, c, r * b), np.float32)
     v = _channel_powers(n, consts, x)  # (P, G, Q, C)
-    groups, r, q, b, _ = tiles.shape
-    low, high = np.full((groups, r, q, b), np.inf), np.full((groups, r, q, b), -np.inf)
-    chunk = max(1, (1 << 24) // max(1, groups * r * q * b))
+    low, high = np.full((groups, q, r * b), np.inf), np.full((groups, q, r * b), -np.inf)
+    chunk = max(1, (1 << 22) // max(1, groups * q * max(r * b, c)))
     for start in range(0, len(v), chunk):
-        partial = np.einsum("pgqc,grqbc->grqbp", v[start:start + chunk], tiles)
-        low, high = np.minimum(low, partial.min(axis=-1)), np.maximum(high, partial.max(axis=-1))
-    return low, high
+        vt = np.ascontiguousarray(v[start:start + chunk].transpose(1, 2, 0, 3), np.float32)  # (G, Q, p, C)
+        partial = np.matmul(vt, w)  # (G, Q, p, R*B)
+        low, high = np.minimum(low, partial.min(axis=2)), np.maximum(high, partial.max(axis=2))
+    return tuple(a.reshape(groups, q, r, b).transpose(0, 2, 1, 3) for a in (low, high))
 
 
 def _weights(n, consts) -> np.ndarray:

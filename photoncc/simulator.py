@@ -33,12 +33,14 @@ in [0, 1] (a balanced bank: in its reachable range) and every gain be positive; 
 profile's bank shape. A program that breaks them is refused with a DeviceError naming the layer,
 never run. The optical input power is non-negative by construction of step 2 and checked per run.
 
-The optical arithmetic is float64 (a float-precision device is modelled as exact; the photodetected
-sum carries the large offset Wn alpha that the shift removes again, which float32 would round
-visibly in deep networks); electronic ops run in the model's dtype. Without ADC quantisation and
-noise the partial sums of a row add exactly, so the simulator contracts all of a row's tiles in one
-matrix product; otherwise it forms the partial sums tile by tile (vectorised, in chunks of
-positions to bound memory). Nothing loops in Python over samples, pixels or rings.
+Without an ADC or per-read noise the partial sums of a row are only added, so the simulator runs
+the layer in its *direct form* (``_direct_form``): one signed product of the device's own weights
+on the saturated, DAC-quantised input plus a per-row constant, identical in exact arithmetic and
+free of the large offset Wn alpha that the physical sum carries (so the model's float32 keeps it
+to rounding). Otherwise it forms every tile's partial sums (float32 per read: the ADC steps and
+the noise are far above its rounding; float64 for the electronic sum over tiles), in chunks of
+positions to bound memory. Electronic ops run in the model's dtype. Nothing loops in Python over
+samples, pixels or rings.
 """
 from __future__ import annotations
 
