@@ -14,16 +14,28 @@ whether it was killed at the timeout.
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 
 
+CURRENT = []  # the process being measured
+
+
+def _terminated(signum, frame):
+    """run.py was stopped: stop the measured process too, then exit."""
+    for proc in CURRENT:
+        proc.kill()
+    sys.exit(128 + signum)
+
+
 def run(request: dict) -> dict:
     with open(request["stdout"], "wb") as out, open(request["stderr"], "wb") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(request["cmd"], stdout=out, stderr=err)
+        CURRENT[:] = [proc]
         killed = []
         timer = None
         if request.get("timeout"):
@@ -33,11 +45,13 @@ def run(request: dict) -> dict:
         wall = time.perf_counter() - start
         if timer:
             timer.cancel()
+        CURRENT.clear()
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"wall": wall, "maxrss_kb": usage.ru_maxrss, "utime": usage.ru_utime, "stime": usage.ru_stime,
             "rc": proc.returncode, "killed": bool(killed)}
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminated)
     for line in sys.stdin:
         print(json.dumps(run(json.loads(line))), flush=True)

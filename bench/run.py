@@ -61,6 +61,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -395,8 +396,9 @@ def report(results: dict) -> str:
             f"float64 {peak['float64']:.1f} GFLOP/s",
             f"* profiles: {', '.join(results['profiles']['names'])}; noisy profile: {results['noisy_reason']}",
             f"* repeat {results['repeat']} (median; budget {results['budget']:.0f} s per measurement), "
-            f"warm-up {results['warmup']}, timeout {results['timeout']:.0f} s; load average "
-            f"{results['load_before']} before, {results['load_after']} after", ""]
+            f"warm-up {results['warmup']}, timeout {results['timeout']:.0f} s",
+            *[f"* run {r['started']} to {r.get('finished', '?')}, load average (1/5/15 min) {r['load_before']} "
+              f"before, {r.get('load_after', '?')} after: `{r['command']}`" for r in results["runs"]], ""]
     out += [f"## In-process, one batch (seconds; noisy = {noisy})", ""]
     trs = []
     for r in rows:
@@ -514,6 +516,17 @@ def cprofile(names: list[str], opts, workdir: Path) -> None:
             print(f"### {name}: {title} (ideal) under cProfile\n\n```\n{text}\n```\n", flush=True)
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _terminated(signum, frame):
+    log(f"terminated by signal {signum}; the models measured so far are in --json (continue with --resume)")
+    if LAUNCHER is not None and LAUNCHER.poll() is None:
+        LAUNCHER.terminate()  # it stops the process being measured
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -529,6 +542,8 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", type=Path)
     p.add_argument("--keep", action="store_true", help="keep the workdir")
     p.add_argument("--json", type=Path, help="write every raw number to this file")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run saved in --json: measure only the models it lacks")
     p.add_argument("--cprofile", action="store_true", help="only profile compile and simulate (cProfile)")
     opts = p.parse_args(argv)
     if opts.repeat < 1 or opts.warmup < 0:
@@ -537,47 +552,69 @@ def main(argv=None) -> int:
     samples = opts.memory_samples or (2560 if opts.quick else 10000)
     workdir = opts.workdir or Path(tempfile.mkdtemp(prefix="photoncc-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if opts.resume and not (opts.json and opts.json.is_file()):
+        p.error("--resume needs --json FILE from an earlier run")
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         if opts.cprofile:
             cprofile(names, opts, workdir)
             return 0
-        results = {"command": " ".join(["python", "bench/run.py", *(sys.argv[1:] if argv is None else argv)]),
-                   "repeat": opts.repeat, "warmup": opts.warmup, "budget": opts.budget, "timeout": opts.timeout,
-                   "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()), "notes": []}
-        log("environment")
-        results["environment"] = environment()
-        log(f"NumPy matmul peak ({PEAK_SIZE}x{PEAK_SIZE})")
-        peak = worker(["peak", PEAK_SIZE, 3], workdir, opts)
-        results["peak"] = {k: peak[k] for k in ("float32", "float64")}
-        results["profiles"] = prof = profiles(workdir)
-        if opts.noisy_profile:
-            if opts.noisy_profile not in prof["names"] and not Path(opts.noisy_profile).is_file():
-                p.error(f"--noisy-profile {opts.noisy_profile!r}: not a built-in profile ({', '.join(prof['names'])})")
-            noisy, reason = opts.noisy_profile, f"{opts.noisy_profile} (--noisy-profile)"
+        run = {"command": " ".join(["python", "bench/run.py", *(sys.argv[1:] if argv is None else argv)]),
+               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": _load()}
+        if opts.resume:
+            results = json.loads(opts.json.read_text())
+            results["runs"].append(run)
+            noisy, reason = results["noisy"], results["noisy_reason"]
+            log(f"resuming {opts.json}: {', '.join(r['model'] for r in results['models'])} already measured")
         else:
-            noisy, reason = pick_noisy(prof)
-        results["noisy"], results["noisy_reason"] = noisy, reason
-        log(f"noisy profile: {reason}")
-        results["models"] = []
-        for name in names:
-            results["models"].append(measure_model(name, noisy, reason, opts, workdir, results["notes"]))
+            results = {"runs": [run], "repeat": opts.repeat, "warmup": opts.warmup, "budget": opts.budget,
+                       "timeout": opts.timeout, "notes": [], "models": []}
+            log("environment")
+            results["environment"] = environment()
+            log(f"NumPy matmul peak ({PEAK_SIZE}x{PEAK_SIZE})")
+            peak = worker(["peak", PEAK_SIZE, 3], workdir, opts)
+            results["peak"] = {k: peak[k] for k in ("float32", "float64")}
+            results["profiles"] = prof = profiles(workdir)
+            if opts.noisy_profile:
+                if opts.noisy_profile not in prof["names"] and not Path(opts.noisy_profile).is_file():
+                    p.error(f"--noisy-profile {opts.noisy_profile!r}: not a built-in profile "
+                            f"({', '.join(prof['names'])})")
+                noisy, reason = opts.noisy_profile, f"{opts.noisy_profile} (--noisy-profile)"
+            else:
+                noisy, reason = pick_noisy(prof)
+            results["noisy"], results["noisy_reason"] = noisy, reason
+            log(f"noisy profile: {reason}")
+
+        def save():
             if opts.json:
                 opts.json.write_text(json.dumps(results, indent=1, default=str))
-        if MEMORY_MODEL in names and "median" in results["models"][names.index(MEMORY_MODEL)]["compile_ideal"]:
-            r = results["models"][names.index(MEMORY_MODEL)]
+        done = {r["model"] for r in results["models"]}
+        for name in names:
+            if name not in done:
+                results["models"].append(measure_model(name, noisy, reason, opts, workdir, results["notes"]))
+                save()
+        mem_row = next((r for r in results["models"] if r["model"] == MEMORY_MODEL), None)
+        if MEMORY_MODEL in names and not results.get("memory") and mem_row and "median" in mem_row["compile_ideal"]:
+            program = workdir / f"{MEMORY_MODEL}.ideal.pcc"
+            if not program.is_file():  # resumed in a new workdir
+                m = prepare(MEMORY_MODEL, workdir)
+                worker(["compile", m["path"], m["calib"], "ideal", program, 1], workdir, opts)
             results["memory"] = guarded("memory", lambda: measure_memory(
-                workdir / f"{MEMORY_MODEL}.ideal.pcc", r["input"], samples, r["batch"], workdir, opts),
-                results["notes"])
+                program, mem_row["input"], samples, mem_row["batch"], workdir, opts), results["notes"])
             if not isinstance(results["memory"], list):
                 results["memory"] = None
-        results["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        if opts.json:
-            opts.json.write_text(json.dumps(results, indent=1, default=str))
-        print(f"# photoncc benchmark\n\n`{results['command']}`\n\n{report(results)}", flush=True)
+        run["load_after"] = _load()
+        run["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        save()
+        commands = "\n".join(f"    {r['command']}" for r in results["runs"])
+        print(f"# photoncc benchmark\n\n{commands}\n\n{report(results)}", flush=True)
         return 0
     finally:
         if LAUNCHER is not None:
-            LAUNCHER.stdin.close()
+            try:
+                LAUNCHER.stdin.close()
+            except OSError:
+                pass
             LAUNCHER.wait()
         if not opts.keep and not opts.workdir:
             shutil.rmtree(workdir, ignore_errors=True)

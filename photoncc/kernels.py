@@ -174,9 +174,11 @@ def im2col(x, kernel_shape, strides, pads, dilations) -> np.ndarray:
 def conv(x, w, b=None, *, strides, pads, dilations, group=1, kernel_shape=None) -> np.ndarray:
     """ONNX Conv: ``y[n, m, o] = b[m] + sum_{c in group(m), k} w[m, c, k] * xpad[n, c, o*s + k*d]``.
 
-    ``x (N, C, *S)``, ``w (M, C / group, *K)``, ``b (M,)``. Computed as im2col followed by one
-    batched matmul over a leading group axis. Returns ``(N, M, *out_spatial)``. The kernel shape
-    is the weight's; ``kernel_shape``, if given, must agree with it.
+    ``x (N, C, *S)``, ``w (M, C / group, *K)``, ``b (M,)``. The windows are unfolded channel-last
+    (each copied run is one pixel's channels, contiguous: about twice as fast as unfolding NCHW)
+    into ``(N*P, K*C)`` and multiplied by the weights in one GEMM (an einsum over the groups for
+    grouped and depthwise convolutions). Returns ``(N, M, *out_spatial)``. The kernel shape is the
+    weight's; ``kernel_shape``, if given, must agree with it.
     """
     x = np.asarray(x)
     w = np.asarray(w, dtype=x.dtype)
@@ -187,14 +189,28 @@ def conv(x, w, b=None, *, strides, pads, dilations, group=1, kernel_shape=None) 
     kernel_shape = w.shape[2:]
     if c % group or m % group or cg != c // group:
         raise ValueError(f"Conv: input channels {c}, weight {w.shape} and group {group} disagree")
-    cols = im2col(x, kernel_shape, strides, pads, dilations)  # (N, *out, C*K)
-    out = cols.shape[1:-1]
-    rows = cols.reshape(-1, group, cols.shape[-1] // group).transpose(1, 0, 2)  # (g, N*P, Cg*K)
-    wg = w.reshape(group, m // group, -1).transpose(0, 2, 1)  # (g, Cg*K, Mg)
-    y = np.matmul(rows, wg).transpose(1, 0, 2).reshape(n, *out, m)
+    nd = len(kernel_shape)
+    strides, pads, dilations = (tuple(int(v) for v in a) for a in (strides, pads, dilations))
+    out = conv_output_shape(x.shape[2:], kernel_shape, strides, pads, dilations)
+    # channel-last windows: every copied run is the C values of one pixel, contiguous in memory
+    last = np.moveaxis(x, 1, -1)  # (N, *S, C), a view
+    xp = np.pad(last, [(0, 0)] + [(pads[i], pads[i + nd]) for i in range(nd)] + [(0, 0)])
+    extent = [d * (k - 1) + 1 for k, d in zip(kernel_shape, dilations)]
+    view = sliding_window_view(xp, extent, axis=tuple(range(1, 1 + nd)))  # (N, *S', C, *extent)
+    index = (slice(None),) + tuple(slice(0, (o - 1) * st + 1, st) for o, st in zip(out, strides))
+    view = view[index + (slice(None),) + tuple(slice(None, None, d) for d in dilations)]
+    perm = (0, *range(1, 1 + nd), *range(2 + nd, 2 + 2 * nd), 1 + nd)  # (N, *out, *k, C)
+    taps = int(np.prod(kernel_shape))
+    cols = view.transpose(perm).reshape(-1, taps, group, cg)  # (N*P, K, g, C/g)
+    wk = np.moveaxis(w.reshape(group, m // group, cg, taps), 2, 3)  # (g, M/g, K, C/g)
+    if group == 1:
+        y = cols.reshape(-1, taps * cg) @ wk.reshape(m, taps * cg).T  # one GEMM: (N*P, M)
+    else:
+        y = np.einsum("pkgc,gmkc->pgm", cols, wk, optimize=True).reshape(-1, m)
+    y = np.moveaxis(y.reshape((n,) + tuple(out) + (m,)), -1, 1)
     if b is not None:
-        y += np.asarray(b, dtype=x.dtype)
-    return np.ascontiguousarray(np.moveaxis(y, -1, 1))
+        y = y + np.asarray(b, dtype=x.dtype).reshape((1, m) + (1,) * nd)
+    return np.ascontiguousarray(y, dtype=x.dtype)
 
 
 # --------------------------------------------------------------------------------------------
