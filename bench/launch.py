@@ -40,12 +40,15 @@ def run(request: dict) -> dict:
         timer = None
         if request.get("timeout"):
             timer = threading.Timer(request["timeout"], lambda: (killed.append(1), proc.kill()))
+            timer.daemon = True
             timer.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        if timer:
-            timer.cancel()
-        CURRENT.clear()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - start
+        finally:
+            if timer:
+                timer.cancel()
+            CURRENT.clear()
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"wall": wall, "maxrss_kb": usage.ru_maxrss, "utime": usage.ru_utime, "stime": usage.ru_stime,
             "rc": proc.returncode, "killed": bool(killed)}

@@ -367,6 +367,12 @@ def show(m, spec=".3f") -> str:
     return (">" if bound else "") + format(v, spec)
 
 
+def cpu(m) -> str:
+    """Median CPU seconds (all threads) of a measurement's timed runs."""
+    values = get(m, "cpu")
+    return f"{statistics.median(values):.3f}" if values else "n/a"
+
+
 def ratio(a, b) -> tuple[float | None, bool]:
     (x, xb), (y, yb) = value(a), value(b)
     if x is None or y is None or yb or not y:
@@ -436,6 +442,8 @@ def report(results: dict) -> str:
             ["in-process", show(q["compile_ideal"]), show(qq), show_ratio(q["compile_ideal"], qq, ".2f")],
             ["whole process", show(qq.get("compile_process")), show(qq.get("process")),
              show_ratio(qq.get("compile_process"), qq.get("process"), ".2f")],
+            ["CPU seconds, in-process", cpu(q["compile_ideal"]), cpu(qq), ""],
+            ["CPU seconds, whole process", cpu(qq.get("compile_process")), cpu(qq.get("process")), ""],
             ["peak RSS, whole process", show({"median": get(qq, "compile_process", "rss_mb")}, ".0f"),
              show({"median": get(qq, "process", "rss_mb")}, ".0f"), ""]]))
     if results.get("memory"):

@@ -54,6 +54,14 @@ DEFAULT_BATCH = 64
 KERNELS = {**kernels.ELECTRONIC, **kernels.PHOTONIC}
 
 
+def _rowdot(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """sum_k a[g, m, k] v[g, k] in float64, a block of rows at a time (a may be a large float32)."""
+    out = np.empty(a.shape[:2])
+    for start in range(0, a.shape[1], 4096):  # bounds the float64 copy, not a loop over rings
+        out[:, start:start + 4096] = np.einsum("gmk,gk->gm", a[:, start:start + 4096].astype(np.float64), v)
+    return out
+
+
 def apply_crosstalk(tiles: np.ndarray, c: float) -> np.ndarray:
     """Thermal crosstalk along each bank: ring i's weight becomes w_i + c (w_{i-1} + w_{i+1})."""
     if not c:
@@ -166,10 +174,9 @@ class Simulator:
         width = k if bank["signed"] else 2 * k
         signed = rows[:, :, :k] if bank["signed"] else rows[:, :, :k] - rows[:, :, k:2 * k]   # (G, M, K)
         const = gain * rows[:, :, width].astype(np.float64) * bank["carrier"] - bank["shift"] + bank["offset"]
-        for g in range(groups):  # float64 dot products, a group at a time (rows x K at most)
-            if not bank["signed"]:
-                const[g] += gain[g] * (rows[g, :, k:2 * k] @ bank["alpha"][g])
-            const[g] -= gain[g] * (signed[g] @ bank["lo"][g])
+        if not bank["signed"]:
+            const += gain * _rowdot(rows[:, :, k:2 * k], bank["alpha"])
+        const -= gain * _rowdot(signed, bank["lo"])
         weight = (signed * gain[..., None].astype(rows.dtype)).reshape(groups * m, k)     # (M, K) per group
         taps = int(np.prod(conv["kernel_shape"])) if conv else 1
         lo = bank["lo"].reshape(groups, -1, taps)[..., 0].reshape(-1)                      # per input channel
