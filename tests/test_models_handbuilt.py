@@ -739,9 +739,6 @@ def test_unsupported_nodes_of_different_stages_are_listed_together(tmp_path):
 
 # ---------------------------------------------------------------------------------- product bugs found
 
-@pytest.mark.xfail(strict=True, reason="bug: shape sub-graphs are folded with the batch bound to 1, so "
-                   "ConstantOfShape(Shape(x)) becomes a constant with batch 1 and Concat with x fails with a raw "
-                   "ValueError (calibration at batch 7); expected: correct outputs or UnsupportedModel")
 def test_zeros_like_batch_concatenated_to_the_input(tmp_path):
     """torch.cat([x, x.new_zeros(x.size(0), 3)], 1) as the TorchScript exporter writes it."""
     rng = np.random.default_rng(41)
@@ -756,7 +753,9 @@ def test_zeros_like_batch_concatenated_to_the_input(tmp_path):
                        [vinfo("x", ["N", 4])], [vinfo("y", ["N", 3])],
                        [("zero", np.array(0, np.int64)), ("axes", np.array([0], np.int64)),
                         ("three", np.array([3], np.int64)), ("W", rand(rng, 3, 7))])
-    run(model, tmp_path, {"x": rand(rng, 7, 4)})
+    err = refused(model, tmp_path, {"x": rand(rng, 7, 4)})  # folded at batch 1: refused, not a crash
+    assert [p.node for p in err.problems] == ["cat"]
+    assert "depends on the batch size" in err.problems[0].reason
 
 
 def bounded_then(rng, act_nodes, act_inits=()):

@@ -10,14 +10,19 @@ into attributes under the names the importer uses for older opsets. Then:
 * negative axes become positive, Transpose gets an explicit perm.
 
 An op that would mix samples (touch axis 0: Concat/Split/Softmax/Reduce on axis 0, a Transpose that
-moves it, a Reshape that changes it, or a constant Reshape target [1, ...] in a dynamic-batch model) or whose config is not constant is annotated
+moves it, a Reshape that changes it, or a constant Reshape target [1, ...] in a dynamic-batch model),
+or, in a dynamic-batch model, that fails on 2 samples (a shape computed from the batch and folded
+at batch 1: the graph is run once on 2 samples of zeros to find it; a model with a static batch is
+compiled for that batch and its constants may be batch-sized) or whose config is not constant is annotated
 ``attrs["unsupported"] = (reason, hint)``; the pipeline reports every annotated node at once.
 
 Requires: fold_constants. Ensures: the above; numerics unchanged. Idempotent.
 """
 from __future__ import annotations
 
-from ..interp import CONFIG_INPUTS, explicit_pads, settings
+import numpy as np
+
+from ..interp import CONFIG_INPUTS, OPS, explicit_pads, settings
 from ..ir import Graph, Node, prune
 
 BATCH_HINT = "photoncc keeps axis 0 as the batch; export the model with a batch axis it does not mix"
@@ -26,7 +31,37 @@ AXIS_OPS = {"Concat", "Split", "Softmax", "LogSoftmax", "ArgMax", "ArgMin", "Gat
 
 def canonicalize(g: Graph) -> Graph:
     nodes = [_canonical(n, g) for n in g.nodes]
-    return prune(g.replace(nodes=tuple(nodes)))
+    g = prune(g.replace(nodes=tuple(nodes)))
+    failing = _batch_probe(g) if g.meta.get("dynamic_batch") else None
+    if failing is None:
+        return g
+    return g.replace(nodes=tuple(
+        _unsupported(n, "depends on the batch size the model was compiled for (batch 1): a shape computed "
+                        "from the batch was fixed to 1 and this node fails for other batch sizes",
+                     "compute batch-dependent shapes per sample (broadcast instead of Shape(x)[0])")
+        if n.name == failing else n for n in g.nodes))
+
+
+def _batch_probe(g: Graph) -> str | None:
+    """The first node that fails, or loses the batch, when the graph runs on 2 samples (None: all fine)."""
+    env = dict(g.consts)
+    env.update({i: np.zeros((2,) + g.types[i].shape[1:], g.types[i].dtype) for i in g.inputs})
+    env[""] = None
+    with np.errstate(all="ignore"):
+        for n in g.nodes:
+            if "unsupported" in n.attrs or n.op not in OPS:
+                return None  # reported already; nothing more to learn
+            try:
+                result = OPS[n.op](n, *[env[i] for i in n.inputs])
+            except (ValueError, IndexError):
+                return n.name
+            result = result if isinstance(result, tuple) else (result,)
+            for name, value in zip(n.outputs, result):
+                if name:
+                    if g.types[name].shape[:1] == (1,) and np.shape(value)[:1] != (2,):
+                        return n.name
+                    env[name] = value
+    return None
 
 
 def _unsupported(n: Node, reason: str, hint: str = "") -> Node:
