@@ -41,6 +41,7 @@ def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: d
         "photoncc": __version__,
         "source": {k: g.meta.get(k) for k in ("source", "sha256", "opset", "producer")},
         "profile": dict(profile),
+        "batch": None if g.meta.get("dynamic_batch", True) else g.types[g.inputs[0]].shape[0],
         "inputs": [{"name": i, "shape": list(g.types[i].shape[1:]), "dtype": g.types[i].dtype,
                     "lo": [float(v) for v in input_ranges[i][0]],
                     "hi": [float(v) for v in input_ranges[i][1]]} for i in g.inputs],

@@ -197,15 +197,26 @@ class Simulator:
         with np.errstate(all="ignore"):
             for inst in self.manifest["instructions"]:
                 args = [env[i] for i in inst["inputs"]]
-                if inst["op"] == "Bank":
-                    result = self._bank(inst, args[0])
-                else:
-                    result = KERNELS[inst["op"]](*[a for a in args if a is not None], **inst["attrs"])
+                try:
+                    if inst["op"] == "Bank":
+                        result = self._bank(inst, args[0])
+                    else:
+                        result = KERNELS[inst["op"]](*[a for a in args if a is not None], **inst["attrs"])
+                except (ValueError, IndexError) as e:  # shapes that do not fit: the program's inputs
+                    raise self._batch_error(inst, feeds, e) from e
                 result = result if isinstance(result, tuple) else (result,)
                 for name, value in zip(inst["outputs"], result):
                     if name:
                         env[name] = value
         return {name: env[name] for name in [o["name"] for o in self.manifest["outputs"]] + list(keep)}
+
+    def _batch_error(self, inst: dict, feeds: dict, error: Exception) -> ProgramError:
+        count = len(next(iter(feeds.values()))) if feeds else 0
+        fixed = self.manifest.get("batch")
+        hint = (f"; the model was exported with a fixed batch of {fixed}: simulate in batches of {fixed} "
+                f"(--batch-size {fixed})") if fixed and fixed != count else ""
+        return ProgramError(f"instruction {inst['name']!r} ({inst['op']}) cannot run on {count} sample(s): "
+                            f"{error}{hint}")
 
     def _bank(self, inst: dict, x: np.ndarray) -> np.ndarray:
         bank = self._banks[inst["name"]]

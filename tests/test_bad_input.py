@@ -342,3 +342,25 @@ def test_streamed_arrays_read_the_same_rows_as_a_full_load(tmp_path):
         np.testing.assert_array_equal(np.concatenate(pieces), data)
         np.testing.assert_array_equal(streamed["image"][10:12], data[10:12])  # going back re-reads
         assert streamed["image"].astype(np.float32)[0:5].dtype == np.float32
+
+
+def test_a_batch_the_fixed_batch_model_cannot_take_is_a_clear_error(tmp_path, capsys):
+    """The pytorch-converted PoissonNLLLoss test has a fixed batch of 10 and a (10, 10) constant."""
+    import os
+    import onnx
+    from onnx import numpy_helper
+    from photoncc.cli import main
+    folder = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "pytorch-converted",
+                          "test_PoissonNLLLLoss_no_reduce")
+    x = numpy_helper.to_array(onnx.load_tensor(os.path.join(folder, "test_data_set_0", "input_0.pb")))
+    np.savez(tmp_path / "all.npz", **{"0": x})
+    np.savez(tmp_path / "five.npz", **{"0": x[:5]})
+    program = tmp_path / "p.pcc"
+    assert main(["compile", os.path.join(folder, "model.onnx"), "--calibration", str(tmp_path / "all.npz"),
+                 "-o", str(program)]) == 0
+    assert main(["simulate", str(program), "--inputs", str(tmp_path / "five.npz"), "-o", str(tmp_path / "o.npz")]) == 2
+    assert not (tmp_path / "o.npz").exists()
+    error = capsys.readouterr().err
+    assert "instruction 'Mul_2' (Mul) cannot run on 5 sample(s)" in error
+    assert "fixed batch of 10: simulate in batches of 10 (--batch-size 10)" in error
+    assert main(["simulate", str(program), "--inputs", str(tmp_path / "all.npz"), "-o", str(tmp_path / "o.npz")]) == 0
