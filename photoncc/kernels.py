@@ -27,7 +27,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
-    "ELECTRONIC", "abs", "argmax", "argmin", "average_pool", "batch_norm", "clip", "conv",
+    "ELECTRONIC", "abs", "argmax", "argmin", "average_pool", "batch_norm", "clip", "conv", "conv_padded",
     "conv_output_shape", "elu", "erf", "exp", "gelu", "global_average_pool", "global_max_pool",
     "hard_sigmoid", "hard_swish", "im2col", "leaky_relu", "log", "log_softmax", "lrn",
     "max_pool", "neg", "pad", "prelu", "reciprocal", "reduce", "relu", "selu", "sigmoid",
@@ -71,6 +71,15 @@ def _spatial_args(x: np.ndarray, kernel_shape, strides, pads, dilations):
     return kernel_shape, strides, pads, dilations
 
 
+def _pad_in_place_order(x: np.ndarray, width, fill) -> np.ndarray:
+    """``np.pad(x, width, constant_values=fill)`` laid out in memory as ``x`` is (a channel-last
+    activation stays channel-last), so the copy streams through memory instead of transposing."""
+    order = np.argsort([-abs(st) for st in x.strides], kind="stable")  # axes, outermost first
+    xt = x.transpose(order)
+    padded = np.pad(xt, [width[i] for i in order], mode="constant", constant_values=fill)
+    return padded.transpose(np.argsort(order))
+
+
 def _windows(x: np.ndarray, kernel_shape, strides, pads, dilations, out_shape, fill):
     """A strided view ``(N, C, *out_shape, *kernel_shape)`` of the sliding windows of ``x``.
 
@@ -91,12 +100,23 @@ def _windows(x: np.ndarray, kernel_shape, strides, pads, dilations, out_shape, f
         width.append((pads[i], max(right, 0)))
         crop.append(slice(0, max(size + min(right, 0), 0)))
         eff.append(extent)
-    xp = np.pad(x[tuple(crop)], width, mode="constant", constant_values=fill)
+    xp = _pad_in_place_order(x[tuple(crop)], width, fill)
     view = sliding_window_view(xp, eff, axis=tuple(range(2, 2 + nd)))
     index = (slice(None), slice(None))
     index += tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out_shape, strides))
     index += tuple(slice(None, None, d) for d in dilations)
     return view[index]
+
+
+def _reduce_windows(view: np.ndarray, nd: int, ufunc) -> np.ndarray:
+    """``ufunc.reduce`` over the last ``nd`` (window) axes of a ``_windows`` view, one kernel tap
+    at a time: each step is one vectorised op over every sample, channel and pixel, reading
+    strided planes instead of reducing over a tiny innermost window (several times faster)."""
+    taps = list(np.ndindex(*view.shape[view.ndim - nd:]))
+    out = np.array(view[(Ellipsis,) + taps[0]])
+    for tap in taps[1:]:
+        ufunc(out, view[(Ellipsis,) + tap], out=out)
+    return out
 
 
 def _axis_counts(size, kernel, stride, dilation, pad_begin, pad_end, out, include_pad):
@@ -171,46 +191,77 @@ def im2col(x, kernel_shape, strides, pads, dilations) -> np.ndarray:
     return view.transpose(perm).reshape(x.shape[0], *out, -1)
 
 
+CONV_BLOCK = 1 << 21  # values per unfolded block of a Conv (8 MB in float32)
+
+
 def conv(x, w, b=None, *, strides, pads, dilations, group=1, kernel_shape=None) -> np.ndarray:
     """ONNX Conv: ``y[n, m, o] = b[m] + sum_{c in group(m), k} w[m, c, k] * xpad[n, c, o*s + k*d]``.
 
-    ``x (N, C, *S)``, ``w (M, C / group, *K)``, ``b (M,)``. The windows are unfolded channel-last
-    (each copied run is one pixel's channels, contiguous: about twice as fast as unfolding NCHW)
-    into ``(N*P, K*C)`` and multiplied by the weights in one GEMM (an einsum over the groups for
-    grouped and depthwise convolutions). Returns ``(N, M, *out_spatial)``. The kernel shape is the
-    weight's; ``kernel_shape``, if given, must agree with it.
+    ``x (N, C, *S)``, ``w (M, C / group, *K)``, ``b (M,)``. Returns ``(N, M, *out_spatial)``. The
+    kernel shape is the weight's; ``kernel_shape``, if given, must agree with it. The input is
+    copied channel-last into a zero-padded buffer (``pad_channel_last``), then ``conv_padded``.
     """
     x = np.asarray(x)
-    w = np.asarray(w, dtype=x.dtype)
-    n, c = x.shape[:2]
+    if kernel_shape is not None and tuple(int(k) for k in kernel_shape) != np.shape(w)[2:]:
+        raise ValueError(f"Conv: kernel_shape {tuple(kernel_shape)} but weight {np.shape(w)}")
+    xp, inner = pad_channel_last(x.shape, pads, x.dtype)
+    inner[...] = np.moveaxis(x, 1, -1)
+    return conv_padded(xp, w, b, strides=strides, dilations=dilations, group=group)
+
+
+def pad_channel_last(shape, pads, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """For an input of ``shape`` ``(N, C, *S)`` and ONNX ``pads``: a zeroed ``(N, *S_padded, C)``
+    buffer and the view of its interior ``(N, *S, C)``, for the caller to fill."""
+    nd = len(shape) - 2
+    pads = [int(p) for p in pads]
+    if nd < 1 or len(pads) != 2 * nd:
+        raise ValueError(f"Conv: pads {tuple(pads)} do not match an input of rank {len(shape)}")
+    spatial = shape[2:]
+    xp = np.zeros((shape[0],) + tuple(s + pads[i] + pads[nd + i] for i, s in enumerate(spatial)) + (shape[1],), dtype)
+    return xp, xp[(slice(None),) + tuple(slice(pads[i], pads[i] + s) for i, s in enumerate(spatial))]
+
+
+def conv_padded(xp, w, b=None, *, strides, dilations, group=1) -> np.ndarray:
+    """The convolution of an already padded, channel-last input ``xp (N, *S_padded, C)``.
+
+    The windows are unfolded channel-last (each copied run is one pixel's channels, contiguous:
+    about twice as fast as unfolding NCHW) into ``(N*P, K*C)`` and multiplied by the weights in a
+    GEMM (an einsum over the groups for grouped and depthwise convolutions), a block of output
+    rows at a time. Returns ``(N, M, *out)`` as a view of a channel-last result: elementwise ops
+    that follow keep that memory order (NumPy's ``order="K"``), so the next Conv copies it
+    without a transpose.
+    """
+    w = np.asarray(w, dtype=xp.dtype)
+    n, c = xp.shape[0], xp.shape[-1]
     m, cg = w.shape[:2]
-    if kernel_shape is not None and tuple(int(k) for k in kernel_shape) != w.shape[2:]:
-        raise ValueError(f"Conv: kernel_shape {tuple(kernel_shape)} but weight {w.shape}")
     kernel_shape = w.shape[2:]
-    if c % group or m % group or cg != c // group:
-        raise ValueError(f"Conv: input channels {c}, weight {w.shape} and group {group} disagree")
     nd = len(kernel_shape)
-    strides, pads, dilations = (tuple(int(v) for v in a) for a in (strides, pads, dilations))
-    out = conv_output_shape(x.shape[2:], kernel_shape, strides, pads, dilations)
-    # channel-last windows: every copied run is the C values of one pixel, contiguous in memory
-    last = np.moveaxis(x, 1, -1)  # (N, *S, C), a view
-    xp = np.pad(last, [(0, 0)] + [(pads[i], pads[i + nd]) for i in range(nd)] + [(0, 0)])
+    if xp.ndim != nd + 2 or c % group or m % group or cg != c // group:
+        raise ValueError(f"Conv: input channels {c}, weight {w.shape} and group {group} disagree")
+    strides, dilations = (tuple(int(v) for v in a) for a in (strides, dilations))
+    out = conv_output_shape(xp.shape[1:-1], kernel_shape, strides, (0,) * 2 * nd, dilations)
     extent = [d * (k - 1) + 1 for k, d in zip(kernel_shape, dilations)]
     view = sliding_window_view(xp, extent, axis=tuple(range(1, 1 + nd)))  # (N, *S', C, *extent)
     index = (slice(None),) + tuple(slice(0, (o - 1) * st + 1, st) for o, st in zip(out, strides))
     view = view[index + (slice(None),) + tuple(slice(None, None, d) for d in dilations)]
-    perm = (0, *range(1, 1 + nd), *range(2 + nd, 2 + 2 * nd), 1 + nd)  # (N, *out, *k, C)
+    windows = view.transpose((0, *range(1, 1 + nd), *range(2 + nd, 2 + 2 * nd), 1 + nd))  # (N, *out, *k, C)
     taps = int(np.prod(kernel_shape))
-    cols = view.transpose(perm).reshape(-1, taps, group, cg)  # (N*P, K, g, C/g)
     wk = np.moveaxis(w.reshape(group, m // group, cg, taps), 2, 3)  # (g, M/g, K, C/g)
-    if group == 1:
-        y = cols.reshape(-1, taps * cg) @ wk.reshape(m, taps * cg).T  # one GEMM: (N*P, M)
-    else:
-        y = np.einsum("pkgc,gmkc->pgm", cols, wk, optimize=True).reshape(-1, m)
-    y = np.moveaxis(y.reshape((n,) + tuple(out) + (m,)), -1, 1)
+    y = np.empty((n,) + tuple(out) + (m,), dtype=xp.dtype)
+    # a block of output rows (all samples) at a time: the unfolded block stays near CONV_BLOCK
+    # values, so memory does not grow with the image and the block's buffer is reused
+    rows = max(1, CONV_BLOCK // max(n * int(np.prod(out[1:], dtype=np.int64)) * taps * c, 1))
+    for r0 in range(0, out[0], rows):
+        cols = windows[:, r0:r0 + rows].reshape(-1, taps, group, cg)  # the copy: (n*p, K, g, C/g)
+        if group == 1:
+            part = cols.reshape(-1, taps * cg) @ wk.reshape(m, taps * cg).T  # one GEMM: (n*p, M)
+        else:
+            part = np.einsum("pkgc,gmkc->pgm", cols, wk, optimize=True)
+        y[:, r0:r0 + rows] = part.reshape(y[:, r0:r0 + rows].shape)
+    y = np.moveaxis(y, -1, 1)
     if b is not None:
-        y = y + np.asarray(b, dtype=x.dtype).reshape((1, m) + (1,) * nd)
-    return np.ascontiguousarray(y, dtype=x.dtype)
+        y += np.asarray(b, dtype=y.dtype).reshape((1, m) + (1,) * nd)
+    return y
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,7 +276,7 @@ def max_pool(x, *, kernel_shape, strides, pads, dilations, ceil_mode=False) -> n
                                                           dilations)
     out = conv_output_shape(x.shape[2:], kernel_shape, strides, pads, dilations, ceil_mode)
     view = _windows(x, kernel_shape, strides, pads, dilations, out, fill=_lowest(x.dtype))
-    return view.max(axis=tuple(range(-len(kernel_shape), 0)))
+    return _reduce_windows(view, len(kernel_shape), np.maximum)
 
 
 def average_pool(x, *, kernel_shape, strides, pads, ceil_mode=False, count_include_pad=False,
@@ -242,8 +293,7 @@ def average_pool(x, *, kernel_shape, strides, pads, ceil_mode=False, count_inclu
     nd = len(kernel_shape)
     spatial = x.shape[2:]
     out = conv_output_shape(spatial, kernel_shape, strides, pads, dilations, ceil_mode)
-    total = _windows(x, kernel_shape, strides, pads, dilations, out, fill=0).sum(
-        axis=tuple(range(-nd, 0)))
+    total = _reduce_windows(_windows(x, kernel_shape, strides, pads, dilations, out, fill=0), nd, np.add)
     per_axis = [_axis_counts(spatial[i], kernel_shape[i], strides[i], dilations[i], pads[i],
                              pads[nd + i], out[i], bool(count_include_pad)) for i in range(nd)]
     count = _fold(np.multiply.outer, per_axis).astype(x.dtype)

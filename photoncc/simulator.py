@@ -52,6 +52,9 @@ from .program import Program, levels, weight_step
 
 DEFAULT_BATCH = 64
 KERNELS = {**kernels.ELECTRONIC, **kernels.PHOTONIC}
+# the same ops computed in their input's memory, used when that input is a bank's own result that
+# nothing else reads (saves a large allocation and a pass per layer)
+IN_PLACE = {"Relu": lambda x: np.maximum(x, x.dtype.type(0), out=x)}
 
 
 def _rowdot(a: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -81,6 +84,7 @@ class Simulator:
         self.dynamic_noise = not noiseless and (self.profile["noise"]["rin_sigma"] > 0
                                                 or self.profile["noise"]["detector_sigma"] > 0)
         self._banks = {}
+        self._last_use = {name: i for i, inst in enumerate(self.manifest["instructions"]) for name in inst["inputs"]}
         for inst in self.manifest["instructions"]:
             if inst["op"] == "Bank":
                 self._banks[inst["name"]] = self._load_bank(inst, self.rng)
@@ -194,12 +198,20 @@ class Simulator:
         env = dict(self.program.tensors)
         env.update(feeds)
         env[""] = None
+        held = {o["name"] for o in self.manifest["outputs"]} | set(keep)
+        fresh = set()  # values in memory of their own that no other value shares
         with np.errstate(all="ignore"):
-            for inst in self.manifest["instructions"]:
+            for index, inst in enumerate(self.manifest["instructions"]):
                 args = [env[i] for i in inst["inputs"]]
+                source = inst["inputs"][0] if inst["inputs"] else ""
                 try:
                     if inst["op"] == "Bank":
                         result = self._bank(inst, args[0])
+                        fresh.add(inst["outputs"][0])
+                    elif inst["op"] in IN_PLACE and source in fresh and source not in held \
+                            and self._last_use[source] == index and len(inst["inputs"]) == 1:
+                        result = IN_PLACE[inst["op"]](args[0])
+                        fresh.add(inst["outputs"][0])
                     else:
                         result = KERNELS[inst["op"]](*[a for a in args if a is not None], **inst["attrs"])
                 except (ValueError, IndexError) as e:  # shapes that do not fit: the program's inputs
@@ -255,28 +267,35 @@ class Simulator:
 
     def _direct(self, name: str, bank: dict, conv, x: np.ndarray) -> np.ndarray:
         """A bank without ADC or per-read noise: modulator saturation and DAC levels per input
-        channel (before im2col: every column of a channel has its range), then one product."""
+        channel (before im2col: every column of a channel has its range), then one product.
+        A convolution's input is saturated straight into its zero-padded channel-last buffer."""
         d = bank["direct"]
-        axis = 1 if conv else x.ndim - 1
-        shape = [1] * x.ndim
-        shape[axis] = -1
-        lo, alpha = d["lo"].reshape(shape), d["alpha"].reshape(shape)
-        u = x - lo
+        lo, alpha = d["lo"], d["alpha"]                                   # per input channel
+        hi = lo + alpha
+        last = np.moveaxis(x, 1, -1) if conv else x                        # channels last
         slack = 1e-6 * (alpha + np.abs(lo))  # float rounding at a bound is not clipping
         count = self.clipped.setdefault(name, [0, 0])
-        count[0] += int(np.count_nonzero((u < -slack) | (u > alpha + slack)))
-        count[1] += u.size
-        u = np.clip(u, 0, alpha)                                           # the modulators saturate
-        if bank["input_bits"]:                                             # the DAC's levels
-            step = np.where(alpha > 0, alpha / levels(bank["input_bits"]), 1.0)
-            u = np.minimum(np.round(u / step) * step, alpha)
-        dtype, x = x.dtype, (u + lo).astype(d["weight"].dtype)
+        count[0] += int(np.count_nonzero(last < lo - slack)) + int(np.count_nonzero(last > hi + slack))
+        count[1] += x.size
         if conv:
-            y = kernels.conv(x, d["weight"], d["bias"], strides=conv["strides"], pads=conv["pads"],
-                             dilations=conv["dilations"], group=conv["group"])
+            xp, u = kernels.pad_channel_last(x.shape, conv["pads"], d["weight"].dtype)
         else:
-            y = x @ d["weight"].T + d["bias"]
-        return y.astype(dtype, copy=False)
+            xp = u = np.empty(x.shape, d["weight"].dtype)
+        np.clip(last, lo, hi, out=u, casting="same_kind")                 # the modulators saturate
+        if bank["input_bits"]:                                             # the DAC's levels
+            step = np.where(alpha > 0, alpha / levels(bank["input_bits"]), 1.0).astype(u.dtype)
+            u -= lo
+            u /= step
+            np.round(u, out=u)
+            u *= step
+            np.minimum(u, alpha, out=u)
+            u += lo
+        if conv:
+            y = kernels.conv_padded(xp, d["weight"], d["bias"], strides=conv["strides"],
+                                    dilations=conv["dilations"], group=conv["group"])
+        else:
+            y = u @ d["weight"].T + d["bias"]
+        return y.astype(x.dtype, copy=False)
 
     def _tile_reads(self, bank: dict, v: np.ndarray) -> np.ndarray:
         """Sum over tiles of each tile's partial sums, with RIN, detector noise and the ADC per read.
@@ -343,7 +362,9 @@ class Simulator:
         computes what was compiled (edited weights) or the simulator changed."""
         kat = self.manifest["kat"]
         t = self.program.tensors
-        device = self if self.noiseless else Simulator(self.program, noiseless=True)
+        noise = self.profile["noise"]
+        quiet = self.noiseless or not (noise["weight_sigma"] or noise["rin_sigma"] or noise["detector_sigma"])
+        device = self if quiet else Simulator(self.program, noiseless=True)
         out = device.run({name: t[ref] for name, ref in kat["inputs"].items()})
         device.clipped = {}
         for name, ref in kat["outputs"].items():

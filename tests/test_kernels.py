@@ -96,9 +96,21 @@ def test_conv(case):
     want = run_ort("Conv", [x, w, b], attrs)
     got = K.conv(x, w, b, strides=strides, pads=pads, dilations=dil, group=group)
     check(got, want, atol=2e-5)
-    assert got.flags.c_contiguous
+    assert np.moveaxis(got, 1, -1).flags.c_contiguous  # channel-last in memory, for the next Conv
     # the IR passes the whole ONNX attribute set, kernel_shape included
     check(K.conv(x, w, b, **attrs), want, atol=2e-5)
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: f"{len(c[2])}d-g{c[8]}")
+def test_conv_in_blocks_of_output_rows(case, monkeypatch):
+    """A block smaller than one output row of unfolded values: every row is its own GEMM."""
+    n, c, spatial, m, ks, strides, pads, dil, group, bias = case
+    x, w = rand(n, c, *spatial, seed=1), rand(m, c // group, *ks, seed=2)
+    b = rand(m, seed=3) if bias else None
+    whole = K.conv(x, w, b, strides=strides, pads=pads, dilations=dil, group=group)
+    monkeypatch.setattr(K, "CONV_BLOCK", 1)
+    blocks = K.conv(x, w, b, strides=strides, pads=pads, dilations=dil, group=group)
+    np.testing.assert_allclose(blocks, whole, rtol=1e-6, atol=1e-6)  # a GEMM's sum order may depend on its size
 
 
 def test_conv_rejects_inconsistent_arguments():
@@ -195,6 +207,17 @@ def test_max_pool(case, ceil_mode):
     got = K.max_pool(x, kernel_shape=ks, strides=strides, pads=pads, dilations=dil,
                      ceil_mode=bool(ceil_mode))
     check(got, want)
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=_pool_id)
+def test_pools_do_not_depend_on_memory_layout(case):
+    """A channel-last activation (a Conv's output) pools exactly as its C-ordered copy does."""
+    spatial, ks, strides, pads, dil = case
+    x = rand(2, 3, *spatial, seed=5)
+    last = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)  # same values, channels innermost
+    geometry = dict(kernel_shape=ks, strides=strides, pads=pads, dilations=dil, ceil_mode=True)
+    np.testing.assert_array_equal(K.max_pool(last, **geometry), K.max_pool(x, **geometry))
+    np.testing.assert_array_equal(K.average_pool(last, **geometry), K.average_pool(x, **geometry))
 
 
 @st.composite

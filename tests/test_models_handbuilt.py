@@ -18,6 +18,7 @@ from helpers import (assert_outputs_match, bank_instructions, compile_and_compar
 from photoncc.compiler import check_model, compile_model
 from photoncc.errors import UnsupportedModel
 from photoncc.reference import run_onnxruntime
+from photoncc.simulator import Simulator
 
 node = helper.make_node
 
@@ -255,6 +256,23 @@ def test_residual_add_of_two_activations(tmp_path):
                         ("b2", rand(rng, 8)), ("W3", rand(rng, 3, 8))])
     program = run(model, tmp_path, dense_feeds(rng, K))
     assert ops_of(program).count("Bank") == 3 and "Add" in ops_of(program)
+
+
+def test_relu_in_place_leaves_a_kept_bank_output_alone(tmp_path):
+    """The simulator applies a Relu in the memory of the bank result it reads, unless that result
+    is still wanted: kept for per-layer metrics (``keep``), it keeps its negative values."""
+    rng = np.random.default_rng(14)
+    model = make_model([node("Gemm", ["x", "W1", "b1"], ["g1"], name="fc1", transB=1),
+                        node("Relu", ["g1"], ["a"], name="relu1"),
+                        node("Gemm", ["a", "W2"], ["y"], name="fc2", transB=1)],
+                       [vinfo("x", ["N", K])], [vinfo("y", ["N", 3])],
+                       [("W1", rand(rng, 8, K)), ("b1", rand(rng, 8)), ("W2", rand(rng, 3, 8))])
+    feeds = dense_feeds(rng, K)
+    program = run(model, tmp_path, feeds)
+    first = bank_instructions(program)[0]["outputs"][0]
+    sim = Simulator(program)
+    kept = sim.run(feeds, keep=[first])
+    assert kept[first].min() < 0 and np.array_equal(kept["y"], sim.run(feeds)["y"])
 
 
 def test_mul_of_two_activations(tmp_path):
