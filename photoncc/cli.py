@@ -61,6 +61,11 @@ def _write_npz(path: Path, arrays: dict) -> None:
     write_atomic(path, buffer.getvalue())
 
 
+def _percent(fraction: float) -> str:
+    """A share as a percentage with 3 significant digits: a small nonzero share never shows as 0.00%."""
+    return f"{100 * fraction:.3g}%"
+
+
 def _say(message: str) -> None:
     click.echo(message, err=True)
 
@@ -176,7 +181,7 @@ def simulate(program_path, inputs, output, seed, noiseless, batch_size):
     _write_npz(output, outputs)
     for layer, fraction in sorted(simulator.clipped_fraction().items()):
         if fraction > 0:
-            _say(f"photoncc: warning: layer {layer!r}: {fraction:.2%} of its inputs were outside the "
+            _say(f"photoncc: warning: layer {layer!r}: {_percent(fraction)} of its inputs were outside the "
                  "calibrated range and clipped; compile with calibration data that covers your inputs")
     count = len(next(iter(feeds.values())))
     _say(f"photoncc: simulated {count} sample(s) -> {output}")
@@ -301,7 +306,7 @@ def _print_verify(report: dict) -> None:
             f"{layer['name']} " + ("exact" if layer["exact"] else f"SQNR {layer['sqnr_db']} dB" if layer["sqnr_db"]
                                    is not None else "no signal") for layer in report["layers"]))
     for layer, fraction in report["clipped_fraction"].items():
-        click.echo(f"  clipped: layer {layer!r}: {fraction:.2%} of its inputs outside the calibrated range")
+        click.echo(f"  clipped: layer {layer!r}: {_percent(fraction)} of its inputs outside the calibrated range")
     if report["clipped_fraction"]:
         click.echo("  note: the device saturates outside the ranges the program was calibrated for; verify on "
                    "representative data (--inputs) or compile with calibration data that covers these inputs")

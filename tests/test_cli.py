@@ -305,6 +305,20 @@ def test_simulate_matches_onnxruntime(capsys, cnn, tmp_path):
         assert np.abs(got.astype(np.float64) - want).max() <= 1e-4 * np.ptp(want)
 
 
+def test_simulate_warns_of_clipped_inputs_with_a_nonzero_share(capsys, cnn, tmp_path):
+    """One input value far outside the calibrated range, among many: the warning names the layer
+    and shows its small share with significant digits (never a rounded "0.00%")."""
+    feeds = {name: np.repeat(value, 20, axis=0) for name, value in np.load(cnn["npz"]).items()}
+    name, x = next(iter(feeds.items()))
+    x.flat[0] = 100 * np.abs(x).max() + 100
+    np.savez(tmp_path / "far.npz", **feeds)
+    code, _, err = run(capsys, "simulate", cnn["program"], "--inputs", tmp_path / "far.npz", "-o", tmp_path / "o.npz")
+    assert code == 0, err
+    shares = [float(line.split(": ")[3].split("%")[0]) for line in err.splitlines() if "were outside" in line]
+    assert shares and min(shares) > 0
+    assert any(abs(s - 100 / x.size) <= 0.01 * 100 / x.size for s in shares)  # the first layer: 1 value of all
+
+
 def test_simulate_default_output_path(capsys, cnn):
     default = cnn["program"].with_suffix(".outputs.npz")
     default.unlink(missing_ok=True)
