@@ -36,9 +36,9 @@ process) or in ``bench/worker.py`` (in-process); CPU seconds (all threads) are k
   reported on its own, not in the ratio;
 * GFLOP/s: 2 x the model's multiply-accumulates (counted from its Conv/Gemm/MatMul shapes,
   ``models.macs``) x batch / the ideal simulate time, against the machine's NumPy matmul peak
-  measured in the same run (4096 x 4096 float32 and float64 ``np.matmul``). The simulator
-  computes the non-negative form (about twice the model's MACs) in float64, so this is the useful
-  throughput a user gets, not what the BLAS does;
+  measured in the same run (4096 x 4096 float32 and float64 ``np.matmul``). On the ideal
+  profile the simulator runs each layer's direct form (one signed float32 product, the model's
+  MACs); the figure counts useful work, so unfolding, clipping and electronic ops lower it;
 * whole process: ``photoncc simulate PROGRAM --inputs BATCH.npz -o OUT.npz --batch-size B``
   (wall time, peak RSS) against ``python bench/ort_run.py infer MODEL BATCH.npz OUT.npz B``,
   which loads the model in onnxruntime, runs the same inputs file and writes the outputs;
