@@ -51,6 +51,7 @@ from .errors import DeviceError, ProgramError
 from .program import Program, levels, weight_step
 
 DEFAULT_BATCH = 64
+READ_BLOCK = 1 << 20  # partial sums formed at once by a noisy or quantised bank (4 MB in float32)
 KERNELS = {**kernels.ELECTRONIC, **kernels.PHOTONIC}
 # the same ops computed in their input's memory, used when that input is a bank's own result that
 # nothing else reads (saves a large allocation and a pass per layer)
@@ -63,6 +64,28 @@ def _rowdot(a: np.ndarray, v: np.ndarray) -> np.ndarray:
     for start in range(0, a.shape[1], 4096):  # bounds the float64 copy, not a loop over rings
         out[:, start:start + 4096] = np.einsum("gmk,gk->gm", a[:, start:start + 4096].astype(np.float64), v)
     return out
+
+
+def gaussian(rng: np.random.Generator, shape, sigma: float = 1.0) -> np.ndarray:
+    """N(0, sigma^2) float32 samples by the Box-Muller transform of float32 uniforms:
+    z1 = r cos(t), z2 = r sin(t) with r = sigma sqrt(-2 ln(1 - u1)), t = 2 pi u2, u1, u2 ~ U[0, 1),
+    each pair of uniforms giving two independent normals. About 3x faster than the ziggurat of
+    ``Generator.standard_normal`` in float32, which dominated noisy runs (one draw per tile read).
+    1 - u1 >= 2^-24 bounds |z| by 5.77 sigma (the cut tail has probability 8e-9)."""
+    count = int(np.prod(shape, dtype=np.int64))
+    half = (count + 1) // 2
+    u = rng.random((2, half), dtype=np.float32)
+    radius = np.log1p(-u[0])
+    radius *= -2.0 * sigma * sigma
+    np.sqrt(radius, out=radius)
+    angle = u[1]
+    angle *= np.float32(2 * np.pi)
+    z = np.empty(2 * half, np.float32)
+    np.cos(angle, out=z[:half])
+    np.sin(angle, out=z[half:])
+    z[:half] *= radius
+    z[half:] *= radius
+    return z[:count].reshape(shape)
 
 
 def apply_crosstalk(tiles: np.ndarray, c: float) -> np.ndarray:
@@ -308,37 +331,34 @@ class Simulator:
         rin = 0.0 if self.noiseless else noise["rin_sigma"]
         det = 0.0 if self.noiseless else noise["detector_sigma"]
         scale = bank["adc"]                                                # (G, Q, M, 2) or None
-        if scale is not None:
+        if scale is not None:  # in ADC codes: code = (read - lo) * top / width, value = lo + code * width / top
             top = levels(bank["output_bits"])
-            low = scale[:, :, None, :, 0].astype(np.float32)
             width = (scale[..., 1] - scale[..., 0])[:, :, None, :]
             to_codes, to_value = (top / width).astype(np.float32), (width / top).astype(np.float32)
-            det_scale = (det * width).astype(np.float32)
+            low_codes = (scale[:, :, None, :, 0] * top / width).astype(np.float32)
+            low_sum = scale[..., 0].sum(axis=1)[:, None, :]              # (G, 1, M): sum over tiles of lo
         out = np.empty((groups, v.shape[1], m))
-        chunk = max(1, (1 << 22) // max(1, groups * q * max(m, c)))
+        chunk = max(1, READ_BLOCK // max(1, groups * q * max(m, c)))
         for start in range(0, v.shape[1], chunk):
             vt = v[:, start:start + chunk].reshape(groups, -1, q, c).transpose(0, 2, 1, 3)  # (G, Q, p, C)
             vt = np.ascontiguousarray(vt, np.float32)
             if rin:  # each channel's power fluctuates, shared by every row it feeds
-                eps = self.rng.standard_normal(vt.shape, dtype=np.float32)
-                eps *= rin
+                eps = gaussian(self.rng, vt.shape, rin)
                 eps += 1.0
                 vt *= eps
             partial = np.matmul(vt, w)                                     # (G, Q, p, M)
             if scale is not None:
-                if det:
-                    hiss = self.rng.standard_normal(partial.shape, dtype=np.float32)
-                    hiss *= det_scale
-                    partial += hiss
-                partial -= low                                             # the ADC: clip, round to a level
-                partial *= to_codes
+                partial *= to_codes                                        # the ADC: to codes, clip, round
+                partial -= low_codes
+                if det:  # detector noise of det x the ADC's width: det x top codes
+                    partial += gaussian(self.rng, partial.shape, det * top)
                 np.clip(partial, 0.0, top, out=partial)
                 np.round(partial, out=partial)
                 partial *= to_value
-                partial += low
-            elif det:  # no ADC: detector noise relative to the largest read of the tile
-                partial += self.rng.standard_normal(partial.shape, dtype=np.float32) * det * \
-                    np.abs(partial).max(axis=2, keepdims=True)
+                out[:, start:start + chunk] = partial.sum(axis=1, dtype=np.float64) + low_sum
+                continue
+            if det:  # no ADC: detector noise relative to the largest read of the tile
+                partial += gaussian(self.rng, partial.shape, det) * np.abs(partial).max(axis=2, keepdims=True)
             out[:, start:start + chunk] = partial.sum(axis=1, dtype=np.float64)
         return out
 
