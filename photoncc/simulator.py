@@ -53,9 +53,10 @@ from .program import Program, levels, weight_step
 DEFAULT_BATCH = 64
 READ_BLOCK = 1 << 20  # partial sums formed at once by a noisy or quantised bank (4 MB in float32)
 KERNELS = {**kernels.ELECTRONIC, **kernels.PHOTONIC}
-# the same ops computed in their input's memory, used when that input is a bank's own result that
-# nothing else reads (saves a large allocation and a pass per layer)
-IN_PLACE = {"Relu": lambda x: np.maximum(x, x.dtype.type(0), out=x)}
+# the same ops computed in their first input's memory, used when that input is a value in memory of
+# its own that nothing reads afterwards (saves a large fresh allocation and a pass per layer)
+IN_PLACE = {"Relu": lambda x: np.maximum(x, x.dtype.type(0), out=x),
+            "Add": lambda a, b: np.add(a, b, out=a), "Sum": lambda a, b: np.add(a, b, out=a)}
 
 
 def _rowdot(a: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -222,28 +223,61 @@ class Simulator:
         env.update(feeds)
         env[""] = None
         held = {o["name"] for o in self.manifest["outputs"]} | set(keep)
-        fresh = set()  # values in memory of their own that no other value shares
+        fresh = set()  # values in memory of their own that no other live value shares
         with np.errstate(all="ignore"):
             for index, inst in enumerate(self.manifest["instructions"]):
                 args = [env[i] for i in inst["inputs"]]
-                source = inst["inputs"][0] if inst["inputs"] else ""
                 try:
-                    if inst["op"] == "Bank":
-                        result = self._bank(inst, args[0])
-                        fresh.add(inst["outputs"][0])
-                    elif inst["op"] in IN_PLACE and source in fresh and source not in held \
-                            and self._last_use[source] == index and len(inst["inputs"]) == 1:
-                        result = IN_PLACE[inst["op"]](args[0])
-                        fresh.add(inst["outputs"][0])
-                    else:
+                    result = self._bank(inst, args[0]) if inst["op"] == "Bank" else \
+                        self._in_place(inst, args, index, fresh, held)
+                    in_place = result is not None and inst["op"] != "Bank"
+                    if result is None:
                         result = KERNELS[inst["op"]](*[a for a in args if a is not None], **inst["attrs"])
                 except (ValueError, IndexError) as e:  # shapes that do not fit: the program's inputs
                     raise self._batch_error(inst, feeds, e) from e
                 result = result if isinstance(result, tuple) else (result,)
+                self._track_ownership(inst, args, result, fresh, in_place)
                 for name, value in zip(inst["outputs"], result):
                     if name:
                         env[name] = value
         return {name: env[name] for name in [o["name"] for o in self.manifest["outputs"]] + list(keep)}
+
+    def _in_place(self, inst: dict, args: list, index: int, fresh: set, held: set):
+        """The instruction computed in its first input's memory, or None when that is not safe: the
+        input must be owned (``fresh``), not wanted afterwards (an output, kept, or read by a later
+        instruction) and, for a binary op, already of the result's shape and dtype."""
+        op, names = inst["op"], inst["inputs"]
+        if op not in IN_PLACE or len(names) != (1 if op == "Relu" else 2):
+            return None
+        if len(names) == 2 and names[1] in fresh and self._last_use[names[1]] == index and names[1] not in held:
+            names, args = names[::-1], args[::-1]  # Add and Sum commute: overwrite whichever operand dies
+        source = names[0]
+        if source not in fresh or source in held or self._last_use[source] != index:
+            return None
+        if len(args) == 2:
+            a, b = args
+            if not isinstance(b, np.ndarray) or np.result_type(a, b) != a.dtype or \
+                    np.broadcast_shapes(a.shape, b.shape) != a.shape or np.may_share_memory(a, b):
+                return None
+        return IN_PLACE[op](*args)
+
+    @staticmethod
+    def _track_ownership(inst: dict, args: list, result: tuple, fresh: set, in_place: bool) -> None:
+        """Update ``fresh``: an output is owned when it shares memory with no input and no other
+        output (a new array), or when it was computed in place (it takes over its input's memory,
+        which nothing reads afterwards); an input that an output shares memory with (a view, an
+        input returned as is) is no longer owned under its own name."""
+        arrays = [a for a in args if isinstance(a, np.ndarray)]
+        outputs = [(n, v) for n, v in zip(inst["outputs"], result) if n and isinstance(v, np.ndarray)]
+        for name, value in zip(inst["inputs"], args):
+            if name in fresh and any(np.may_share_memory(value, v) for _, v in outputs):
+                fresh.discard(name)
+        for name, value in outputs:
+            others = [v for n, v in outputs if n != name] + ([] if in_place else arrays)
+            if any(np.may_share_memory(value, a) for a in others):
+                fresh.discard(name)
+            else:
+                fresh.add(name)
 
     def _batch_error(self, inst: dict, feeds: dict, error: Exception) -> ProgramError:
         count = len(next(iter(feeds.values()))) if feeds else 0

@@ -275,6 +275,23 @@ def test_relu_in_place_leaves_a_kept_bank_output_alone(tmp_path):
     assert kept[first].min() < 0 and np.array_equal(kept["y"], sim.run(feeds)["y"])
 
 
+def test_in_place_ops_never_write_into_a_value_another_one_views(tmp_path):
+    """A layer's result viewed by a Reshape and also read by a Relu and a residual Add: the
+    simulator may compute the Relu and the Add in place only in memory no live value shares."""
+    rng = np.random.default_rng(15)
+    model = make_model([node("Gemm", ["x", "W1", "b1"], ["g1"], name="fc1", transB=1),
+                        node("Reshape", ["g1", "s3"], ["v"], name="view"),
+                        node("Relu", ["g1"], ["a"], name="relu1"),
+                        node("Reshape", ["v", "s2"], ["w"], name="back"),
+                        node("Add", ["w", "a"], ["s"], name="residual"),
+                        node("Gemm", ["s", "W2"], ["y"], name="fc2", transB=1)],
+                       [vinfo("x", ["N", K])], [vinfo("y", ["N", 3])],
+                       [("W1", rand(rng, 8, K)), ("b1", rand(rng, 8)), ("W2", rand(rng, 3, 8)),
+                        ("s3", np.array([0, 2, 4], np.int64)), ("s2", np.array([0, 8], np.int64))])
+    program = run(model, tmp_path, dense_feeds(rng, K))
+    assert {"Reshape", "Relu", "Add"} <= set(ops_of(program))
+
+
 def test_mul_of_two_activations(tmp_path):
     """A gate (DenseNet/SE style): the product of two layer outputs feeds the next layer."""
     rng = np.random.default_rng(13)
