@@ -29,7 +29,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 __all__ = [
     "ELECTRONIC", "abs", "argmax", "argmin", "average_pool", "batch_norm", "clip", "conv", "conv_padded",
     "conv_output_shape", "elu", "erf", "exp", "gelu", "global_average_pool", "global_max_pool",
-    "hard_sigmoid", "hard_swish", "im2col", "leaky_relu", "log", "log_softmax", "lrn",
+    "hard_sigmoid", "hard_swish", "im2col", "unfold", "leaky_relu", "log", "log_softmax", "lrn",
     "max_pool", "neg", "pad", "prelu", "reciprocal", "reduce", "relu", "selu", "sigmoid",
     "softmax", "softplus", "softsign", "sqrt", "tanh",
 ]
@@ -181,14 +181,20 @@ def im2col(x, kernel_shape, strides, pads, dilations) -> np.ndarray:
     and ``k`` the row-major kernel offset, i.e. the last axis is ordered ``(c, k1, k2, ...)`` like
     ``W.reshape(M, -1)``. Returns ``(N, *out_spatial, C * K)``.
     """
+    view = unfold(x, kernel_shape, strides, pads, dilations)
+    return view.reshape(view.shape[:view.ndim - len(kernel_shape) - 1] + (-1,))
+
+
+def unfold(x, kernel_shape, strides, pads, dilations) -> np.ndarray:
+    """``im2col`` as a strided view ``(N, *out_spatial, C, *kernel)`` of the padded input: a block
+    of it reshaped to ``(-1, C * K)`` is the im2col of that block, copied only then."""
     x = np.asarray(x)
     kernel_shape, strides, pads, dilations = _spatial_args(x, kernel_shape, strides, pads,
                                                           dilations)
     nd = len(kernel_shape)
     out = conv_output_shape(x.shape[2:], kernel_shape, strides, pads, dilations)
     view = _windows(x, kernel_shape, strides, pads, dilations, out, fill=0)
-    perm = (0, *range(2, 2 + nd), 1, *range(2 + nd, 2 + 2 * nd))
-    return view.transpose(perm).reshape(x.shape[0], *out, -1)
+    return view.transpose((0, *range(2, 2 + nd), 1, *range(2 + nd, 2 + 2 * nd)))
 
 
 CONV_BLOCK = 1 << 21  # values per unfolded block of a Conv (8 MB in float32)

@@ -292,15 +292,33 @@ class Simulator:
         conv = inst["attrs"].get("conv")
         if "direct" in bank:
             return self._direct(inst["name"], bank, conv, x)
-        if conv:
-            x = kernels.im2col(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
-        lead = x.shape[:-1]
+        groups, m = bank["gain"].shape
+        if conv:  # im2col a block of output rows (all samples) at a time: (N, rows, *out[1:], C, *k)
+            cols = kernels.unfold(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
+            lead = cols.shape[:cols.ndim - len(conv["kernel_shape"]) - 1]
+            per_row = int(np.prod((lead[0],) + lead[2:], dtype=np.int64))
+            y = np.empty(lead + (groups * m,), x.dtype)
+        else:
+            cols, lead = x, x.shape[:-1]
+            per_row = int(np.prod(lead[1:], dtype=np.int64))
+            y = np.empty(lead + (groups * m,), x.dtype)
+        rows = max(1, READ_BLOCK * 4 // max(1, per_row * groups * bank["padded"]))
+        axis = 1 if conv else 0
+        for r0 in range(0, lead[axis], rows):
+            block = (slice(None), slice(r0, r0 + rows)) if conv else (slice(r0, r0 + rows),)
+            part = cols[block].reshape(-1, groups * bank["lo"].shape[1])
+            y[block] = self._read(inst["name"], bank, part).reshape(y[block].shape)
+        return np.moveaxis(y, -1, 1) if conv else y
+
+    def _read(self, name: str, bank: dict, x: np.ndarray) -> np.ndarray:
+        """One block of bank input vectors ``x (P, G*K)`` through modulators, DACs, tiles, detectors
+        and ADCs; returns ``(P, G*M)``, the electronics' output."""
         groups, k = bank["lo"].shape
         alpha = bank["alpha"]
         u = x.reshape((-1, groups, k)) - bank["lo"]                       # (P, G, K)
         slack = 1e-6 * (alpha + np.abs(bank["lo"]))  # float rounding at a bound is not clipping
         clipped = np.count_nonzero((u < -slack) | (u > alpha + slack))
-        count = self.clipped.setdefault(inst["name"], [0, 0])
+        count = self.clipped.setdefault(name, [0, 0])
         count[0] += int(clipped)
         count[1] += u.size
         u = np.clip(u, 0, alpha)                                           # the modulators saturate
@@ -316,11 +334,10 @@ class Simulator:
             v[:, :, k:2 * k] = alpha[:, None, :] - v[:, :, :k]
             v[:, :, 2 * k] = bank["carrier"]
         if v.min(initial=0.0) < 0:
-            raise DeviceError(f"layer {inst['name']!r}: negative optical input power")
+            raise DeviceError(f"layer {name!r}: negative optical input power")
         sums = self._tile_reads(bank, v)                                   # (G, P, M): photodetected
         y = sums * bank["gain"][:, None, :] - bank["shift"] + bank["offset"][:, None, :]
-        y = y.transpose(1, 0, 2).reshape(lead + (-1,)).astype(x.dtype)
-        return np.moveaxis(y, -1, 1) if conv else y
+        return y.transpose(1, 0, 2).reshape(x.shape[0], -1)
 
     def _direct(self, name: str, bank: dict, conv, x: np.ndarray) -> np.ndarray:
         """A bank without ADC or per-read noise: modulator saturation and DAC levels per input

@@ -181,6 +181,19 @@ def test_the_harsh_profile_fails_verify_with_exit_1(tmp_path, capsys):
     assert "FAIL: outputs differ beyond the thresholds" in out.out
 
 
+def test_quantised_conv_reads_do_not_depend_on_the_block_size(monkeypatch):
+    """A quantised CNN's tile reads, formed a block of output rows at a time (memory bounded):
+    blocks of one row give the same outputs as the default blocks."""
+    import photoncc.simulator as simulator
+    feeds = load_npz(os.path.join(DATA, "torch_legacy_cnn.npz"))
+    program = compile_model(os.path.join(DATA, "torch_legacy_cnn.onnx"), load_profile("mrr-incoherent-8b"),
+                            calibration=feeds)
+    whole = Simulator(program, noiseless=True).run(feeds)["logits"]
+    monkeypatch.setattr(simulator, "READ_BLOCK", 1)
+    blocks = Simulator(program, noiseless=True).run(feeds)["logits"]
+    np.testing.assert_allclose(blocks, whole, rtol=0, atol=1e-5 * np.ptp(whole))
+
+
 def test_gaussian_noise_has_the_normal_distribution():
     """The simulator's Box-Muller draws: mean, sigma, two-sided tail shares at 1, 2 and 3 sigma
     (normal: 31.73 %, 4.550 %, 0.270 %), no correlation between the cos and sin halves, an odd
