@@ -53,30 +53,46 @@ class Program:
 
     # ------------------------------------------------------------------ bytes
     def to_bytes(self) -> bytes:
-        table = {}
-        members = []
-        for index, name in enumerate(sorted(self.tensors)):
-            array = np.ascontiguousarray(self.tensors[name])
-            buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, array, allow_pickle=False)
-            data = buffer.getvalue()
-            member = f"tensors/{index:06d}.npy"
-            table[name] = {"dtype": array.dtype.name, "shape": list(array.shape),
-                           "sha256": hashlib.sha256(data).hexdigest(), "member": member}
-            members.append((member, data))
-        manifest = {**self.manifest, "format": FORMAT, "version": VERSION, "tensors": table}
-        text = json.dumps(manifest, indent=1, sort_keys=True, default=_json_default).encode()
         out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
-            for member, data in [("manifest.json", text),
-                                 ("manifest.sha256", hashlib.sha256(text).hexdigest().encode())] + members:
-                info = zipfile.ZipInfo(member, date_time=_EPOCH)
-                info.external_attr = 0o644 << 16
-                archive.writestr(info, data)
+        self.write_to(out)
         return out.getvalue()
 
     def write(self, path: str | Path) -> None:
-        write_atomic(path, self.to_bytes())
+        write_atomic(path, self.write_to)
+
+    def write_to(self, file) -> None:
+        """The program as a ZIP archive into an open binary ``file``. Each tensor is an .npy
+        member (header, then the array's bytes streamed from its memory: no copy of the weights);
+        the manifest, written first, holds every member's sha256."""
+        table, members = {}, []
+        for index, name in enumerate(sorted(self.tensors)):
+            array = np.ascontiguousarray(self.tensors[name])
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+            if array.dtype.hasobject:
+                raise ValueError(f"tensor {name!r}: object arrays cannot be stored in a program")
+            try:
+                data = memoryview(array).cast("B") if array.size else b""
+            except (TypeError, ValueError, NotImplementedError):  # no buffer protocol (e.g. unicode)
+                data = array.tobytes()
+            parts = (header.getvalue(), data)
+            digest = hashlib.sha256(parts[0])
+            digest.update(parts[1])
+            member = f"tensors/{index:06d}.npy"
+            table[name] = {"dtype": array.dtype.name, "shape": list(array.shape),
+                           "sha256": digest.hexdigest(), "member": member}
+            members.append((member, parts))
+        manifest = {**self.manifest, "format": FORMAT, "version": VERSION, "tensors": table}
+        text = json.dumps(manifest, indent=1, sort_keys=True, default=_json_default).encode()
+        with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
+            for member, parts in [("manifest.json", (text,)),
+                                  ("manifest.sha256", (hashlib.sha256(text).hexdigest().encode(),))] + members:
+                info = zipfile.ZipInfo(member, date_time=_EPOCH)
+                info.external_attr = 0o644 << 16
+                info.file_size = sum(len(part) for part in parts)
+                with archive.open(info, "w") as dest:
+                    for part in parts:
+                        dest.write(part)
 
     @staticmethod
     def read(path: str | Path) -> "Program":
@@ -143,13 +159,17 @@ def levels(bits: int) -> int:
     return 2 ** bits - 1
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
+def write_atomic(path: str | Path, data) -> None:
+    """Write ``data`` (bytes, or a function that writes to an open binary file) to ``path``
+    through a temporary file in the same folder, then rename: never a half-written ``path``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

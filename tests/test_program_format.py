@@ -307,3 +307,26 @@ def test_unknown_instruction_is_refused(capsys, env):
     code, _, err = run(capsys, "simulate", path, "--inputs", env["npz"], "-o", env["folder"] / "out.npz")
     assert code == 2
     assert "'Teleport'" in err and repr(electronic["name"]) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("array", [np.arange(12, dtype=np.float32).reshape(3, 4), np.arange(12.0).reshape(3, 4)[:, ::2],
+                                   np.array(2.5), np.zeros((0, 3), np.float32), np.array([True, False]),
+                                   np.arange(6, dtype=">i4"), np.array(["cat", "dog"])],
+                         ids=["float32", "strided", "scalar", "empty", "bool", "big-endian", "unicode"])
+def test_tensor_members_are_plain_npy_files_with_their_checksum(array):
+    """Tensors are streamed into the archive from memory; each member is byte for byte what
+    numpy.save writes, and its sha256 is the manifest's."""
+    data = Program({"kat": {}}, {"t": array}).to_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        raw = archive.read("tensors/000000.npy")
+        manifest = json.loads(archive.read("manifest.json"))
+    expected = io.BytesIO()
+    np.save(expected, np.ascontiguousarray(array), allow_pickle=False)
+    assert raw == expected.getvalue()
+    assert manifest["tensors"]["t"]["sha256"] == hashlib.sha256(raw).hexdigest()
+    np.testing.assert_array_equal(Program.from_bytes(data).tensors["t"], array)
+
+
+def test_object_tensors_are_refused():
+    with pytest.raises(ValueError, match="object arrays"):
+        Program({"kat": {}}, {"t": np.array([object()])}).to_bytes()

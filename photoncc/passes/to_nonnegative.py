@@ -44,8 +44,8 @@ def to_nonnegative(g: Graph, ranges: dict) -> Graph:
             continue
         conv = n.attrs.get("conv")
         wg, bg, lo_cols, alpha_cols = column_ranges(n, consts, ranges)
-        t, gain, shift, carrier = split_nonnegative(wg, bg, lo_cols, alpha_cols)
         dtype = consts[n.inputs[1]].dtype
+        t, gain, shift, carrier = split_nonnegative(wg, bg, lo_cols, alpha_cols, dtype)
         names = []
         for k in ("T", "gain", "lo", "alpha"):
             names.append(fresh_name(set(types) | set(names), f"{n.name}.{k}"))
@@ -77,19 +77,27 @@ def column_ranges(n: Node, consts: dict, ranges: dict):
     return wg, bg, lo_cols, alpha_cols
 
 
-def split_nonnegative(w, b, lo, alpha):
+def split_nonnegative(w, b, lo, alpha, dtype=np.float64):
     """(T, gain, shift, carrier) for per-group W (G, M, K), b (G, M), lo and alpha (G, K); see the
-    module docstring. T (G, M, 2K + 1), gain (G, M) and the carrier power c satisfy
-    gain * T == [Wp | Wn | b_nn / c] exactly.
+    module docstring. T (G, M, 2K + 1) in ``dtype``, gain (G, M) and the carrier power c satisfy
+    gain * T == [Wp | Wn | b_nn / c] exactly. The gain is a power of two, so W / gain is exact and
+    T's weight columns are max(W / gain, 0) and max(-W / gain, 0), written straight into T.
     """
-    wp, wn = np.maximum(w, 0.0), np.maximum(-w, 0.0)
+    k = w.shape[-1]
+    wn = np.maximum(-w, 0.0)
+    # einsum, not BLAS: its summation order does not depend on the machine or its thread count
     b_tilde = b + np.einsum("gmk,gk->gm", w, lo) - np.einsum("gmk,gk->gm", wn, alpha)
     shift = max(0.0, -float(b_tilde.min()))
     b_nn = np.maximum(b_tilde + shift, 0.0)  # >= 0 by construction; max() removes a rounding -0.0
-    gain = power_of_two_ceil(np.maximum(wp, wn).max(axis=-1, initial=0.0))
+    gain = power_of_two_ceil(np.abs(w).max(axis=-1, initial=0.0))
     carrier = bias_carrier(b_nn, gain)
-    a = np.concatenate([wp, wn, (b_nn / carrier)[..., None]], axis=-1)
-    return a / gain[..., None], gain, shift, carrier
+    scaled = w / gain[..., None]
+    t = np.empty(w.shape[:-1] + (2 * k + 1,), dtype)
+    np.maximum(scaled, 0.0, out=t[..., :k], casting="same_kind")
+    np.negative(scaled, out=scaled)
+    np.maximum(scaled, 0.0, out=t[..., k:2 * k], casting="same_kind")
+    t[..., 2 * k] = b_nn / carrier / gain
+    return t, gain, shift, carrier
 
 
 def bias_carrier(bias: np.ndarray, gain: np.ndarray) -> float:
