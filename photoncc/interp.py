@@ -112,7 +112,9 @@ def _bank(node, x, tiles, gain, lo, alpha, adc=None, offset=None):
     parts = [u] if a.get("signed") else [u, alpha - u]
     v = np.concatenate(parts + [np.full(u.shape[:-1] + (1,), a.get("carrier", 1.0), u.dtype)], axis=-1)
     t = t[:, :m, :v.shape[-1]].astype(x.dtype)
-    y = np.einsum("...gj,gmj->...gm", v, t) * gain - np.asarray(a["shift"], x.dtype)
+    vg = v.reshape(-1, groups, v.shape[-1]).transpose(1, 0, 2)                  # (G, P, J)
+    y = np.matmul(vg, t.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(lead + (groups, m))
+    y = y * gain - np.asarray(a["shift"], x.dtype)
     if offset is not None:
         y = y + offset.astype(x.dtype)
     y = y.reshape(lead + (groups * m,)).astype(x.dtype)

@@ -192,7 +192,7 @@ def adc_ranges(g: Graph, calibration: dict | None, headroom: float) -> dict[str,
 
     def watch(name, value):
         for n in by_input.get(name, ()):
-            lo, hi = _partial_sum_extremes(n, g.consts, np.asarray(value, np.float64))
+            lo, hi = _partial_sum_extremes(n, g.consts, np.asarray(value))
             low[n.name], high[n.name] = np.minimum(low[n.name], lo), np.maximum(high[n.name], hi)
 
     for batch in batches(calibration, BATCH):
@@ -208,8 +208,8 @@ def adc_ranges(g: Graph, calibration: dict | None, headroom: float) -> dict[str,
 
 
 def _channel_powers(n, consts, x):
-    """Optical input powers v (P, G, Q, C) of bank ``n`` for its input x; for x None, the largest
-    power each channel can carry (G, Q, C)."""
+    """Optical input powers v (P, G, Q, C), float32, of bank ``n`` for its input vectors x (P, G*K)
+    (im2col rows for a convolution); for x None, the largest power each channel can carry (G, Q, C)."""
     tiles, lo, alpha = consts[n.inputs[1]], consts[n.inputs[3]].astype(np.float64), consts[n.inputs[4]].astype(np.float64)
     groups, _, q, _, c = tiles.shape
     k = lo.shape[1]
@@ -218,29 +218,39 @@ def _channel_powers(n, consts, x):
         v = np.concatenate(parts + [np.full((1, groups, 1), n.attrs.get("carrier", 1.0))], axis=-1)
         v = np.concatenate([v, np.zeros(v.shape[:-1] + (q * c - v.shape[-1],))], axis=-1)
         return v.reshape(groups, q, c)
-    else:
-        conv = n.attrs.get("conv")
-        if conv:
-            x = kernels.im2col(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
-        u = np.clip(x.reshape(-1, groups, k) - lo, 0, alpha)
+    u = np.clip(x.reshape(-1, groups, k) - lo, 0, alpha).astype(np.float32)
+    alpha = alpha.astype(np.float32)
     parts = [u] if n.attrs.get("signed") else [u, alpha - u]
-    v = np.concatenate(parts + [np.full(u.shape[:-1] + (1,), n.attrs.get("carrier", 1.0))], axis=-1)
-    v = np.concatenate([v, np.zeros(v.shape[:-1] + (q * c - v.shape[-1],))], axis=-1)
+    v = np.zeros(u.shape[:-1] + (q * c,), np.float32)
+    v[..., :k] = parts[0]
+    if len(parts) == 2:
+        v[..., k:2 * k] = parts[1]
+    v[..., len(parts) * k] = n.attrs.get("carrier", 1.0)
     return v.reshape(v.shape[:-1] + (q, c))
 
 
 def _partial_sum_extremes(n, consts, x):
     """min and max over samples and positions of every photodetector's partial sum per tile
-    (G, R, Q, B): one batched product per chunk of positions (float32: the ADC's resolution is far
-    coarser), to bound memory."""
+    (G, R, Q, B): one batched product per block of positions (float32: the ADC's resolution is far
+    coarser); a convolution's input is unfolded a block of output rows at a time, so memory stays
+    bounded whatever the image and batch size."""
     tiles = _weights(n, consts)
     groups, r, q, b, c = tiles.shape
     w = np.ascontiguousarray(tiles.transpose(0, 2, 4, 1, 3).reshape(groups, q, c, r * b), np.float32)
-    v = _channel_powers(n, consts, x)  # (P, G, Q, C)
     low, high = np.full((groups, q, r * b), np.inf), np.full((groups, q, r * b), -np.inf)
-    chunk = max(1, (1 << 22) // max(1, groups * q * max(r * b, c)))
-    for start in range(0, len(v), chunk):
-        vt = np.ascontiguousarray(v[start:start + chunk].transpose(1, 2, 0, 3), np.float32)  # (G, Q, p, C)
+    budget = max(1, (1 << 22) // max(1, groups * q * max(r * b, c)))  # positions per block
+    conv = n.attrs.get("conv")
+    if conv:  # (N, *out, C, *k): blocks of output rows, all samples
+        cols = kernels.unfold(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
+        lead = cols.shape[:cols.ndim - len(conv["kernel_shape"]) - 1]
+        rows = max(1, budget // int(np.prod((lead[0],) + lead[2:], dtype=np.int64)))
+        blocks = (cols[:, r0:r0 + rows] for r0 in range(0, lead[1], rows))
+    else:
+        flat = x.reshape(-1, x.shape[-1])
+        blocks = (flat[r0:r0 + budget] for r0 in range(0, len(flat), budget))
+    for block in blocks:
+        v = _channel_powers(n, consts, block.reshape(-1, groups * consts[n.inputs[3]].shape[1]))
+        vt = np.ascontiguousarray(v.transpose(1, 2, 0, 3))  # (G, Q, p, C)
         partial = np.matmul(vt, w)  # (G, Q, p, R*B)
         low, high = np.minimum(low, partial.min(axis=2)), np.maximum(high, partial.max(axis=2))
     return tuple(a.reshape(groups, q, r, b).transpose(0, 2, 1, 3) for a in (low, high))
