@@ -123,12 +123,12 @@ class Program:
             if manifest.get("version") != VERSION:
                 raise ProgramError(f"{where}: program format version {manifest.get('version')!r} is not "
                                    f"supported by this photoncc (reads version {VERSION}); recompile the model")
-            tensors = {}
+            tensors, view = {}, memoryview(data)
             for name, spec in manifest["tensors"].items():
-                raw = _member(archive, spec["member"], where, f"tensor {name!r}")
+                raw = _stored_member(view, archive.getinfo(spec["member"]))
                 if hashlib.sha256(raw).hexdigest() != spec["sha256"]:
                     raise ProgramError(f"{where}: corrupted program: tensor {name!r} checksum mismatch")
-                array = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+                array = _npy_array(raw)
                 if array.dtype.name != spec["dtype"] or list(array.shape) != spec["shape"]:
                     raise ProgramError(f"{where}: corrupted program: tensor {name!r} shape or dtype differs "
                                        "from its manifest entry")
@@ -146,6 +146,38 @@ def _member(archive: zipfile.ZipFile, member: str, where: str, what: str) -> byt
         return archive.read(member)
     except zipfile.BadZipFile as e:
         raise ProgramError(f"{where}: corrupted program: {what} checksum mismatch ({e})") from e
+
+
+def _stored_member(data: memoryview, info: zipfile.ZipInfo) -> memoryview:
+    """The bytes of an uncompressed member as a view of the archive's bytes (no copy; the sha256
+    of the manifest, checked by the caller, stands in for the ZIP's CRC)."""
+    start = info.header_offset
+    if info.compress_type != zipfile.ZIP_STORED or bytes(data[start:start + 4]) != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"member {info.filename!r} is not a stored ZIP member")
+    name_length, extra_length = np.frombuffer(data[start + 26:start + 30], "<u2")
+    begin = start + 30 + int(name_length) + int(extra_length)
+    if begin + info.compress_size > len(data):
+        raise EOFError(f"member {info.filename!r} is cut short")
+    return data[begin:begin + info.compress_size]
+
+
+def _npy_array(raw: memoryview) -> np.ndarray:
+    """A read-only array over an .npy file's bytes (copied only when they are not aligned for its
+    dtype); never unpickles."""
+    header = io.BytesIO(raw[:min(len(raw), 65536 + 16)])
+    version = np.lib.format.read_magic(header)
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in read_header:
+        raise ValueError(f"unsupported .npy version {version}")
+    shape, fortran, dtype = read_header[version](header)
+    if dtype.hasobject:
+        raise ValueError("object arrays are not allowed in a program")
+    count = int(np.prod(shape, dtype=np.int64))
+    array = np.frombuffer(raw, dtype, count, header.tell())
+    if not array.flags.aligned:
+        array = array.copy()
+    array.flags.writeable = False
+    return array.reshape(shape, order="F" if fortran else "C")
 
 
 def weight_step(bits: int, signed: bool) -> float:

@@ -330,3 +330,21 @@ def test_tensor_members_are_plain_npy_files_with_their_checksum(array):
 def test_object_tensors_are_refused():
     with pytest.raises(ValueError, match="object arrays"):
         Program({"kat": {}}, {"t": np.array([object()])}).to_bytes()
+
+
+def test_compressed_members_are_refused():
+    """Tensors are read in place from stored (uncompressed) members; an archive re-zipped with
+    compression is refused, not decompressed silently."""
+    data = Program({"kat": {}}, {"t": np.arange(6, dtype=np.float32)}).to_bytes()
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    with pytest.raises(ProgramError, match="not a stored ZIP member"):
+        Program.from_bytes(out.getvalue())
+
+
+def test_tensors_read_from_a_program_are_read_only():
+    program = Program.from_bytes(Program({"kat": {}}, {"t": np.arange(6, dtype=np.float32)}).to_bytes())
+    with pytest.raises(ValueError):
+        program.tensors["t"][0] = 1.0
