@@ -52,6 +52,7 @@ from .program import Program, levels, weight_step
 
 DEFAULT_BATCH = 64
 READ_BLOCK = 1 << 20  # partial sums formed at once by a noisy or quantised bank (4 MB in float32)
+INPUT_BLOCK = 1 << 22  # optical powers formed at once by such a bank (16 MB in float32)
 KERNELS = {**kernels.ELECTRONIC, **kernels.PHOTONIC}
 # the same ops computed in their first input's memory, used when that input is a value in memory of
 # its own that nothing reads afterwards (saves a large fresh allocation and a pass per layer)
@@ -297,12 +298,11 @@ class Simulator:
             cols = kernels.unfold(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
             lead = cols.shape[:cols.ndim - len(conv["kernel_shape"]) - 1]
             per_row = int(np.prod((lead[0],) + lead[2:], dtype=np.int64))
-            y = np.empty(lead + (groups * m,), x.dtype)
         else:
             cols, lead = x, x.shape[:-1]
             per_row = int(np.prod(lead[1:], dtype=np.int64))
-            y = np.empty(lead + (groups * m,), x.dtype)
-        rows = max(1, READ_BLOCK * 4 // max(1, per_row * groups * bank["padded"]))
+        y = np.empty(lead + (groups * m,), x.dtype)
+        rows = max(1, INPUT_BLOCK // max(1, per_row * groups * bank["padded"]))
         axis = 1 if conv else 0
         for r0 in range(0, lead[axis], rows):
             block = (slice(None), slice(r0, r0 + rows)) if conv else (slice(r0, r0 + rows),)
@@ -351,10 +351,10 @@ class Simulator:
         count = self.clipped.setdefault(name, [0, 0])
         count[0] += int(np.count_nonzero(last < lo - slack)) + int(np.count_nonzero(last > hi + slack))
         count[1] += x.size
-        if conv:
+        if conv:  # u: the interior of the padded buffer xp
             xp, u = kernels.pad_channel_last(x.shape, conv["pads"], d["weight"].dtype)
         else:
-            xp = u = np.empty(x.shape, d["weight"].dtype)
+            u = np.empty(x.shape, d["weight"].dtype)
         np.clip(last, lo, hi, out=u, casting="same_kind")                 # the modulators saturate
         if bank["input_bits"]:                                             # the DAC's levels
             step = np.where(alpha > 0, alpha / levels(bank["input_bits"]), 1.0).astype(u.dtype)
@@ -407,10 +407,10 @@ class Simulator:
                 np.round(partial, out=partial)
                 partial *= to_value
                 out[:, start:start + chunk] = partial.sum(axis=1, dtype=np.float64) + low_sum
-                continue
-            if det:  # no ADC: detector noise relative to the largest read of the tile
-                partial += gaussian(self.rng, partial.shape, det) * np.abs(partial).max(axis=2, keepdims=True)
-            out[:, start:start + chunk] = partial.sum(axis=1, dtype=np.float64)
+            else:
+                if det:  # no ADC: detector noise relative to the largest read of the tile
+                    partial += gaussian(self.rng, partial.shape, det) * np.abs(partial).max(axis=2, keepdims=True)
+                out[:, start:start + chunk] = partial.sum(axis=1, dtype=np.float64)
         return out
 
     def run_batches(self, feeds: dict, batch_size: int = DEFAULT_BATCH, progress=None, keep=()) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from photoncc.cli import main
 from photoncc.compiler import compile_model
 from photoncc.profile import load_profile
 from photoncc.reference import run_onnxruntime
@@ -21,6 +22,14 @@ from photoncc.simulator import Simulator
 
 DATA = Path(__file__).parent / "data"
 RTOL = 1e-4
+
+
+def run_cli(capsys, *argv):
+    """Run the ``photoncc`` command line in-process; returns (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @functools.lru_cache(maxsize=None)

@@ -11,17 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import run_cli
 from photoncc.cli import main
 
 DATA = Path(__file__).parent / "data"
 CNN = "torch_legacy_cnn"
-
-
-def run(capsys, *argv):
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def listing(folder: Path) -> list[str]:
@@ -33,7 +27,7 @@ def refused(capsys, folder: Path, *argv, needles=(), one_line=True) -> str:
     """Run ``argv``; assert exit 2, the one-line error naming every needle, no traceback, and that
     nothing was added to ``folder``. Returns stderr."""
     before = listing(folder)
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert code == 2, (out, err)
     assert err.startswith("photoncc: error: "), err
     assert "Traceback" not in err and "Traceback" not in out
@@ -248,7 +242,7 @@ def test_bad_inputs_file(capsys, scratch, case, needles):
 
 def test_single_input_model_accepts_any_key(capsys, scratch):
     np.savez(scratch / "any.npz", whatever=_image())
-    code, _, err = run(capsys, "simulate", scratch / f"{CNN}.pcc", "--inputs", scratch / "any.npz",
+    code, _, err = run_cli(capsys, "simulate", scratch / f"{CNN}.pcc", "--inputs", scratch / "any.npz",
                        "-o", scratch / "out.npz")
     assert code == 0, err
     assert (scratch / "out.npz").is_file()
@@ -279,7 +273,7 @@ def test_bad_profile_yaml(capsys, scratch, text, needles):
 def test_good_profile_yaml_is_used(capsys, scratch):
     profile = scratch / "small.yaml"
     profile.write_text("extends: ideal\nname: small\nbank: {banks: 4, rings: 8}\n")
-    code, _, err = run(capsys, "compile", scratch / f"{CNN}.onnx", "--calibration", scratch / f"{CNN}.npz",
+    code, _, err = run_cli(capsys, "compile", scratch / f"{CNN}.onnx", "--calibration", scratch / f"{CNN}.npz",
                        "-p", profile, "-o", scratch / "small.pcc", "--report", scratch / "r.json")
     assert code == 0, err
     assert "for small" in err
@@ -295,7 +289,7 @@ def test_debug_shows_the_traceback(capsys, scratch, where):
     argv = ["compile", scratch / f"{CNN}.onnx", "--input-range", "2,1", "-o", scratch / "out.pcc"]
     argv = ["--debug"] + argv if where == "before" else argv + ["--debug"]
     before = listing(scratch)
-    code, _, err = run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2
     assert "Traceback (most recent call last)" in err
     assert "UserError" in err

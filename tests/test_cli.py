@@ -22,6 +22,7 @@ import yaml
 from onnx import numpy_helper
 
 from photoncc import __version__
+from helpers import run_cli
 from photoncc.cli import main
 from photoncc.program import Program
 from photoncc.simulator import Simulator
@@ -32,14 +33,6 @@ COMMANDS = ("compile", "simulate", "verify", "inspect", "check", "profiles", "op
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-def run(capsys, *argv):
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def copy_fixture(name: str, folder: Path) -> Path:
     """Copy ``name``.onnx (+ .onnx.data) and ``name``.npz into ``folder``; returns the model path."""
@@ -98,7 +91,7 @@ def wrong_program(cnn):
 # ---------------------------------------------------------------------------------- basics
 
 def test_group_help_lists_commands_and_exit_codes(capsys):
-    code, out, _ = run(capsys, "--help")
+    code, out, _ = run_cli(capsys, "--help")
     assert code == 0
     assert "Usage: photoncc" in out
     for command in COMMANDS:
@@ -113,23 +106,23 @@ def test_group_help_lists_commands_and_exit_codes(capsys):
     ("ops", "ONNX operators"),
 ])
 def test_command_help(capsys, command, phrase):
-    code, out, err = run(capsys, command, "--help")
+    code, out, err = run_cli(capsys, command, "--help")
     assert code == 0, err
     assert f"Usage: photoncc {command}" in out
     assert phrase in out
 
 
 def test_help_documents_the_contract_options(capsys):
-    _, out, _ = run(capsys, "compile", "--help")
+    _, out, _ = run_cli(capsys, "compile", "--help")
     for option in ("--profile", "--output", "--calibration", "--report", "--dump-ir", "--input-range"):
         assert option in out
-    _, out, _ = run(capsys, "verify", "--help")
+    _, out, _ = run_cli(capsys, "verify", "--help")
     for option in ("--model", "--inputs", "--seed", "--json", "--junit", "--rtol", "--top1"):
         assert option in out
 
 
 def test_version(capsys):
-    code, out, _ = run(capsys, "--version")
+    code, out, _ = run_cli(capsys, "--version")
     assert code == 0
     assert out.strip() == f"photoncc, version {__version__}"
 
@@ -155,7 +148,7 @@ def test_installed_console_script(tmp_path):
 
 
 def test_ops_lists_conv_and_gemm_as_optical(capsys):
-    code, out, _ = run(capsys, "ops")
+    code, out, _ = run_cli(capsys, "ops")
     assert code == 0
     mapping = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
     assert mapping["Conv"] == "optical"
@@ -165,13 +158,13 @@ def test_ops_lists_conv_and_gemm_as_optical(capsys):
 
 
 def test_profiles_lists_ideal(capsys):
-    code, out, _ = run(capsys, "profiles")
+    code, out, _ = run_cli(capsys, "profiles")
     assert code == 0
     assert "ideal" in [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
 def test_profiles_prints_ideal_as_yaml(capsys):
-    code, out, _ = run(capsys, "profiles", "ideal")
+    code, out, _ = run_cli(capsys, "profiles", "ideal")
     assert code == 0
     profile = yaml.safe_load(out)
     assert profile["name"] == "ideal"
@@ -181,7 +174,7 @@ def test_profiles_prints_ideal_as_yaml(capsys):
 
 @pytest.mark.parametrize("argv", [("profiles", "idael"), ("check", DATA / f"{CNN}.onnx", "-p", "idael")])
 def test_unknown_profile_suggests_a_near_name(capsys, argv):
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert_error(code, err, "'idael'", "did you mean 'ideal'")
     assert len(err.strip().splitlines()) == 1
 
@@ -198,7 +191,7 @@ def test_compile_writes_program_next_to_model_by_default(cnn):
 def test_compile_output_option(capsys, tmp_path):
     model = copy_fixture(CNN, tmp_path)
     out_path = tmp_path / "elsewhere.pcc"
-    code, _, err = run(capsys, "compile", model, "--calibration", tmp_path / f"{CNN}.npz", "-o", out_path)
+    code, _, err = run_cli(capsys, "compile", model, "--calibration", tmp_path / f"{CNN}.npz", "-o", out_path)
     assert code == 0, err
     assert out_path.is_file()
     assert not (tmp_path / f"{CNN}.pcc").exists()
@@ -235,7 +228,7 @@ def test_dump_ir_writes_one_text_file_per_stage(cnn):
 
 
 def test_inspect_shows_every_optical_layer(capsys, cnn):
-    code, out, err = run(capsys, "inspect", cnn["program"])
+    code, out, err = run_cli(capsys, "inspect", cnn["program"])
     assert code == 0, err
     assert "ideal" in out and "image" in out and "logits" in out
     lines = out.splitlines()
@@ -246,19 +239,19 @@ def test_inspect_shows_every_optical_layer(capsys, cnn):
 
 
 def test_inspect_json_is_the_compile_report(capsys, cnn):
-    code, out, _ = run(capsys, "inspect", cnn["program"], "--json")
+    code, out, _ = run_cli(capsys, "inspect", cnn["program"], "--json")
     assert code == 0
     assert json.loads(out) == cnn["report"]
 
 
 def test_check_good_model(capsys):
-    code, out, err = run(capsys, "check", DATA / f"{CNN}.onnx")
+    code, out, err = run_cli(capsys, "check", DATA / f"{CNN}.onnx")
     assert code == 0, err
     assert "every node is supported" in out and "5 optical layer(s)" in out
 
 
 def test_check_zipmap_lists_the_node_with_a_hint(capsys):
-    code, _, err = run(capsys, "check", DATA / "skl2onnx_mlp_zipmap.onnx")
+    code, _, err = run_cli(capsys, "check", DATA / "skl2onnx_mlp_zipmap.onnx")
     assert code == 2
     assert err.startswith("photoncc: error: ") and "Traceback" not in err
     assert "skl2onnx_mlp_zipmap.onnx" in err and "1 unsupported node(s)" in err
@@ -266,7 +259,7 @@ def test_check_zipmap_lists_the_node_with_a_hint(capsys):
 
 
 def test_check_logreg_lists_both_unsupported_nodes_at_once(capsys):
-    code, _, err = run(capsys, "check", DATA / "skl2onnx_logreg.onnx")
+    code, _, err = run_cli(capsys, "check", DATA / "skl2onnx_logreg.onnx")
     assert code == 2
     assert err.startswith("photoncc: error: ") and "Traceback" not in err
     assert "2 unsupported node(s)" in err
@@ -278,8 +271,8 @@ def test_check_logreg_lists_both_unsupported_nodes_at_once(capsys):
 def test_compile_zipmap_fails_with_the_same_list_and_writes_nothing(capsys, tmp_path):
     model = copy_fixture("skl2onnx_mlp_zipmap", tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
-    _, _, check_err = run(capsys, "check", model)
-    code, _, err = run(capsys, "compile", model, "--calibration", tmp_path / "skl2onnx_mlp_zipmap.npz")
+    _, _, check_err = run_cli(capsys, "check", model)
+    code, _, err = run_cli(capsys, "compile", model, "--calibration", tmp_path / "skl2onnx_mlp_zipmap.npz")
     assert code == 2
     assert err == check_err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
@@ -290,7 +283,7 @@ def test_compile_zipmap_fails_with_the_same_list_and_writes_nothing(capsys, tmp_
 
 def test_simulate_matches_onnxruntime(capsys, cnn, tmp_path):
     out_path = tmp_path / "out.npz"
-    code, _, err = run(capsys, "simulate", cnn["program"], "--inputs", cnn["npz"], "-o", out_path)
+    code, _, err = run_cli(capsys, "simulate", cnn["program"], "--inputs", cnn["npz"], "-o", out_path)
     assert code == 0, err
     assert "simulated 8 sample(s)" in err
     with np.load(out_path) as f:
@@ -312,7 +305,7 @@ def test_simulate_warns_of_clipped_inputs_with_a_nonzero_share(capsys, cnn, tmp_
     name, x = next(iter(feeds.items()))
     x.flat[0] = 100 * np.abs(x).max() + 100
     np.savez(tmp_path / "far.npz", **feeds)
-    code, _, err = run(capsys, "simulate", cnn["program"], "--inputs", tmp_path / "far.npz", "-o", tmp_path / "o.npz")
+    code, _, err = run_cli(capsys, "simulate", cnn["program"], "--inputs", tmp_path / "far.npz", "-o", tmp_path / "o.npz")
     assert code == 0, err
     shares = [float(line.split(": ")[3].split("%")[0]) for line in err.splitlines() if "were outside" in line]
     assert shares and min(shares) > 0
@@ -322,7 +315,7 @@ def test_simulate_warns_of_clipped_inputs_with_a_nonzero_share(capsys, cnn, tmp_
 def test_simulate_default_output_path(capsys, cnn):
     default = cnn["program"].with_suffix(".outputs.npz")
     default.unlink(missing_ok=True)
-    code, _, err = run(capsys, "simulate", cnn["program"], "--inputs", cnn["npz"])
+    code, _, err = run_cli(capsys, "simulate", cnn["program"], "--inputs", cnn["npz"])
     assert code == 0, err
     assert default.is_file()
     assert str(default) in err
@@ -332,43 +325,42 @@ def test_simulate_default_output_path(capsys, cnn):
 
 def test_simulate_batch_size_does_not_change_outputs(capsys, cnn, tmp_path):
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
-    assert run(capsys, "simulate", cnn["program"], "--inputs", cnn["npz"], "-o", a)[0] == 0
-    assert run(capsys, "simulate", cnn["program"], "--inputs", cnn["npz"], "-o", b, "--batch-size", "3")[0] == 0
+    assert run_cli(capsys, "simulate", cnn["program"], "--inputs", cnn["npz"], "-o", a)[0] == 0
+    assert run_cli(capsys, "simulate", cnn["program"], "--inputs", cnn["npz"], "-o", b, "--batch-size", "3")[0] == 0
     with np.load(a) as fa, np.load(b) as fb:
         assert fa["logits"].shape == fb["logits"].shape == (8, 10)
         scale = np.ptp(fa["logits"])
         np.testing.assert_allclose(fb["logits"], fa["logits"], rtol=0, atol=1e-6 * scale)
 
 
-def test_simulate_mlp_tanh(capsys, tmp_path):
-    model = copy_fixture("torch_legacy_mlp_tanh", tmp_path)
-    npz = tmp_path / "torch_legacy_mlp_tanh.npz"
-    assert run(capsys, "compile", model, "--calibration", npz)[0] == 0
-    code, _, err = run(capsys, "simulate", model.with_suffix(".pcc"), "--inputs", npz, "-o", tmp_path / "o.npz")
+def simulate_fixture(capsys, folder: Path, name: str, output: str):
+    """Compile fixture ``name`` (calibrated on its own samples) and simulate it with the CLI; returns
+    output ``output`` from the device and from onnxruntime."""
+    model = copy_fixture(name, folder)
+    npz = folder / f"{name}.npz"
+    assert run_cli(capsys, "compile", model, "--calibration", npz)[0] == 0
+    code, _, err = run_cli(capsys, "simulate", model.with_suffix(".pcc"), "--inputs", npz, "-o", folder / "o.npz")
     assert code == 0, err
-    ref = ort_run(model, dict(np.load(npz)))["scores"]
-    with np.load(tmp_path / "o.npz") as f:
-        got = f["scores"]
+    with np.load(folder / "o.npz") as f:
+        return f[output], ort_run(model, dict(np.load(npz)))[output]
+
+
+def test_simulate_mlp_tanh(capsys, tmp_path):
+    got, ref = simulate_fixture(capsys, tmp_path, "torch_legacy_mlp_tanh", "scores")
     assert got.dtype == ref.dtype and got.shape == ref.shape
     assert np.abs(got.astype(np.float64) - ref).max() <= 1e-4 * np.ptp(ref)
 
 
 def test_simulate_external_data_model(capsys, tmp_path):
-    model = copy_fixture("torch_dynamo_mlp", tmp_path)
-    npz = tmp_path / "torch_dynamo_mlp.npz"
-    assert run(capsys, "compile", model, "--calibration", npz)[0] == 0
-    code, _, err = run(capsys, "simulate", model.with_suffix(".pcc"), "--inputs", npz, "-o", tmp_path / "o.npz")
-    assert code == 0, err
-    ref = ort_run(model, dict(np.load(npz)))["probs"]
-    with np.load(tmp_path / "o.npz") as f:
-        assert np.abs(f["probs"].astype(np.float64) - ref).max() <= 1e-4 * np.ptp(ref)
+    got, ref = simulate_fixture(capsys, tmp_path, "torch_dynamo_mlp", "probs")
+    assert np.abs(got.astype(np.float64) - ref).max() <= 1e-4 * np.ptp(ref)
 
 
 # ---------------------------------------------------------------------------------- verify
 
 def test_verify_program_with_inputs_passes(capsys, cnn, tmp_path):
     report_path, junit_path = tmp_path / "v.json", tmp_path / "v.xml"
-    code, out, err = run(capsys, "verify", cnn["program"], "--inputs", cnn["npz"], "--json", report_path,
+    code, out, err = run_cli(capsys, "verify", cnn["program"], "--inputs", cnn["npz"], "--json", report_path,
                          "--junit", junit_path)
     assert code == 0, out + err
     assert "PASS" in out and "ok   logits" in out
@@ -390,7 +382,7 @@ def test_verify_program_with_inputs_passes(capsys, cnn, tmp_path):
 
 
 def test_verify_seed_is_reported(capsys, cnn, tmp_path):
-    code, _, _ = run(capsys, "verify", cnn["program"], "--inputs", cnn["npz"], "--seed", "7",
+    code, _, _ = run_cli(capsys, "verify", cnn["program"], "--inputs", cnn["npz"], "--seed", "7",
                      "--json", tmp_path / "v.json")
     assert code == 0
     assert json.loads((tmp_path / "v.json").read_text())["seed"] == 7
@@ -398,8 +390,8 @@ def test_verify_seed_is_reported(capsys, cnn, tmp_path):
 
 def test_verify_without_inputs_draws_seeded_samples_and_says_so(capsys, tmp_path):
     model = copy_fixture("skl2onnx_mlp", tmp_path)
-    assert run(capsys, "compile", model, "--calibration", tmp_path / "skl2onnx_mlp.npz")[0] == 0
-    code, out, err = run(capsys, "verify", model.with_suffix(".pcc"), "--samples", "5", "--seed", "3",
+    assert run_cli(capsys, "compile", model, "--calibration", tmp_path / "skl2onnx_mlp.npz")[0] == 0
+    code, out, err = run_cli(capsys, "verify", model.with_suffix(".pcc"), "--samples", "5", "--seed", "3",
                          "--json", tmp_path / "v.json")
     assert code == 0, out + err
     assert "no --inputs given" in err and "5 samples drawn" in err and "seed 3" in err
@@ -412,7 +404,7 @@ def test_verify_without_inputs_draws_seeded_samples_and_says_so(capsys, tmp_path
 def test_verify_onnx_target_compiles_in_memory(capsys, tmp_path):
     model = copy_fixture(CNN, tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
-    code, out, err = run(capsys, "verify", model, "--inputs", tmp_path / f"{CNN}.npz")
+    code, out, err = run_cli(capsys, "verify", model, "--inputs", tmp_path / f"{CNN}.npz")
     assert code == 0, out + err
     assert "compiled in memory" in out and "PASS" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
@@ -422,7 +414,7 @@ def test_verify_reports_label_accuracy(capsys, tmp_path):
     model = copy_fixture("skl2onnx_mlp", tmp_path)
     npz = tmp_path / "skl2onnx_mlp.npz"
     assert "label" in np.load(npz).files
-    code, out, err = run(capsys, "verify", model, "--inputs", npz, "--json", tmp_path / "v.json")
+    code, out, err = run_cli(capsys, "verify", model, "--inputs", npz, "--json", tmp_path / "v.json")
     assert code == 0, out + err
     assert "accuracy on labels" in out
     accuracy = json.loads((tmp_path / "v.json").read_text())["accuracy"]
@@ -433,7 +425,7 @@ def test_verify_reports_label_accuracy(capsys, tmp_path):
 
 def test_verify_fails_on_a_program_with_changed_weights(capsys, wrong_program, cnn, tmp_path):
     report_path, junit_path = tmp_path / "v.json", tmp_path / "v.xml"
-    code, out, err = run(capsys, "verify", wrong_program, "--model", cnn["model"], "--inputs", cnn["npz"],
+    code, out, err = run_cli(capsys, "verify", wrong_program, "--model", cnn["model"], "--inputs", cnn["npz"],
                          "--json", report_path, "--junit", junit_path)
     assert code == 1, out + err
     assert "FAIL" in out and "photoncc: error" not in err
@@ -447,22 +439,22 @@ def test_verify_fails_on_a_program_with_changed_weights(capsys, wrong_program, c
 
 def test_verify_thresholds_override(capsys, wrong_program, cnn):
     # a huge --rtol and no top-1 requirement let the wrong program pass ...
-    code, out, _ = run(capsys, "verify", wrong_program, "--model", cnn["model"], "--inputs", cnn["npz"],
+    code, out, _ = run_cli(capsys, "verify", wrong_program, "--model", cnn["model"], "--inputs", cnn["npz"],
                        "--rtol", "1e9", "--top1", "0")
     assert code == 0, out
     assert "relative error <= 1e+09" in out
     # ... a huge --rtol alone is not enough when top-1 agreement is lost, and --top1 alone neither
-    code, out, _ = run(capsys, "verify", wrong_program, "--model", cnn["model"], "--inputs", cnn["npz"],
+    code, out, _ = run_cli(capsys, "verify", wrong_program, "--model", cnn["model"], "--inputs", cnn["npz"],
                        "--top1", "0")
     assert code == 1, out
 
 
 def test_verify_rtol_below_the_error_fails_a_passing_program(capsys, cnn, tmp_path):
-    run(capsys, "verify", cnn["program"], "--inputs", cnn["npz"], "--json", tmp_path / "v.json")
+    run_cli(capsys, "verify", cnn["program"], "--inputs", cnn["npz"], "--json", tmp_path / "v.json")
     error = json.loads((tmp_path / "v.json").read_text())["outputs"][0]["relative_error"]
     if error == 0:
         pytest.skip("the device reproduced the model exactly: no rtol below the error")
-    code, out, _ = run(capsys, "verify", cnn["program"], "--inputs", cnn["npz"], "--rtol", repr(error / 2))
+    code, out, _ = run_cli(capsys, "verify", cnn["program"], "--inputs", cnn["npz"], "--rtol", repr(error / 2))
     assert code == 1, out
     assert "FAIL logits" in out
 
@@ -477,7 +469,7 @@ def test_verify_against_a_different_model_fails(capsys, cnn, tmp_path):
         pytest.fail("fc.weight not found in the fixture")
     other = tmp_path / "other.onnx"
     onnx.save(model, str(other))
-    code, out, err = run(capsys, "verify", cnn["program"], "--model", other, "--inputs", cnn["npz"])
+    code, out, err = run_cli(capsys, "verify", cnn["program"], "--model", other, "--inputs", cnn["npz"])
     assert code == 1, out + err
     assert "FAIL" in out and "other.onnx" in out
 
@@ -487,7 +479,7 @@ def test_verify_fails_with_exit_1_when_only_the_weights_were_changed(capsys, cnn
     bank = [i for i in program.instructions if i["op"] == "Bank"][-1]
     t_name = f"{bank['name']}.T"
     program.with_tensor(t_name, program.tensors[t_name] * np.float32(0.5)).write(tmp_path / "half.pcc")
-    code, out, err = run(capsys, "verify", tmp_path / "half.pcc", "--model", cnn["model"], "--inputs", cnn["npz"])
+    code, out, err = run_cli(capsys, "verify", tmp_path / "half.pcc", "--model", cnn["model"], "--inputs", cnn["npz"])
     assert code == 1, out + err
 
 
@@ -495,10 +487,10 @@ def test_verify_finds_the_recorded_model_from_another_folder(capsys, tmp_path, m
     (tmp_path / "models").mkdir()
     copy_fixture(CNN, tmp_path / "models")
     monkeypatch.chdir(tmp_path)
-    assert run(capsys, "compile", f"models/{CNN}.onnx", "--calibration", f"models/{CNN}.npz")[0] == 0
+    assert run_cli(capsys, "compile", f"models/{CNN}.onnx", "--calibration", f"models/{CNN}.npz")[0] == 0
     assert Program.read(f"models/{CNN}.pcc").manifest["source"]["source"] == f"models/{CNN}.onnx"
     monkeypatch.chdir(tmp_path / "models")
-    code, out, err = run(capsys, "verify", f"{CNN}.pcc", "--inputs", f"{CNN}.npz")
+    code, out, err = run_cli(capsys, "verify", f"{CNN}.pcc", "--inputs", f"{CNN}.npz")
     assert code == 0, out + err
     assert "PASS" in out
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import run_cli
 from photoncc.cli import main
 from photoncc.errors import DeviceError, ProgramError
 from photoncc.program import FORMAT, VERSION, Program
@@ -25,13 +26,6 @@ from photoncc.simulator import Simulator
 
 DATA = Path(__file__).parent / "data"
 CNN = "torch_legacy_cnn"
-
-
-def run(capsys, *argv):
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +75,7 @@ def refused_by_every_command(capsys, env, path: Path, *needles: str, verify: boo
         commands.append(("verify", path, "--model", env["model"], "--inputs", env["npz"],
                          "--json", env["folder"] / "v.json", "--junit", env["folder"] / "v.xml"))
     for argv in commands:
-        code, out, err = run(capsys, *argv)
+        code, out, err = run_cli(capsys, *argv)
         assert code == 2, (argv, out, err)
         assert out == "", argv
         lines = err.strip().splitlines()
@@ -149,7 +143,7 @@ def test_with_tensor_keeps_shape_and_dtype(compiled):
 
 def test_same_compile_twice_is_byte_identical(capsys, compiled, tmp_path):
     for i in (1, 2):
-        code, _, err = run(capsys, "compile", compiled["model"], "--calibration", compiled["npz"],
+        code, _, err = run_cli(capsys, "compile", compiled["model"], "--calibration", compiled["npz"],
                            "-o", tmp_path / f"p{i}.pcc", "--report", tmp_path / f"r{i}.json")
         assert code == 0, err
     assert (tmp_path / "p1.pcc").read_bytes() == (tmp_path / "p2.pcc").read_bytes()
@@ -261,13 +255,13 @@ def test_negative_transmission_is_refused_by_the_simulator(capsys, env):
     assert repr(layer) in str(caught.value)
     path = env["folder"] / "negative.pcc"
     negative.write(path)
-    code, out, err = run(capsys, "simulate", path, "--inputs", env["npz"], "-o", env["folder"] / "out.npz")
+    code, out, err = run_cli(capsys, "simulate", path, "--inputs", env["npz"], "-o", env["folder"] / "out.npz")
     assert code == 2
     assert err.startswith("photoncc: error: ") and len(err.strip().splitlines()) == 1
     assert f"layer {layer!r}" in err and "negative" in err and "incoherent" in err
     assert "Traceback" not in err
     assert not (env["folder"] / "out.npz").exists()
-    code, _, err = run(capsys, "verify", path, "--model", env["model"], "--inputs", env["npz"])
+    code, _, err = run_cli(capsys, "verify", path, "--model", env["model"], "--inputs", env["npz"])
     assert code == 2 and "negative" in err
 
 
@@ -290,7 +284,7 @@ def test_known_answer_test_catches_changed_weights(capsys, env):
         Simulator(changed).selftest("changed")
     path = env["folder"] / "changed.pcc"
     changed.write(path)
-    code, _, err = run(capsys, "simulate", path, "--inputs", env["npz"], "-o", env["folder"] / "out.npz")
+    code, _, err = run_cli(capsys, "simulate", path, "--inputs", env["npz"], "-o", env["folder"] / "out.npz")
     assert code == 2
     assert err.startswith(f"photoncc: error: {path}: known-answer test failed")
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -304,7 +298,7 @@ def test_unknown_instruction_is_refused(capsys, env):
     electronic["op"] = "Teleport"
     path = env["folder"] / "teleport.pcc"
     Program(manifest, program.tensors).write(path)
-    code, _, err = run(capsys, "simulate", path, "--inputs", env["npz"], "-o", env["folder"] / "out.npz")
+    code, _, err = run_cli(capsys, "simulate", path, "--inputs", env["npz"], "-o", env["folder"] / "out.npz")
     assert code == 2
     assert "'Teleport'" in err and repr(electronic["name"]) in err and "Traceback" not in err
 

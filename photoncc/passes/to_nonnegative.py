@@ -36,6 +36,17 @@ from ..ir import Graph, Node, fresh_name, prune, type_of
 
 
 def to_nonnegative(g: Graph, ranges: dict) -> Graph:
+    def split(w, b, lo, alpha, dtype):
+        t, gain, shift, carrier = split_nonnegative(w, b, lo, alpha, dtype)
+        return t, gain, {"shift": float(shift), "carrier": float(carrier)}
+    return banks_from_linears(g, ranges, split)
+
+
+def banks_from_linears(g: Graph, ranges: dict, split) -> Graph:
+    """Every ``Linear`` node of ``g`` replaced by a ``Bank``: ``split(W, b, lo, alpha, dtype)``, on
+    the per-group matrices and column ranges of ``column_ranges``, gives the bank's ring weights
+    T (G, M, J), row gains (G, M) and attributes; the bank's inputs are x, T, gain, lo, alpha.
+    Shared by the incoherent (this module) and the balanced (``to_signed``) transforms."""
     consts, types = dict(g.consts), dict(g.types)
     nodes = []
     for n in g.nodes:
@@ -45,14 +56,14 @@ def to_nonnegative(g: Graph, ranges: dict) -> Graph:
         conv = n.attrs.get("conv")
         wg, bg, lo_cols, alpha_cols = column_ranges(n, consts, ranges)
         dtype = consts[n.inputs[1]].dtype
-        t, gain, shift, carrier = split_nonnegative(wg, bg, lo_cols, alpha_cols, dtype)
+        t, gain, attrs = split(wg, bg, lo_cols, alpha_cols, dtype)
         names = []
         for k in ("T", "gain", "lo", "alpha"):
             names.append(fresh_name(set(types) | set(names), f"{n.name}.{k}"))
         for name, value in zip(names, (t[:, None, None], gain, lo_cols, alpha_cols)):
             consts[name] = np.ascontiguousarray(value, dtype)
             types[name] = type_of(consts[name])
-        attrs = {"shift": float(shift), "carrier": float(carrier), **({"conv": conv} if conv else {})}
+        attrs = {**attrs, **({"conv": conv} if conv else {})}
         nodes.append(Node("Bank", (n.inputs[0], *names), n.outputs, attrs, n.name))
     return prune(g.replace(nodes=tuple(nodes), consts=consts, types=types))
 

@@ -22,33 +22,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Node, fresh_name, prune, type_of
-from .to_nonnegative import bias_carrier, column_ranges, power_of_two_ceil
+from ..ir import Graph
+from .to_nonnegative import banks_from_linears, bias_carrier, power_of_two_ceil
 
 
 def to_signed(g: Graph, ranges: dict, weight_range: tuple[float, float]) -> Graph:
     w_min, w_max = weight_range
-    consts, types = dict(g.consts), dict(g.types)
-    nodes = []
-    for n in g.nodes:
-        if n.op != "Linear":
-            nodes.append(n)
-            continue
-        conv = n.attrs.get("conv")
-        wg, bg, lo_cols, alpha_cols = column_ranges(n, consts, ranges)
+
+    def split(wg, bg, lo_cols, alpha_cols, dtype):
         b_prime = bg + np.einsum("gmk,gk->gm", wg, lo_cols)
         need = np.maximum(np.maximum(wg, 0).max(axis=-1) / w_max, np.maximum(-wg, 0).max(axis=-1) / -w_min)
         gain = power_of_two_ceil(need)
         reach = min(w_max, -w_min)
         carrier = bias_carrier(b_prime / reach, gain)
         a = np.concatenate([wg, (b_prime / carrier)[..., None]], axis=-1)
-        dtype = consts[n.inputs[1]].dtype
-        names = []
-        for k in ("T", "gain", "lo", "alpha"):
-            names.append(fresh_name(set(types) | set(names), f"{n.name}.{k}"))
-        for name, value in zip(names, ((a / gain[..., None])[:, None, None], gain, lo_cols, alpha_cols)):
-            consts[name] = np.ascontiguousarray(value, dtype)
-            types[name] = type_of(consts[name])
-        attrs = {"shift": 0.0, "carrier": carrier, "signed": True, **({"conv": conv} if conv else {})}
-        nodes.append(Node("Bank", (n.inputs[0], *names), n.outputs, attrs, n.name))
-    return prune(g.replace(nodes=tuple(nodes), consts=consts, types=types))
+        return a / gain[..., None], gain, {"shift": 0.0, "carrier": carrier, "signed": True}
+    return banks_from_linears(g, ranges, split)
