@@ -108,14 +108,30 @@ def _windows(x: np.ndarray, kernel_shape, strides, pads, dilations, out_shape, f
     return view[index]
 
 
-def _reduce_windows(view: np.ndarray, nd: int, ufunc) -> np.ndarray:
-    """``ufunc.reduce`` over the last ``nd`` (window) axes of a ``_windows`` view, one kernel tap
-    at a time: each step is one vectorised op over every sample, channel and pixel, reading
-    strided planes instead of reducing over a tiny innermost window (several times faster)."""
-    taps = list(np.ndindex(*view.shape[view.ndim - nd:]))
-    out = np.array(view[(Ellipsis,) + taps[0]])
-    for tap in taps[1:]:
-        ufunc(out, view[(Ellipsis,) + tap], out=out)
+def _reduce_taps(x: np.ndarray, kernel_shape, strides, pads, dilations, out_shape, ufunc, identity):
+    """``ufunc``-reduce of every window of ``x``: ``y[n, c, o] = ufunc_k x[n, c, o*s + k*d - p]``,
+    where a tap outside the input (in the padding, or past the end in ceil mode) contributes
+    ``identity``. Computed one kernel tap at a time, each step one vectorised op over every sample,
+    channel and output position whose tap lies inside the input (a strided slice of ``x``): no
+    padded copy of ``x`` is made, and the output keeps ``x``'s memory order (channel-last stays so).
+    """
+    nd = len(kernel_shape)
+    order = np.argsort([-abs(st) for st in x.strides], kind="stable")  # axes, outermost first
+    shape = x.shape[:2] + tuple(out_shape)
+    out = np.full([shape[i] for i in order], identity, x.dtype).transpose(np.argsort(order))
+    for tap in np.ndindex(*kernel_shape):
+        dst, src = [slice(None)] * 2, [slice(None)] * 2
+        for i in range(nd):
+            offset = tap[i] * dilations[i] - pads[i]  # input position of output o: o * s + offset
+            first = max(0, -(offset // strides[i]))
+            last = min(out_shape[i] - 1, (x.shape[2 + i] - 1 - offset) // strides[i])
+            if last < first:
+                break
+            dst.append(slice(first, last + 1))
+            src.append(slice(first * strides[i] + offset, last * strides[i] + offset + 1, strides[i]))
+        else:
+            view = out[tuple(dst)]
+            ufunc(view, x[tuple(src)], out=view)
     return out
 
 
@@ -281,8 +297,7 @@ def max_pool(x, *, kernel_shape, strides, pads, dilations, ceil_mode=False) -> n
     kernel_shape, strides, pads, dilations = _spatial_args(x, kernel_shape, strides, pads,
                                                           dilations)
     out = conv_output_shape(x.shape[2:], kernel_shape, strides, pads, dilations, ceil_mode)
-    view = _windows(x, kernel_shape, strides, pads, dilations, out, fill=_lowest(x.dtype))
-    return _reduce_windows(view, len(kernel_shape), np.maximum)
+    return _reduce_taps(x, kernel_shape, strides, pads, dilations, out, np.maximum, _lowest(x.dtype))
 
 
 def average_pool(x, *, kernel_shape, strides, pads, ceil_mode=False, count_include_pad=False,
@@ -299,7 +314,7 @@ def average_pool(x, *, kernel_shape, strides, pads, ceil_mode=False, count_inclu
     nd = len(kernel_shape)
     spatial = x.shape[2:]
     out = conv_output_shape(spatial, kernel_shape, strides, pads, dilations, ceil_mode)
-    total = _reduce_windows(_windows(x, kernel_shape, strides, pads, dilations, out, fill=0), nd, np.add)
+    total = _reduce_taps(x, kernel_shape, strides, pads, dilations, out, np.add, 0)
     per_axis = [_axis_counts(spatial[i], kernel_shape[i], strides[i], dilations[i], pads[i],
                              pads[nd + i], out[i], bool(count_include_pad)) for i in range(nd)]
     count = _fold(np.multiply.outer, per_axis).astype(x.dtype)
