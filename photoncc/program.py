@@ -19,9 +19,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import mmap
 import os
+import struct
 import tempfile
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,7 +67,7 @@ class Program:
         """The program as a ZIP archive into an open binary ``file``. Each tensor is an .npy
         member (header, then the array's bytes streamed from its memory: no copy of the weights);
         the manifest, written first, holds every member's sha256."""
-        table, members = {}, []
+        members = []
         for index, name in enumerate(sorted(self.tensors)):
             array = np.ascontiguousarray(self.tensors[name])
             header = io.BytesIO()
@@ -75,13 +78,11 @@ class Program:
                 data = memoryview(array).cast("B") if array.size else b""
             except (TypeError, ValueError, NotImplementedError):  # no buffer protocol (e.g. unicode)
                 data = array.tobytes()
-            parts = (header.getvalue(), data)
-            digest = hashlib.sha256(parts[0])
-            digest.update(parts[1])
-            member = f"tensors/{index:06d}.npy"
-            table[name] = {"dtype": array.dtype.name, "shape": list(array.shape),
-                           "sha256": digest.hexdigest(), "member": member}
-            members.append((member, parts))
+            members.append((name, array, f"tensors/{index:06d}.npy", (header.getvalue(), data)))
+        digests = _sha256_all([parts for *_, parts in members])
+        table = {name: {"dtype": array.dtype.name, "shape": list(array.shape), "sha256": digest, "member": member}
+                 for (name, array, member, _), digest in zip(members, digests)}
+        members = [(member, parts) for _, _, member, parts in members]
         manifest = {**self.manifest, "format": FORMAT, "version": VERSION, "tensors": table}
         text = json.dumps(manifest, indent=1, sort_keys=True, default=_json_default).encode()
         with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
@@ -90,6 +91,7 @@ class Program:
                 info = zipfile.ZipInfo(member, date_time=_EPOCH)
                 info.external_attr = 0o644 << 16
                 info.file_size = sum(len(part) for part in parts)
+                info.extra = _align_extra(file, member, info.file_size)
                 with archive.open(info, "w") as dest:
                     for part in parts:
                         dest.write(part)
@@ -100,17 +102,25 @@ class Program:
         if not path.is_file():
             raise ProgramError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
         try:
-            return Program.from_bytes(path.read_bytes(), str(path))
+            with open(path, "rb") as f:  # mapped, not read: tensors are views of the file's pages
+                if not os.fstat(f.fileno()).st_size:
+                    return Program.from_bytes(b"", str(path))
+                return Program._parse(f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), str(path))
         except OSError as e:
             raise ProgramError(f"{path}: cannot read: {e.strerror or e}") from e
 
     @staticmethod
     def from_bytes(data: bytes, where: str = "<program>") -> "Program":
-        if not data.startswith(b"PK"):
+        return Program._parse(io.BytesIO(data), data, where)
+
+    @staticmethod
+    def _parse(file, data, where: str) -> "Program":
+        """The program in ``data`` (bytes, or a read-only ``mmap`` of a file), which ``file`` reads."""
+        if bytes(data[:2]) != b"PK":
             raise ProgramError(f"{where}: not a photoncc program (not a ZIP archive; compile a model into "
                                "a .pcc with `photoncc compile`)")
         try:
-            archive = zipfile.ZipFile(io.BytesIO(data))
+            archive = zipfile.ZipFile(file)
             names = set(archive.namelist())
             if "manifest.json" not in names or "manifest.sha256" not in names:
                 raise ProgramError(f"{where}: not a photoncc program (no manifest)")
@@ -123,10 +133,12 @@ class Program:
             if manifest.get("version") != VERSION:
                 raise ProgramError(f"{where}: program format version {manifest.get('version')!r} is not "
                                    f"supported by this photoncc (reads version {VERSION}); recompile the model")
-            tensors, view = {}, memoryview(data)
-            for name, spec in manifest["tensors"].items():
-                raw = _stored_member(view, archive.getinfo(spec["member"]))
-                if hashlib.sha256(raw).hexdigest() != spec["sha256"]:
+            view, specs = memoryview(data), manifest["tensors"]
+            raws = {name: _stored_member(view, archive.getinfo(spec["member"])) for name, spec in specs.items()}
+            tensors = {}
+            for (name, raw), digest in zip(raws.items(), _sha256_all([(raw,) for raw in raws.values()])):
+                spec = specs[name]
+                if digest != spec["sha256"]:
                     raise ProgramError(f"{where}: corrupted program: tensor {name!r} checksum mismatch")
                 array = _npy_array(raw)
                 if array.dtype.name != spec["dtype"] or list(array.shape) != spec["shape"]:
@@ -138,6 +150,39 @@ class Program:
         except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError, TypeError) as e:
             raise ProgramError(f"{where}: truncated or corrupted program ({type(e).__name__}: {e})") from e
         return Program(manifest, tensors)
+
+
+ALIGN = 64  # tensor data starts at a multiple of this in the file (the .npy header is a multiple too)
+
+
+def _align_extra(file, member: str, size: int) -> bytes:
+    """A ZIP extra field padding the local header of ``member``, about to be written at the
+    position of ``file``, so that its data starts at a multiple of ALIGN bytes: a reader can then
+    view each tensor in the file's bytes without copying it (as Android's zipalign does, with its
+    extra field 0xD935: the alignment, then zeros). Best effort: a file that cannot tell its
+    position gets no padding (readers copy unaligned tensors)."""
+    try:
+        start = file.tell()
+    except (AttributeError, OSError):
+        return b""
+    zip64 = 20 if size * 1.05 > zipfile.ZIP64_LIMIT else 0  # zipfile adds a ZIP64 extra after ours
+    header = 30 + len(member.encode()) + 6 + zip64  # fixed local header, name, our extra's fields
+    pad = -(start + header) % ALIGN
+    return struct.pack("<HHH", 0xD935, 2 + pad, ALIGN) + bytes(pad)
+
+
+def _sha256_all(items: list) -> list[str]:
+    """The sha256 (hex) of each item, a sequence of buffers hashed one after the other. Computed
+    in threads, one per core: hashlib releases the GIL while it hashes a large buffer."""
+    def digest(parts) -> str:
+        h = hashlib.sha256()
+        for part in parts:
+            h.update(part)
+        return h.hexdigest()
+    if len(items) < 2:
+        return [digest(parts) for parts in items]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(digest, items))
 
 
 def _member(archive: zipfile.ZipFile, member: str, where: str, what: str) -> bytes:
