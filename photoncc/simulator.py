@@ -61,11 +61,9 @@ IN_PLACE = {"Relu": lambda x: np.maximum(x, x.dtype.type(0), out=x),
 
 
 def _rowdot(a: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """sum_k a[g, m, k] v[g, k] in float64, a block of rows at a time (a may be a large float32)."""
-    out = np.empty(a.shape[:2])
-    for start in range(0, a.shape[1], 4096):  # bounds the float64 copy, not a loop over rings
-        out[:, start:start + 4096] = np.einsum("gmk,gk->gm", a[:, start:start + 4096].astype(np.float64), v)
-    return out
+    """sum_k a[g, m, k] v[g, k] in float64 for a float32 ``a`` and float64 ``v``: einsum casts
+    ``a`` a buffer at a time (never a float64 copy of a layer's weights) and sums in float64."""
+    return np.einsum("gmk,gk->gm", a, v.astype(np.float64, copy=False))
 
 
 def gaussian(rng: np.random.Generator, shape, sigma: float = 1.0) -> np.ndarray:
@@ -129,9 +127,10 @@ class Simulator:
         direct = not a.get("output_bits") and not self.dynamic_noise
         # decoded weights, in the model's float type for the direct form, float64 for tile reads
         work = (tiles.dtype if tiles.dtype.kind == "f" else np.float32) if direct else np.float64
-        weights = tiles.astype(work)
+        weights = tiles.astype(work, copy=False)  # the program's read-only tensor when no decoding is needed
         if a.get("weight_bits"):
-            weights *= work(weight_step(a["weight_bits"], signed)) if direct else weight_step(a["weight_bits"], signed)
+            step = weight_step(a["weight_bits"], signed)
+            weights = weights * (work(step) if direct else step)
         noise = self.profile["noise"]
         # crosstalk is systematic (the compiler pre-compensates it): part of the device, always on
         weights = apply_crosstalk(weights, noise["crosstalk"])
