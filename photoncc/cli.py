@@ -18,8 +18,12 @@ import numpy as np
 
 from . import __version__
 from .errors import UserError
+from .simulator import NOISE_MODELS
 
 DEBUG_FLAG = "--debug"
+NOISE_MODEL_HELP = ("Noisy profiles: per-read simulates every tile read (RIN, detector noise, ADC rounding), as "
+                    "the device does; statistical draws one Gaussian per output with the variance of its reads "
+                    "(tens of times faster, approximate: see docs/accuracy.md).")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -167,15 +171,17 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, per
               help="Outputs file (.npz) [default: PROGRAM with .outputs.npz].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the device noise.")
 @click.option("--noiseless", is_flag=True, help="Switch the profile's noise off.")
+@click.option("--noise-model", type=click.Choice(NOISE_MODELS), default="per-read", show_default=True,
+              help=NOISE_MODEL_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Samples simulated at once.")
-def simulate(program_path, inputs, output, seed, noiseless, batch_size):
+def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_size):
     """Run PROGRAM on the device simulator and write its outputs (.npz, keyed by output name)."""
     from .simulator import Simulator
     output = _writable(output or program_path.with_suffix(".outputs.npz"), "-o")
     program = _load_program(program_path)
     feeds, _ = _feeds_for_program(program, inputs, stream=True)
-    simulator = Simulator(program, seed=seed, noiseless=noiseless)
+    simulator = Simulator(program, seed=seed, noiseless=noiseless, noise_model=noise_model)
     simulator.selftest(str(program_path))
     outputs = simulator.run_batches(feeds, batch_size, Progress("simulate"))
     _write_npz(output, outputs)
@@ -204,12 +210,14 @@ def simulate(program_path, inputs, output, seed, noiseless, batch_size):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawn inputs and device noise.")
 @click.option("--noiseless", is_flag=True, help="Judge a noisy profile's program at the quantised tier (no noise).")
 @click.option("--trials", type=click.IntRange(min=1), help="Noisy tier: seeded runs [default: profile].")
+@click.option("--noise-model", type=click.Choice(NOISE_MODELS), default="per-read", show_default=True,
+              help=NOISE_MODEL_HELP)
 @click.option("--rtol", type=click.FloatRange(min=0), help="Max error relative to each output's range [default: profile].")
 @click.option("--top1", type=click.FloatRange(0, 1), help="Min top-1 agreement on classifier outputs [default: profile].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report as JSON.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write the report as JUnit XML.")
-def verify(target, model, profile_spec, inputs, calibration, input_range, samples, seed, noiseless, trials, rtol,
-           top1, json_path, junit_path):
+def verify(target, model, profile_spec, inputs, calibration, input_range, samples, seed, noiseless, trials,
+           noise_model, rtol, top1, json_path, junit_path):
     """Check that TARGET's device outputs match the original model's (run by onnxruntime).
 
     TARGET is a program (.pcc) or an ONNX model (compiled in memory for -p). The tier follows the
@@ -264,7 +272,7 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
     if trials is not None:
         limits["trials"] = trials
     report = run_verify(program, str(model), feeds, labels, tier=tier, limits=limits, seed=seed, inputs_note=note,
-                        program_path=program_path, progress=Progress("verify"))
+                        program_path=program_path, progress=Progress("verify"), noise_model=noise_model)
     _print_verify(report)
     if json_path:
         _write_text(json_path, json.dumps(report, indent=1, sort_keys=True) + "\n")
@@ -276,7 +284,7 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
 def _print_verify(report: dict) -> None:
     t = report["thresholds"]
     click.echo(f"verify {report['program']} against {report['model']}")
-    trials = f", {report['trials']} seeded trials" if report["tier"] == "noisy" else ""
+    trials = f", {report['trials']} seeded trials ({report['noise_model']} noise model)" if report["tier"] == "noisy" else ""
     click.echo(f"  tier {report['tier']}, profile {report['profile']}, {report['inputs']['samples']} samples{trials}, "
                f"reference: {report['reference']}")
     judged = "relative error <= {:g}".format(t["rtol"]) + (" (non-classifier outputs)" if report["tier"] != "exact" else "")

@@ -51,8 +51,11 @@ from .errors import DeviceError, ProgramError
 from .program import Program, levels, weight_step
 
 DEFAULT_BATCH = 64
+NOISE_MODELS = ("per-read", "statistical")
+DITHER = 0.5  # detector noise (in ADC code steps) from which rounding errors are uniform and independent
 READ_BLOCK = 1 << 20  # partial sums formed at once by a noisy or quantised bank (4 MB in float32)
 INPUT_BLOCK = 1 << 22  # optical powers formed at once by such a bank (16 MB in float32)
+NOISE_BLOCK = 1 << 20  # outputs given their statistical read noise at once (4 MB in float32)
 KERNELS = {**kernels.ELECTRONIC, **kernels.PHOTONIC}
 # the same ops computed in their first input's memory, used when that input is a value in memory of
 # its own that nothing reads afterwards (saves a large fresh allocation and a pass per layer)
@@ -97,7 +100,10 @@ def apply_crosstalk(tiles: np.ndarray, c: float) -> np.ndarray:
 
 
 class Simulator:
-    def __init__(self, program: Program, seed: int | None = None, noiseless: bool = False):
+    def __init__(self, program: Program, seed: int | None = None, noiseless: bool = False,
+                 noise_model: str = "per-read"):
+        if noise_model not in NOISE_MODELS:
+            raise ValueError(f"noise model {noise_model!r}: expected one of {', '.join(NOISE_MODELS)}")
         self.program = program
         self.manifest = program.manifest
         self.profile = self.manifest["profile"]
@@ -106,6 +112,8 @@ class Simulator:
         self.rng = np.random.default_rng(self.profile["noise"].get("seed", 0) if seed is None else seed)
         self.dynamic_noise = not noiseless and (self.profile["noise"]["rin_sigma"] > 0
                                                 or self.profile["noise"]["detector_sigma"] > 0)
+        self.noise_model = noise_model
+        self.statistical = []  # layers whose reads are drawn by the statistical model
         self._banks = {}
         self._last_use = {name: i for i, inst in enumerate(self.manifest["instructions"]) for name in inst["inputs"]}
         for inst in self.manifest["instructions"]:
@@ -124,20 +132,22 @@ class Simulator:
         name, signed = inst["name"], bool(a.get("signed"))
         self._check_bank(name, tiles, gain, alpha, adc, a, signed)
         reach = tuple(self.profile["bank"]["weight_range"]) if signed else (0.0, 1.0)
-        direct = not a.get("output_bits") and not self.dynamic_noise
+        noise = self.profile["noise"]
+        statistical = (self.noise_model == "statistical" and self.dynamic_noise and bool(a.get("output_bits"))
+                       and noise["detector_sigma"] * levels(a["output_bits"]) >= DITHER)
+        direct = (not a.get("output_bits") and not self.dynamic_noise) or statistical
         # decoded weights, in the model's float type for the direct form, float64 for tile reads
         work = (tiles.dtype if tiles.dtype.kind == "f" else np.float32) if direct else np.float64
         weights = tiles.astype(work, copy=False)  # the program's read-only tensor when no decoding is needed
         if a.get("weight_bits"):
             step = weight_step(a["weight_bits"], signed)
             weights = weights * (work(step) if direct else step)
-        noise = self.profile["noise"]
         # crosstalk is systematic (the compiler pre-compensates it): part of the device, always on
         weights = apply_crosstalk(weights, noise["crosstalk"])
         if noise["weight_sigma"] and not self.noiseless:  # random programming error, drawn once per load
-            weights = weights + rng.normal(0.0, noise["weight_sigma"], weights.shape).astype(work)
+            weights = weights + gaussian(rng, weights.shape, noise["weight_sigma"])
         if noise["crosstalk"] or (noise["weight_sigma"] and not self.noiseless):
-            weights = np.clip(weights, *reach)
+            weights = np.clip(weights, *reach, out=weights if weights is not tiles else None)
         groups, r, q, b, c = weights.shape
         m, k = gain.shape[1], lo.shape[1]
         f64 = np.float64
@@ -148,8 +158,11 @@ class Simulator:
         rows = weights.transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q * c)[:, :m]
         if direct:
             bank["direct"] = self._direct_form(bank, rows, a.get("conv"))
+            if statistical:
+                bank["direct"]["noise"] = self._read_noise(bank, rows, adc, a)
+                self.statistical.append(name)
             return bank
-        bank["per_tile"] = np.ascontiguousarray(rows.reshape(groups, m, q, c).transpose(0, 2, 3, 1), np.float32)
+        bank["per_tile"] = np.ascontiguousarray(rows.reshape(groups, m, q, c).transpose(0, 2, 3, 1), np.float64)
         bank["adc"] = None  # per (G, Q, M): the ADC range [lo, hi] of the photodetector reading row m of tile q
         if adc is not None:
             ranges = adc.astype(f64).transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q, 2)[:, :m]
@@ -214,6 +227,76 @@ class Simulator:
         dtype = rows.dtype
         return {"weight": np.ascontiguousarray(weight), "bias": const.reshape(-1).astype(dtype),
                 "lo": lo.astype(dtype), "alpha": alpha.astype(dtype)}
+
+    def _read_noise(self, bank: dict, rows: np.ndarray, adc: np.ndarray, attrs: dict) -> dict:
+        """The statistical noise model's constants: what every tile read adds, drawn once per output.
+
+        Per read (row m, tile q) the device adds detector noise N(0, (det w_q)^2) (w_q: the width of
+        that photodetector's ADC range) and rounds to one of top + 1 levels, a step of w_q / top.
+        With detector noise of at least DITHER steps the rounding error is (to a few parts in a
+        thousand) uniform and independent of the signal, of variance (w_q / top)^2 / 12; RIN makes
+        each channel's power v_j (1 + N(0, rin^2)), adding sum_j T_mj^2 v_j^2 rin^2. Summed over a
+        row's tiles (independent reads), each output gets one Gaussian of variance
+
+            var_m = sum_q (w_q / top)^2 ((det top)^2 + 1/12) + rin^2 (sum_j T_mj^2 E[v_j^2] + t_b^2 c^2)
+
+        times g_m^2 (the row gain). E[v_j^2] is each input vector's own for a fully connected bank,
+        and each input channel's mean over the feature map for a convolution (the variance is exact
+        on average over positions; how it varies from one position to the next is not modelled).
+        Not modelled: ADC saturation of a read (the per-read model clips it) and the correlation of
+        RIN between the rows a channel feeds. Returns the input-independent variance ``var`` (G, M)
+        and the RIN weights ``rin_u``, ``rin_c`` (G, M, channels) for E[u^2] and E[(alpha - u)^2].
+        """
+        noise, top = self.profile["noise"], levels(attrs["output_bits"])
+        det, rin = noise["detector_sigma"], noise["rin_sigma"]
+        groups, m = bank["gain"].shape
+        _, r, q, b, _ = adc.shape
+        width = (adc[..., 1] - adc[..., 0]).astype(np.float64).transpose(0, 1, 3, 2).reshape(groups, r * b, q)[:, :m]
+        var = ((width / top) ** 2).sum(axis=-1) * ((det * top) ** 2 + 1.0 / 12.0)
+        k = bank["k"]
+        conv = attrs.get("conv")
+        taps = int(np.prod(conv["kernel_shape"])) if conv else 1
+        square = rows.astype(np.float64) ** 2
+        carrier = k if bank["signed"] else 2 * k
+        var += rin ** 2 * square[:, :, carrier] * bank["carrier"] ** 2
+        per_channel = lambda t: rin ** 2 * t.reshape(groups, m, k // taps, taps).sum(axis=-1)  # noqa: E731
+        return {"var": var, "rin_u": per_channel(square[:, :, :k]),
+                "rin_c": None if bank["signed"] else per_channel(square[:, :, k:2 * k]),
+                "gain": bank["gain"]}
+
+    def _add_read_noise(self, y: np.ndarray, u: np.ndarray, d: dict, conv) -> None:
+        """Add the statistical model's noise (``_read_noise``) to a bank's outputs ``y``, in place;
+        ``u`` holds the modulated inputs x' (channel-last for a convolution). The channel means of a
+        convolution's powers are float32 sums in float64; the noise is drawn a block of output rows
+        (all samples) at a time, in ``y``'s memory order."""
+        n = d["noise"]
+        groups, m = n["gain"].shape
+        s = u - d["lo"]                                                   # each channel's power, u
+        if conv:  # means over the feature map (N, *S, C) -> (N, C)
+            axes = tuple(range(1, s.ndim - 1))
+            first = s.mean(axis=axes, dtype=np.float64)
+            np.square(s, out=s)
+            second = s.mean(axis=axes, dtype=np.float64)
+        else:
+            first = s.astype(np.float64)
+            second = first * first
+        lead = first.shape[:-1]
+        first, second = first.reshape(lead + (groups, -1)), second.reshape(lead + (groups, -1))
+        var = n["var"] + np.einsum("...gc,gmc->...gm", second, n["rin_u"])
+        if n["rin_c"] is not None:  # the complement channel carries alpha - u: E[(a - u)^2]
+            alpha = d["alpha"].astype(np.float64).reshape(groups, -1)
+            var += np.einsum("...gc,gmc->...gm", alpha ** 2 - 2 * alpha * first + second, n["rin_c"])
+        std = (np.sqrt(var) * n["gain"]).reshape(lead + (groups * m,)).astype(y.dtype)
+        last = np.moveaxis(y, 1, -1) if conv else y                      # y's memory order
+        if conv:
+            std = std.reshape((std.shape[0],) + (1,) * (y.ndim - 2) + (groups * m,))
+        axis = 1 if conv else 0
+        rows = max(1, NOISE_BLOCK // max(1, last[:1].size if not conv else last[:, :1].size))
+        for r0 in range(0, last.shape[axis], rows):
+            part = last[:, r0:r0 + rows] if conv else last[r0:r0 + rows]
+            z = gaussian(self.rng, part.shape)
+            z *= std if conv else std[r0:r0 + rows]
+            part += z
 
     # ------------------------------------------------------------------ running
     def run(self, feeds: dict, keep=()) -> dict:
@@ -368,14 +451,17 @@ class Simulator:
                                     dilations=conv["dilations"], group=conv["group"])
         else:
             y = u @ d["weight"].T + d["bias"]
+        if "noise" in d:
+            self._add_read_noise(y, u, d, conv)
         return y.astype(x.dtype, copy=False)
 
     def _tile_reads(self, bank: dict, v: np.ndarray) -> np.ndarray:
         """Sum over tiles of each tile's partial sums, with RIN, detector noise and the ADC per read.
 
-        float32 per read (the ADC's steps and the noise are far above its rounding), float64 for the
-        electronic sum over tiles; in chunks of positions so that memory stays bounded."""
-        w = bank["per_tile"]                                               # (G, Q, C, M) float32
+        float64 per read: a read can sit far above its ADC's step (a narrow range [lo, hi] at a large
+        power, e.g. a tile of complement channels), where float32 would resolve it only to about a
+        code; noise is drawn in float32. In chunks of positions so that memory stays bounded."""
+        w = bank["per_tile"]                                               # (G, Q, C, M) float64
         groups, q, c, m = w.shape
         noise = self.profile["noise"]
         rin = 0.0 if self.noiseless else noise["rin_sigma"]
@@ -384,32 +470,31 @@ class Simulator:
         if scale is not None:  # in ADC codes: code = (read - lo) * top / width, value = lo + code * width / top
             top = levels(bank["output_bits"])
             width = (scale[..., 1] - scale[..., 0])[:, :, None, :]
-            to_codes, to_value = (top / width).astype(np.float32), (width / top).astype(np.float32)
-            low_codes = (scale[:, :, None, :, 0] * top / width).astype(np.float32)
+            to_codes, to_value, low = top / width, width / top, scale[:, :, None, :, 0]
             low_sum = scale[..., 0].sum(axis=1)[:, None, :]              # (G, 1, M): sum over tiles of lo
         out = np.empty((groups, v.shape[1], m))
         chunk = max(1, READ_BLOCK // max(1, groups * q * max(m, c)))
         for start in range(0, v.shape[1], chunk):
             vt = v[:, start:start + chunk].reshape(groups, -1, q, c).transpose(0, 2, 1, 3)  # (G, Q, p, C)
-            vt = np.ascontiguousarray(vt, np.float32)
+            vt = np.ascontiguousarray(vt, np.float64)
             if rin:  # each channel's power fluctuates, shared by every row it feeds
                 eps = gaussian(self.rng, vt.shape, rin)
                 eps += 1.0
                 vt *= eps
             partial = np.matmul(vt, w)                                     # (G, Q, p, M)
             if scale is not None:
-                partial *= to_codes                                        # the ADC: to codes, clip, round
-                partial -= low_codes
+                partial -= low                                             # the ADC: to codes, clip, round
+                partial *= to_codes
                 if det:  # detector noise of det x the ADC's width: det x top codes
                     partial += gaussian(self.rng, partial.shape, det * top)
                 np.clip(partial, 0.0, top, out=partial)
                 np.round(partial, out=partial)
                 partial *= to_value
-                out[:, start:start + chunk] = partial.sum(axis=1, dtype=np.float64) + low_sum
+                out[:, start:start + chunk] = partial.sum(axis=1) + low_sum
             else:
                 if det:  # no ADC: detector noise relative to the largest read of the tile
                     partial += gaussian(self.rng, partial.shape, det) * np.abs(partial).max(axis=2, keepdims=True)
-                out[:, start:start + chunk] = partial.sum(axis=1, dtype=np.float64)
+                out[:, start:start + chunk] = partial.sum(axis=1)
         return out
 
     def run_batches(self, feeds: dict, batch_size: int = DEFAULT_BATCH, progress=None, keep=()) -> dict:

@@ -118,8 +118,10 @@ def compare(ref: np.ndarray, dev: np.ndarray) -> dict:
 
 
 def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier: str, limits: dict,
-           seed: int = 0, inputs_note: str = "", program_path: str = "<in memory>", progress=None) -> dict:
-    """Compare and decide at ``tier`` with ``limits`` (see ``thresholds``); returns the report."""
+           seed: int = 0, inputs_note: str = "", program_path: str = "<in memory>", progress=None,
+           noise_model: str = "per-read") -> dict:
+    """Compare and decide at ``tier`` with ``limits`` (see ``thresholds``); returns the report.
+    ``noise_model`` says how the noisy tier simulates tile reads (simulator.NOISE_MODELS)."""
     layer_names = comparable_layers(program)
     reference, reference_note = run_onnxruntime(model_path, feeds, extra_outputs=layer_names)
     kat = known_answer(program, program_path)
@@ -127,11 +129,12 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
     runs, clipped = [], {}
     first = {k: v[:LAYER_SAMPLES] for k, v in feeds.items()}
     for trial in range(trials):
-        simulator = Simulator(program, seed=seed + trial, noiseless=tier != "noisy")
+        simulator = Simulator(program, seed=seed + trial, noiseless=tier != "noisy", noise_model=noise_model)
         runs.append(simulator.run_batches(feeds, progress=progress))
         if trial == 0:
             clipped = {k: v for k, v in sorted(simulator.clipped_fraction().items()) if v > 0}
-            inner = Simulator(program, seed=seed, noiseless=tier != "noisy").run(first, keep=layer_names)
+            inner = Simulator(program, seed=seed, noiseless=tier != "noisy", noise_model=noise_model).run(
+                first, keep=layer_names)
     outputs = [_judge(spec["name"], reference[spec["name"]], [r[spec["name"]] for r in runs], tier, limits)
                for spec in program.manifest["outputs"]]
     layers = [_layer_metrics(name, reference[name][:LAYER_SAMPLES], inner[name])
@@ -149,6 +152,7 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
     return {
         "report_version": REPORT_VERSION, "photoncc": __version__, "tier": tier,
         "profile": program.manifest["profile"]["name"], "seed": seed, "trials": trials,
+        "noise_model": noise_model if tier == "noisy" else None,
         "model": str(model_path), "program": program_path, "reference": reference_note,
         "inputs": {"samples": len(next(iter(feeds.values()))), "source": inputs_note},
         "thresholds": limits,
