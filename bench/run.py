@@ -31,7 +31,10 @@ process) or in ``bench/worker.py`` (in-process); CPU seconds (all threads) are k
   calibration=feeds)`` with the 8 calibration samples (profile and arrays loaded before the clock);
 * simulate (in-process): ``Simulator(program).run_batches(feeds, batch)`` on one batch, the
   program read and the Simulator built before the clock; on ``ideal`` and on the noisy profile
-  when ``photoncc profiles`` lists one (otherwise the column says ``n/a`` and the notes say why);
+  when ``photoncc profiles`` lists one (otherwise the column says ``n/a`` and the notes say why).
+  The noisy program (compiled once) is simulated with both noise models: ``per-read`` (the
+  default of ``photoncc simulate``, every tile read formed) and ``statistical``
+  (``Simulator(program, noise_model="statistical")``, each output's read noise drawn once);
 * onnxruntime (in-process): ``InferenceSession.run`` on the same batch; session creation is
   reported on its own, not in the ratio;
 * GFLOP/s: 2 x the model's multiply-accumulates (counted from its Conv/Gemm/MatMul shapes,
@@ -40,8 +43,9 @@ process) or in ``bench/worker.py`` (in-process); CPU seconds (all threads) are k
   profile the simulator runs each layer's direct form (one signed float32 product, the model's
   MACs); the figure counts useful work, so unfolding, clipping and electronic ops lower it;
 * whole process: ``photoncc simulate PROGRAM --inputs BATCH.npz -o OUT.npz --batch-size B``
-  (wall time, peak RSS) against ``python bench/ort_run.py infer MODEL BATCH.npz OUT.npz B``,
-  which loads the model in onnxruntime, runs the same inputs file and writes the outputs;
+  (the noisy program also with ``--noise-model statistical``; wall time, peak RSS) against
+  ``python bench/ort_run.py infer MODEL BATCH.npz OUT.npz B``, which loads the model in
+  onnxruntime, runs the same inputs file and writes the outputs;
 * resnet18: compile with 8 samples against ``onnxruntime.quantization.quantize_static`` (QDQ,
   per-channel int8, MinMax, a CalibrationDataReader over the same 8 samples), in-process and as
   whole processes (``photoncc compile MODEL --calibration CALIB.npz`` against
@@ -270,28 +274,21 @@ def measure_model(name: str, noisy: str | None, noisy_reason: str, opts, workdir
     rep, warm = opts.repeat, opts.warmup
     profiles_ = {"ideal": "ideal", "noisy": noisy}
     for kind, profile in profiles_.items():
+        # result key -> noise model: the noisy program is simulated with both noise models
+        sims = {"sim_ideal": "per-read"} if kind == "ideal" else {"sim_noisy": "per-read", "sim_stat": "statistical"}
         if profile is None:
-            r[f"compile_{kind}"] = r[f"sim_{kind}"] = {"na": noisy_reason}
+            r[f"compile_{kind}"] = {"na": noisy_reason}
+            r.update({key: {"na": noisy_reason} for key in sims})
             continue
         program = workdir / f"{name}.{profile}.pcc"
         log(f"{name}: compile for {profile} (in-process, {CALIBRATION} calibration samples)")
         r[f"compile_{kind}"] = c = guarded(f"{name}: compile for {profile}", lambda: worker(
             ["compile", m["path"], m["calib"], profile, program, rep], workdir, opts), notes)
         if "median" not in c:
-            r[f"sim_{kind}"] = {"na": f"compile for {profile} failed"}
+            r.update({key: {"na": f"compile for {profile} failed"} for key in sims})
             continue
-        log(f"{name}: simulate {profile} (in-process)")
-        s = guarded(f"{name}: simulate {profile} in-process", lambda: worker(
-            ["simulate", program, m["data"], m["batch"], rep, warm], workdir, opts), notes)
-        if "timeout" in s:
-            w = {"timeout": s["timeout"], "skipped": True}
-            notes.append(f"{name}: photoncc simulate {profile} (whole process) not run: the in-process run timed out")
-        else:
-            log(f"{name}: photoncc simulate {profile} (whole process)")
-            cmd = photoncc_cmd() + ["simulate", program, "--inputs", m["data"], "-o",
-                                    workdir / f"{name}.{profile}.out.npz", "--batch-size", m["batch"]]
-            w = guarded(f"{name}: photoncc simulate {profile}", lambda: processes(cmd, workdir, opts), notes)
-        r[f"sim_{kind}"] = {**s, "process": w}
+        for key, noise_model in sims.items():
+            r[key] = measure_simulate(name, m, profile, program, noise_model, opts, workdir, notes)
     log(f"{name}: onnxruntime (in-process)")
     o = guarded(f"{name}: onnxruntime in-process", lambda: worker(
         ["ort", m["path"], m["data"], m["batch"], rep, warm], workdir, opts), notes)
@@ -301,6 +298,23 @@ def measure_model(name: str, noisy: str | None, noisy_reason: str, opts, workdir
     if name == COMPILE_TARGET:
         r["quantize"] = measure_quantize(name, m, opts, workdir, notes)
     return r
+
+
+def measure_simulate(name: str, m: dict, profile: str, program: Path, noise_model: str, opts, workdir: Path,
+                     notes: list) -> dict:
+    """``program`` simulated with ``noise_model``: in-process (worker) and whole process (``photoncc simulate``)."""
+    what = profile if noise_model == "per-read" else f"{profile} --noise-model {noise_model}"
+    log(f"{name}: simulate {what} (in-process)")
+    s = guarded(f"{name}: simulate {what} in-process", lambda: worker(
+        ["simulate", program, m["data"], m["batch"], opts.repeat, opts.warmup, noise_model], workdir, opts), notes)
+    if "timeout" in s:
+        notes.append(f"{name}: photoncc simulate {what} (whole process) not run: the in-process run timed out")
+        return {**s, "process": {"timeout": s["timeout"], "skipped": True}}
+    log(f"{name}: photoncc simulate {what} (whole process)")
+    extra = [] if noise_model == "per-read" else ["--noise-model", noise_model]
+    cmd = photoncc_cmd() + ["simulate", program, "--inputs", m["data"], "-o",
+                            workdir / f"{name}.{profile}.{noise_model}.out.npz", "--batch-size", m["batch"], *extra]
+    return {**s, "process": guarded(f"{name}: photoncc simulate {what}", lambda: processes(cmd, workdir, opts), notes)}
 
 
 def measure_quantize(name: str, m: dict, opts, workdir: Path, notes: list) -> dict:
@@ -415,25 +429,31 @@ def report(results: dict) -> str:
         ort_gflops = 2 * macs * b / ort / 1e9 if ort else None
         pct = "n/a" if gflops is None else f"{100 * gflops / peak['float32']:.1f} / {100 * gflops / peak['float64']:.1f}"
         trs.append([r["model"], f"{macs / 1e9:.3f}", str(b), show(r["compile_ideal"]), show(r["compile_noisy"]),
-                    show(r["sim_ideal"]), show(r["sim_noisy"]), show(r["ort"]), show({"median": get(r, "ort", "setup")}),
-                    show_ratio(r["sim_ideal"], r["ort"]), show_ratio(r["sim_noisy"], r["ort"]),
+                    show(r["sim_ideal"]), show(r["sim_noisy"]), show(get(r, "sim_stat")), show(r["ort"]),
+                    show({"median": get(r, "ort", "setup")}), show_ratio(r["sim_ideal"], r["ort"]),
+                    show_ratio(r["sim_noisy"], r["ort"]), show_ratio(get(r, "sim_stat"), r["ort"]),
                     "n/a" if gflops is None else f"{gflops:.2f}", pct,
                     "n/a" if ort_gflops is None else f"{ort_gflops:.1f}"])
     out.append(table(["model", "GMAC/sample", "batch", "compile ideal (8 cal)", "compile noisy", "simulate ideal",
-                      "simulate noisy", "ort run", "ort session", "ideal/ort", "noisy/ort", "sim GFLOP/s",
-                      "% of f32 / f64 peak", "ort GFLOP/s"], trs))
+                      "simulate noisy", "simulate noisy statistical", "ort run", "ort session", "ideal/ort",
+                      "noisy/ort", "stat/ort", "sim GFLOP/s", "% of f32 / f64 peak", "ort GFLOP/s"], trs))
     out += ["", "## Whole process, one batch (wall seconds; peak RSS MB)", ""]
     trs = []
     for r in rows:
-        si, sn, o = get(r, "sim_ideal", "process"), get(r, "sim_noisy", "process"), get(r, "ort", "process")
-        trs.append([r["model"], str(r["batch"]), show(si), show(sn), show(o), show_ratio(si, o), show_ratio(sn, o),
-                    show({"median": get(si, "rss_mb")}, ".0f"), show({"median": get(sn, "rss_mb")}, ".0f"),
+        si, sn, ss = get(r, "sim_ideal", "process"), get(r, "sim_noisy", "process"), get(r, "sim_stat", "process")
+        o = get(r, "ort", "process")
+        trs.append([r["model"], str(r["batch"]), show(si), show(sn), show(ss), show(o), show_ratio(si, o),
+                    show_ratio(sn, o), show_ratio(ss, o), show({"median": get(si, "rss_mb")}, ".0f"),
+                    show({"median": get(sn, "rss_mb")}, ".0f"), show({"median": get(ss, "rss_mb")}, ".0f"),
                     show({"median": get(o, "rss_mb")}, ".0f")])
-    out.append(table(["model", "batch", "photoncc simulate ideal", "photoncc simulate noisy", "ort_run.py infer",
-                      "ideal/ort", "noisy/ort", "RSS simulate ideal", "RSS simulate noisy", "RSS ort"], trs))
-    out += ["", "Peak RSS of the in-process workers (MB; compile ideal / simulate ideal / simulate noisy / ort): "
+    out.append(table(["model", "batch", "photoncc simulate ideal", "photoncc simulate noisy",
+                      "photoncc simulate noisy statistical", "ort_run.py infer", "ideal/ort", "noisy/ort", "stat/ort",
+                      "RSS simulate ideal", "RSS simulate noisy", "RSS simulate noisy statistical", "RSS ort"], trs))
+    out += ["", "Peak RSS of the in-process workers (MB; compile ideal / simulate ideal / simulate noisy / "
+            "simulate noisy statistical / ort): "
             + "; ".join(f"{r['model']} " + " / ".join(show({"median": get(r, k, "rss_mb")}, ".0f") for k in
-                                                       ("compile_ideal", "sim_ideal", "sim_noisy", "ort")) for r in rows)]
+                                                       ("compile_ideal", "sim_ideal", "sim_noisy", "sim_stat", "ort"))
+                        for r in rows)]
     q = next((r for r in rows if "quantize" in r), None)
     if q:
         qq = q["quantize"]
@@ -475,15 +495,17 @@ def targets(results: dict) -> list[str]:
         return None if v is None else (v <= limit and not bound)
 
     if r:
-        for kind, limit in (("ideal", 2), ("noisy", 3)):
-            sim, ort = r[f"sim_{kind}"], r["ort"]
-            if kind == "noisy" and "na" in sim:
-                lines.append(f"simulate with a realistic noisy profile, at most {limit}x onnxruntime: n/a ({sim['na']})")
+        stat = " with --noise-model statistical"
+        for key, limit, extra in (("sim_ideal", 2, ""), ("sim_noisy", 3, ""), ("sim_stat", 3, stat)):
+            sim, ort = r.get(key) or {}, r["ort"]
+            if key != "sim_ideal" and "na" in sim:
+                lines.append(f"simulate with a realistic noisy profile{extra}, at most {limit}x onnxruntime: "
+                             f"n/a ({sim['na']})")
                 continue
             pin, pw = get(sim, "process"), get(ort, "process")
-            lines.append(f"simulate, {results['noisy'] if kind == 'noisy' else 'ideal'} profile, {COMPILE_TARGET} 224x224 "
-                         f"batch 16, at most {limit}x onnxruntime: in-process {show(sim)} s vs {show(ort)} s "
-                         f"({show_ratio(sim, ort)}x), whole process {show(pin)} s vs {show(pw)} s "
+            lines.append(f"simulate, {'ideal' if key == 'sim_ideal' else results['noisy']} profile{extra}, "
+                         f"{COMPILE_TARGET} 224x224 batch 16, at most {limit}x onnxruntime: in-process {show(sim)} s "
+                         f"vs {show(ort)} s ({show_ratio(sim, ort)}x), whole process {show(pin)} s vs {show(pw)} s "
                          f"({show_ratio(pin, pw)}x): {verdict(within(sim, ort, limit), within(pin, pw, limit))}")
         q = r.get("quantize")
         if q:

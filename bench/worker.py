@@ -10,9 +10,10 @@ only timed run. Commands:
 * ``compile MODEL CALIB.npz PROFILE OUT.pcc REPEAT``: ``photoncc.compiler.compile_model(MODEL,
   load_profile(PROFILE), calibration=feeds)``, REPEAT times; the profile and the calibration arrays
   are loaded before the clock starts. Writes the last program to OUT.pcc (not timed).
-* ``simulate PROGRAM INPUTS.npz BATCH REPEAT WARMUP``: ``Simulator(program).run_batches(feeds,
-  BATCH)``; the program is read and the Simulator built before the clock starts (its build time is
-  reported as ``setup``); WARMUP untimed runs, then REPEAT timed ones.
+* ``simulate PROGRAM INPUTS.npz BATCH REPEAT WARMUP [NOISE_MODEL]``: ``Simulator(program,
+  noise_model=NOISE_MODEL).run_batches(feeds, BATCH)`` (NOISE_MODEL: ``per-read``, the default, or
+  ``statistical``); the program is read and the Simulator built before the clock starts (its build
+  time is reported as ``setup``); WARMUP untimed runs, then REPEAT timed ones.
 * ``ort MODEL INPUTS.npz BATCH REPEAT WARMUP``: ``InferenceSession(MODEL)`` (timed as ``setup``),
   WARMUP untimed runs, then REPEAT timed ``session.run`` over the samples in batches of BATCH.
 * ``quantize MODEL CALIB.npz OUT.onnx REPEAT``: ``onnxruntime.quantization.quantize_static`` as
@@ -67,13 +68,13 @@ def compile_(model: str, calib: str, profile: str, out: str, repeat: str) -> dic
     return {"times": times}
 
 
-def simulate(program: str, inputs: str, batch: str, repeat: str, warmup: str) -> dict:
+def simulate(program: str, inputs: str, batch: str, repeat: str, warmup: str, noise_model: str = "per-read") -> dict:
     from photoncc.program import Program
     from photoncc.simulator import Simulator
 
     prog, feeds = Program.read(program), _load(inputs)
     start = time.perf_counter()
-    sim = Simulator(prog)
+    sim = Simulator(prog, noise_model=noise_model)
     setup = time.perf_counter() - start
     times = _timed(lambda: sim.run_batches(feeds, int(batch)), int(repeat), int(warmup))
     return {"times": times, "setup": setup}
