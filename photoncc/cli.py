@@ -23,7 +23,7 @@ from .simulator import NOISE_MODELS
 DEBUG_FLAG = "--debug"
 NOISE_MODEL_HELP = ("Noisy profiles: per-read simulates every tile read (RIN, detector noise, ADC rounding), as "
                     "the device does; statistical draws one Gaussian per output with the variance of its reads "
-                    "(tens of times faster, approximate: see docs/accuracy.md).")
+                    "(much faster, approximate: see docs/accuracy.md).")
 
 
 # ---------------------------------------------------------------------- helpers

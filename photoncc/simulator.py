@@ -37,10 +37,13 @@ Without an ADC or per-read noise the partial sums of a row are only added, so th
 the layer in its *direct form* (``_direct_form``): one signed product of the device's own weights
 on the saturated, DAC-quantised input plus a per-row constant, identical in exact arithmetic and
 free of the large offset Wn alpha that the physical sum carries (so the model's float32 keeps it
-to rounding). Otherwise it forms every tile's partial sums (float32 per read: the ADC steps and
-the noise are far above its rounding; float64 for the electronic sum over tiles), in chunks of
-positions to bound memory. Electronic ops run in the model's dtype. Nothing loops in Python over
-samples, pixels or rings.
+to rounding). Otherwise it forms every tile's partial sums (float64: a read can sit far above its
+ADC's step), in chunks of positions to bound memory.
+
+The *statistical* noise model (``noise_model="statistical"``, opt-in) runs a noisy layer with an
+ADC in its direct form too and adds one Gaussian per output with the variance its tile reads add
+up to (``_read_noise``): much faster, but it does not model ADC saturation. Electronic ops run in
+the model's dtype. Nothing loops in Python over samples, pixels or rings.
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ from .program import Program, levels, weight_step
 DEFAULT_BATCH = 64
 NOISE_MODELS = ("per-read", "statistical")
 DITHER = 0.5  # detector noise (in ADC code steps) from which rounding errors are uniform and independent
-READ_BLOCK = 1 << 20  # partial sums formed at once by a noisy or quantised bank (4 MB in float32)
+READ_BLOCK = 1 << 20  # partial sums formed at once by a noisy or quantised bank (8 MB in float64)
 INPUT_BLOCK = 1 << 22  # optical powers formed at once by such a bank (16 MB in float32)
 NOISE_BLOCK = 1 << 20  # outputs given their statistical read noise at once (4 MB in float32)
 KERNELS = {**kernels.ELECTRONIC, **kernels.PHOTONIC}
@@ -147,7 +150,7 @@ class Simulator:
         if noise["weight_sigma"] and not self.noiseless:  # random programming error, drawn once per load
             weights = weights + gaussian(rng, weights.shape, noise["weight_sigma"])
         if noise["crosstalk"] or (noise["weight_sigma"] and not self.noiseless):
-            weights = np.clip(weights, *reach, out=weights if weights is not tiles else None)
+            weights = np.clip(weights, *reach, out=weights)  # a new array by now, never the program's
         groups, r, q, b, c = weights.shape
         m, k = gain.shape[1], lo.shape[1]
         f64 = np.float64

@@ -335,3 +335,25 @@ def test_fine_adc_on_a_tile_that_always_reads_zero_gives_finite_outputs(tmp_path
     assert (adc[..., 1] - adc[..., 0]).min() < 1e-30  # the degenerate range is there
     for noiseless in (True, False):
         assert np.isfinite(Simulator(program, seed=1, noiseless=noiseless).run(feeds)["y"]).all()
+
+
+def test_simulate_command_takes_the_noise_model(tmp_path, capsys):
+    """``photoncc simulate --noise-model statistical``: seeded like per-read, other outputs than
+    per-read with the same seed; an unknown model is a one-line error with exit 2."""
+    program = tmp_path / "d.pcc"
+    assert run_cli(["compile", DIGITS, "-p", "mrr-incoherent-8b", "--calibration", CALIBRATION, "-o", str(program)],
+                   capsys)[0] == 0
+    inputs = os.path.join(DATA, "digits_test.npz")
+    outputs = {}
+    for name, model in (("a", "statistical"), ("b", "statistical"), ("c", "per-read")):
+        path = tmp_path / f"{name}.npz"
+        code, _ = run_cli(["simulate", str(program), "--inputs", inputs, "-o", str(path), "--noise-model", model],
+                          capsys)
+        assert code == 0
+        outputs[name] = np.load(path)["probabilities"]
+    np.testing.assert_array_equal(outputs["a"], outputs["b"])
+    assert not np.array_equal(outputs["a"], outputs["c"])
+    code, out = run_cli(["simulate", str(program), "--inputs", inputs, "-o", str(tmp_path / "x.npz"),
+                         "--noise-model", "exact"], capsys)
+    assert code == 2 and not (tmp_path / "x.npz").exists()
+    assert out.err.strip().count("\n") == 0 and "'--noise-model'" in out.err

@@ -50,6 +50,15 @@ def dense_feeds(rng, k, batch=6, scale=1.0):
     return {"x": (scale * rng.standard_normal((batch, k))).astype(np.float32)}
 
 
+def relu_mlp(rng, k):
+    """x (N, k) -> fc1 (Gemm with bias, 8 rows) -> Relu -> fc2 (Gemm, 3 rows) -> y."""
+    return make_model([node("Gemm", ["x", "W1", "b1"], ["g1"], name="fc1", transB=1),
+                       node("Relu", ["g1"], ["a"], name="relu1"),
+                       node("Gemm", ["a", "W2"], ["y"], name="fc2", transB=1)],
+                      [vinfo("x", ["N", k])], [vinfo("y", ["N", 3])],
+                      [("W1", rand(rng, 8, k)), ("b1", rand(rng, 8)), ("W2", rand(rng, 3, 8))])
+
+
 # ---------------------------------------------------------------------------------- Gemm
 
 M, K = 5, 6
@@ -262,11 +271,7 @@ def test_relu_in_place_leaves_a_kept_bank_output_alone(tmp_path):
     """The simulator applies a Relu in the memory of the bank result it reads, unless that result
     is still wanted: kept for per-layer metrics (``keep``), it keeps its negative values."""
     rng = np.random.default_rng(14)
-    model = make_model([node("Gemm", ["x", "W1", "b1"], ["g1"], name="fc1", transB=1),
-                        node("Relu", ["g1"], ["a"], name="relu1"),
-                        node("Gemm", ["a", "W2"], ["y"], name="fc2", transB=1)],
-                       [vinfo("x", ["N", K])], [vinfo("y", ["N", 3])],
-                       [("W1", rand(rng, 8, K)), ("b1", rand(rng, 8)), ("W2", rand(rng, 3, 8))])
+    model = relu_mlp(rng, K)
     feeds = dense_feeds(rng, K)
     program = run(model, tmp_path, feeds)
     first = bank_instructions(program)[0]["outputs"][0]
@@ -670,11 +675,7 @@ def test_standardised_inputs_in_minus_3_to_3(tmp_path):
 
 def test_external_data_model(tmp_path):
     rng = np.random.default_rng(34)
-    model = make_model([node("Gemm", ["x", "W1", "b1"], ["g"], name="fc1", transB=1),
-                        node("Relu", ["g"], ["r"], name="relu"),
-                        node("Gemm", ["r", "W2"], ["y"], name="fc2", transB=1)],
-                       [vinfo("x", ["N", K])], [vinfo("y", ["N", 3])],
-                       [("W1", rand(rng, 8, K)), ("b1", rand(rng, 8)), ("W2", rand(rng, 3, 8))])
+    model = relu_mlp(rng, K)
     path = tmp_path / "ext.onnx"
     onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                     location="w.bin", size_threshold=0)
