@@ -170,7 +170,8 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, per
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Outputs file (.npz) [default: PROGRAM with .outputs.npz].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the device noise.")
-@click.option("--noiseless", is_flag=True, help="Switch the profile's noise off.")
+@click.option("--noiseless", is_flag=True, help="Switch the profile's noise off (with --noise-model statistical: "
+              "that model without its noise, so the ADC layers it covers are not rounded either).")
 @click.option("--noise-model", type=click.Choice(NOISE_MODELS), default="per-read", show_default=True,
               help=NOISE_MODEL_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,

@@ -307,6 +307,39 @@ def test_statistical_noise_is_seeded_and_only_used_where_the_noise_dithers_the_a
         Simulator(program, noise_model="exact")
 
 
+def test_statistical_runs_check_the_known_answer_of_their_own_form(tmp_path):
+    """A program for a profile the statistical model covers also records the outputs of that
+    model's noiseless form, its layers unquantised: the same as the program compiled without ADCs
+    runs noiselessly, not the per-read test's ADC-quantised outputs. A statistical run checks those
+    (a change to them fails it, not a per-read run, and the other way round); a program recorded
+    without them (older photoncc) is checked per read; a profile the model does not cover records
+    none."""
+    from photoncc.errors import ProgramError
+    from photoncc.program import Program
+    program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
+    kat, t = program.manifest["kat"], program.tensors
+    feeds = {name: t[ref] for name, ref in kat["inputs"].items()}
+    stat, quantised = t[kat["statistical"]["probabilities"]], t[kat["outputs"]["probabilities"]]
+    assert not np.array_equal(stat, quantised)
+    no_adc = load_profile(write(tmp_path, "extends: mrr-incoherent-8b\nprecision: {output_bits: null}\n"))
+    unquantised = Simulator(compile_model(DIGITS, no_adc, CALIBRATION), noiseless=True).run(feeds)["probabilities"]
+    np.testing.assert_allclose(stat, unquantised, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(Simulator(program, noiseless=True, noise_model="statistical").run(feeds)["probabilities"], stat)
+
+    def changed(key):
+        return program.with_tensor(kat[key]["probabilities"], t[kat[key]["probabilities"]] * np.float32(0.5))
+    for key, fails, passes in (("statistical", "statistical", "per-read"), ("outputs", "per-read", "statistical")):
+        Simulator(changed(key), seed=1, noise_model=passes).selftest()
+        with pytest.raises(ProgramError, match="known-answer test"):
+            Simulator(changed(key), seed=1, noise_model=fails).selftest()
+    old = changed("outputs")
+    old = Program({**old.manifest, "kat": {k: v for k, v in kat.items() if k != "statistical"}}, old.tensors)
+    with pytest.raises(ProgramError, match="known-answer test"):
+        Simulator(old, seed=1, noise_model="statistical").selftest()
+    quiet = load_profile(write(tmp_path, "extends: mrr-incoherent-8b\nnoise: {detector_sigma: 0.001}\n"))
+    assert "statistical" not in compile_model(DIGITS, quiet, CALIBRATION).manifest["kat"]
+
+
 def test_verify_with_the_statistical_noise_model(tmp_path, capsys):
     """The noisy tier with --noise-model statistical: passes the 8-bit device like the per-read
     model, fails the harsh one, and says which model it used (text and JSON)."""
