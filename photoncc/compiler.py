@@ -62,7 +62,7 @@ def _to_banks(g: Graph, ctx: Context) -> Graph:
 def _quantise(g: Graph, ctx: Context) -> Graph:
     g = quantise_banks(g, ctx.profile)
     if ctx.profile["precision"]["output_bits"]:
-        g = set_adc_ranges(g, adc_ranges(g, ctx.calibration, ctx.range_headroom))
+        g = set_adc_ranges(g, adc_ranges(g, ctx.calibration, ctx.range_headroom, ctx.profile))
     return g
 
 

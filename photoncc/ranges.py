@@ -27,6 +27,7 @@ from .data import batches
 from .errors import UserError
 from .ir import Graph
 from .program import weight_step
+from .simulator import apply_crosstalk
 
 MONOTONE = {"Relu", "LeakyRelu", "Elu", "Selu", "Softplus", "Sigmoid", "Tanh", "HardSigmoid", "Clip",
             "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape", "Transpose",
@@ -168,31 +169,49 @@ def observe(g: Graph, calibration: dict, axes: dict[str, int]):
     return {name: (low[name], high[name], clipped_fn(name), samples[name]) for name in axes}
 
 
-def adc_ranges(g: Graph, calibration: dict | None, headroom: float) -> dict[str, np.ndarray]:
-    """Per Bank, per tile and photodetector (G, R, Q, B, 2): the ADC input range [lo, hi], the
-    smallest and largest partial sum that photodetector reads on the calibration data, widened by
-    ``headroom`` of the width on each side; without calibration data the bound
-    [sum_c min(T_c, 0) v_max,c, sum_c max(T_c, 0) v_max,c], which no input inside the ranges leaves."""
+ERROR_SIGMAS = 4.0  # ADC ranges also cover the read errors calibration does not see, to this many sigmas
+
+
+def adc_ranges(g: Graph, calibration: dict | None, headroom: float, profile) -> dict[str, np.ndarray]:
+    """Per Bank, per tile and photodetector (G, R, Q, B, 2): the ADC input range [lo, hi].
+
+    With calibration data: the smallest and largest partial sum that photodetector reads on it,
+    widened by ``headroom`` of the width on each side; without: the bound
+    [sum_c min(T_c, 0) v_max,c, sum_c max(T_c, 0) v_max,c], which no input inside the ranges leaves.
+    T are the weights the device realises (codes with the profile's thermal crosstalk). Both are
+    then widened on each side by ERROR_SIGMAS standard deviations of the read errors the device adds
+    that no calibration read contains, at the tile's largest channel powers v_max:
+
+        sigma = sqrt(weight_sigma^2 sum_c v_max,c^2 + rin_sigma^2 sum_c T_c^2 v_max,c^2)
+
+    (the programming error N(0, weight_sigma) of each ring and the laser RIN of each channel).
+    Without this margin a photodetector whose reads hardly vary (complement channels, the bias
+    carrier) has a range far narrower than those errors and saturates on every read."""
     banks = {n.name: n for n in g.nodes if n.op == "Bank"}
     by_input: dict[str, list] = {}
     for n in banks.values():
         by_input.setdefault(n.inputs[0], []).append(n)
+    weights = {name: _weights(n, g.consts, profile) for name, n in banks.items()}
+    vmax = {name: _channel_powers(n, g.consts, None) for name, n in banks.items()}  # (G, Q, C)
+    noise = profile["noise"]
+    margin = {name: ERROR_SIGMAS * np.sqrt(noise["weight_sigma"] ** 2 * (vmax[name] ** 2).sum(axis=-1)[:, None, :, None]
+                                           + noise["rin_sigma"] ** 2 * np.einsum("grqbc,gqc->grqb", weights[name] ** 2,
+                                                                                  vmax[name] ** 2))
+              for name in banks}
     if calibration is None:
         out = {}
-        for name, n in banks.items():
-            tiles = _weights(n, g.consts)
-            vmax = _channel_powers(n, g.consts, None)  # (G, Q, C): the largest power per channel
-            low = np.einsum("grqbc,gqc->grqb", np.minimum(tiles, 0), vmax)
-            high = np.einsum("grqbc,gqc->grqb", np.maximum(tiles, 0), vmax)
+        for name in banks:
+            low = np.einsum("grqbc,gqc->grqb", np.minimum(weights[name], 0), vmax[name])
+            high = np.einsum("grqbc,gqc->grqb", np.maximum(weights[name], 0), vmax[name])
             magnitude = np.maximum(np.maximum(np.abs(high), np.abs(low)), 1e-30)
-            out[name] = np.stack([low, np.maximum(high, low + 1e-6 * magnitude)], axis=-1)
+            out[name] = np.stack([low - margin[name], np.maximum(high, low + 1e-6 * magnitude) + margin[name]], axis=-1)
         return out
     low = {name: np.full(g.consts[n.inputs[1]].shape[:4], np.inf) for name, n in banks.items()}
     high = {name: np.full(g.consts[n.inputs[1]].shape[:4], -np.inf) for name, n in banks.items()}
 
     def watch(name, value):
         for n in by_input.get(name, ()):
-            lo, hi = _partial_sum_extremes(n, g.consts, np.asarray(value))
+            lo, hi = _partial_sum_extremes(n, g.consts, weights[n.name], np.asarray(value))
             low[n.name], high[n.name] = np.minimum(low[n.name], lo), np.maximum(high[n.name], hi)
 
     for batch in batches(calibration, BATCH):
@@ -202,7 +221,7 @@ def adc_ranges(g: Graph, calibration: dict | None, headroom: float) -> dict[str,
     out = {}
     for name in banks:
         magnitude = np.maximum(np.maximum(np.abs(high[name]), np.abs(low[name])), 1e-30)
-        pad = np.maximum(headroom * (high[name] - low[name]), 1e-5 * magnitude)  # float32 keeps lo < hi
+        pad = np.maximum(headroom * (high[name] - low[name]), 1e-5 * magnitude) + margin[name]  # float32 keeps lo < hi
         out[name] = np.stack([low[name] - pad, high[name] + pad], axis=-1)
     return out
 
@@ -229,12 +248,11 @@ def _channel_powers(n, consts, x):
     return v.reshape(v.shape[:-1] + (q, c))
 
 
-def _partial_sum_extremes(n, consts, x):
+def _partial_sum_extremes(n, consts, tiles, x):
     """min and max over samples and positions of every photodetector's partial sum per tile
     (G, R, Q, B): one batched product per block of positions (float32: the ADC's resolution is far
     coarser); a convolution's input is unfolded a block of output rows at a time, so memory stays
     bounded whatever the image and batch size."""
-    tiles = _weights(n, consts)
     groups, r, q, b, c = tiles.shape
     w = np.ascontiguousarray(tiles.transpose(0, 2, 4, 1, 3).reshape(groups, q, c, r * b), np.float32)
     low, high = np.full((groups, q, r * b), np.inf), np.full((groups, q, r * b), -np.inf)
@@ -256,8 +274,17 @@ def _partial_sum_extremes(n, consts, x):
     return tuple(a.reshape(groups, q, r, b).transpose(0, 2, 1, 3) for a in (low, high))
 
 
-def _weights(n, consts) -> np.ndarray:
-    """The bank's ring weights (G, R, Q, B, C), decoded from weight codes when quantised."""
+def _weights(n, consts, profile) -> np.ndarray:
+    """The ring weights (G, R, Q, B, C) the noiseless device realises: the bank's weights, decoded
+    from weight codes when quantised, with the profile's thermal crosstalk (simulator.apply_crosstalk)
+    and clipped to the reachable range."""
     tiles = consts[n.inputs[1]].astype(np.float64)
+    signed = n.attrs.get("signed", False)
     bits = n.attrs.get("weight_bits")
-    return tiles * weight_step(bits, n.attrs.get("signed", False)) if bits else tiles
+    if bits:
+        tiles = tiles * weight_step(bits, signed)
+    crosstalk = profile["noise"]["crosstalk"]
+    if not crosstalk:
+        return tiles
+    reach = tuple(profile["bank"]["weight_range"]) if signed else (0.0, 1.0)
+    return np.clip(apply_crosstalk(tiles, crosstalk), *reach)
