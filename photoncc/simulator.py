@@ -264,28 +264,33 @@ class Simulator:
         conv = attrs.get("conv")
         taps = int(np.prod(conv["kernel_shape"])) if conv else 1
         carrier = k if bank["signed"] else 2 * k                          # the bias carrier's channel
-        square = np.square(rows[:, :, :carrier + 1])  # float32: a weight^2 to 6e-8, enough for a variance
-        var += rin ** 2 * square[:, :, carrier].astype(np.float64) * bank["carrier"] ** 2
-        per_channel = lambda t: rin ** 2 * t.reshape(groups, m, k // taps, taps).sum(axis=-1, dtype=np.float64)  # noqa: E731
-        return {"var": var, "rin_u": per_channel(square[:, :, :k]),
-                "rin_c": None if bank["signed"] else per_channel(square[:, :, k:2 * k]),
+        var += rin ** 2 * rows[:, :, carrier].astype(np.float64) ** 2 * bank["carrier"] ** 2
+
+        def per_channel(t):  # sum over a channel's taps of T^2, in float32 (enough for a variance), no copy
+            t = t.reshape(groups, m, k // taps, taps)
+            return rin ** 2 * np.einsum("gmct,gmct->gmc", t, t).astype(np.float64)
+        return {"var": var, "rin_u": per_channel(rows[:, :, :k]),
+                "rin_c": None if bank["signed"] else per_channel(rows[:, :, k:2 * k]),
                 "gain": bank["gain"]}
 
     def _add_read_noise(self, y: np.ndarray, u: np.ndarray, d: dict, conv) -> None:
         """Add the statistical model's noise (``_read_noise``) to a bank's outputs ``y``, in place;
-        ``u`` holds the modulated inputs x' (channel-last for a convolution). The channel means of a
-        convolution's powers are float32 sums in float64; the noise is drawn a block of output rows
-        (all samples) at a time, in ``y``'s memory order."""
+        ``u`` holds the modulated inputs x' (channel-last for a convolution). A convolution's channel
+        moments come from sums over the feature map without a copy (E[u] in float64, E[u^2] summed in
+        float32: a few parts in a million, enough for a variance); the noise is drawn a block of
+        output rows (all samples) at a time, in ``y``'s memory order."""
         n = d["noise"]
         groups, m = n["gain"].shape
-        s = u - d["lo"]                                                   # each channel's power, u
-        if conv:  # means over the feature map (N, *S, C) -> (N, C)
-            axes = tuple(range(1, s.ndim - 1))
-            first = s.mean(axis=axes, dtype=np.float64)
-            np.square(s, out=s)
-            second = s.mean(axis=axes, dtype=np.float64)
+        lo = d["lo"].astype(np.float64)
+        if conv:  # each channel's power u - lo, its moments over the feature map (N, *S, C) -> (N, C)
+            positions = int(np.prod(u.shape[1:-1], dtype=np.int64))
+            axes = "".join(chr(ord("a") + i) for i in range(u.ndim - 2))
+            mean = u.sum(axis=tuple(range(1, u.ndim - 1)), dtype=np.float64) / positions
+            square = np.einsum(f"n{axes}c,n{axes}c->nc", u, u).astype(np.float64) / positions  # float32 sums
+            first = mean - lo
+            second = np.maximum(square - 2 * lo * mean + lo * lo, 0.0)   # E[(u - lo)^2]
         else:
-            first = s.astype(np.float64)
+            first = u.astype(np.float64) - lo
             second = first * first
         lead = first.shape[:-1]
         first, second = first.reshape(lead + (groups, -1)), second.reshape(lead + (groups, -1))
