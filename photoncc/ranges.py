@@ -191,18 +191,18 @@ def adc_ranges(g: Graph, calibration: dict | None, headroom: float, profile) -> 
     by_input: dict[str, list] = {}
     for n in banks.values():
         by_input.setdefault(n.inputs[0], []).append(n)
-    weights = {name: _weights(n, g.consts, profile) for name, n in banks.items()}
-    vmax = {name: _channel_powers(n, g.consts, None) for name, n in banks.items()}  # (G, Q, C)
     noise = profile["noise"]
-    margin = {name: ERROR_SIGMAS * np.sqrt(noise["weight_sigma"] ** 2 * (vmax[name] ** 2).sum(axis=-1)[:, None, :, None]
-                                           + noise["rin_sigma"] ** 2 * np.einsum("grqbc,gqc->grqb", weights[name] ** 2,
-                                                                                  vmax[name] ** 2))
-              for name in banks}
+    margin, bound = {}, {}
+    for name, n in banks.items():  # one bank's weights at a time: memory stays that of the largest bank
+        weights, vmax = _weights(n, g.consts, profile), _channel_powers(n, g.consts, None)  # vmax: (G, Q, C)
+        margin[name] = ERROR_SIGMAS * np.sqrt(noise["weight_sigma"] ** 2 * (vmax ** 2).sum(axis=-1)[:, None, :, None]
+                                              + noise["rin_sigma"] ** 2 * np.einsum("grqbc,gqc->grqb", weights ** 2, vmax ** 2))
+        if calibration is None:
+            bound[name] = (np.einsum("grqbc,gqc->grqb", np.minimum(weights, 0), vmax),
+                           np.einsum("grqbc,gqc->grqb", np.maximum(weights, 0), vmax))
     if calibration is None:
         out = {}
-        for name in banks:
-            low = np.einsum("grqbc,gqc->grqb", np.minimum(weights[name], 0), vmax[name])
-            high = np.einsum("grqbc,gqc->grqb", np.maximum(weights[name], 0), vmax[name])
+        for name, (low, high) in bound.items():
             magnitude = np.maximum(np.maximum(np.abs(high), np.abs(low)), 1e-30)
             out[name] = np.stack([low - margin[name], np.maximum(high, low + 1e-6 * magnitude) + margin[name]], axis=-1)
         return out
@@ -211,7 +211,7 @@ def adc_ranges(g: Graph, calibration: dict | None, headroom: float, profile) -> 
 
     def watch(name, value):
         for n in by_input.get(name, ()):
-            lo, hi = _partial_sum_extremes(n, g.consts, weights[n.name], np.asarray(value))
+            lo, hi = _partial_sum_extremes(n, g.consts, _weights(n, g.consts, profile), np.asarray(value))
             low[n.name], high[n.name] = np.minimum(low[n.name], lo), np.maximum(high[n.name], hi)
 
     for batch in batches(calibration, BATCH):
