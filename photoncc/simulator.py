@@ -284,9 +284,9 @@ class Simulator:
         lo = d["lo"].astype(np.float64)
         if conv:  # each channel's power u - lo, its moments over the feature map (N, *S, C) -> (N, C)
             positions = int(np.prod(u.shape[1:-1], dtype=np.int64))
-            axes = "".join(chr(ord("a") + i) for i in range(u.ndim - 2))
             mean = u.sum(axis=tuple(range(1, u.ndim - 1)), dtype=np.float64) / positions
-            square = np.einsum(f"n{axes}c,n{axes}c->nc", u, u).astype(np.float64) / positions  # float32 sums
+            space = "defghijk"[:u.ndim - 2]                                  # spatial axes (not n, c)
+            square = np.einsum(f"n{space}c,n{space}c->nc", u, u).astype(np.float64) / positions  # float32 sums
             first = mean - lo
             second = np.maximum(square - 2 * lo * mean + lo * lo, 0.0)   # E[(u - lo)^2]
         else:

@@ -244,8 +244,9 @@ def test_compile_report_estimates_follow_the_profile_figures():
 # ------------------------------------------------------------------ the statistical noise model
 
 def _one_layer(tmp_path, kind: str) -> tuple[str, dict]:
-    """A single optical layer with signed random weights and non-negative inputs: a Gemm 48 -> 16 or
-    a 3x3 Conv 4 -> 8 channels on 10x10 images (with padding), and 300 samples."""
+    """A single optical layer with signed random weights and non-negative inputs: a Gemm 48 -> 16, a
+    3x3 Conv 4 -> 8 channels on 10x10 images or a 3x3x3 Conv 4 -> 8 on 6x6x6 volumes (both padded),
+    and 300 samples."""
     from onnx import helper as oh
     from helpers import make_model, save, vinfo
     rng = np.random.default_rng(5)
@@ -254,21 +255,23 @@ def _one_layer(tmp_path, kind: str) -> tuple[str, dict]:
         node = oh.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)
         shape, out = [None, 48], [None, 16]
     else:
-        w, b = rng.normal(0, 0.3, (8, 4, 3, 3)).astype(np.float32), rng.normal(0, 0.1, 8).astype(np.float32)
-        node = oh.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])
-        shape, out = [None, 4, 10, 10], [None, 8, 10, 10]
+        nd, size = (2, 10) if kind == "conv" else (3, 6)
+        w = rng.normal(0, 0.3, (8, 4) + (3,) * nd).astype(np.float32)
+        b = rng.normal(0, 0.1, 8).astype(np.float32)
+        node = oh.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1] * (2 * nd))
+        shape, out = [None, 4] + [size] * nd, [None, 8] + [size] * nd
     model = make_model([node], [vinfo("x", shape)], [vinfo("y", out)], [("w", w), ("b", b)])
     feeds = {"x": rng.uniform(0, 1, [300] + shape[1:]).astype(np.float32)}
     return str(save(model, tmp_path, f"{kind}.onnx")), feeds
 
 
-@pytest.mark.parametrize("kind", ["gemm", "conv"])
+@pytest.mark.parametrize("kind", ["gemm", "conv", "conv3d"])
 @pytest.mark.parametrize("noise", ["detector_sigma: 0.01, rin_sigma: 0.0", "detector_sigma: 0.002, rin_sigma: 0.05"])
 def test_statistical_noise_has_the_per_read_models_error(tmp_path, kind, noise):
-    """Detector noise and ADC rounding, or mostly laser RIN: the statistical model's outputs err from
-    the model as much as the per-read model's: the mean square error against onnxruntime agrees
-    within 15 % (the noise dominates it: without it the error is several times smaller), and the
-    mean error (bias) stays small for both. (RIN agreed only after ADC ranges left room for it: the
+    """Detector noise and ADC rounding, or mostly laser RIN, on a dense, 2-D or 3-D layer: the
+    statistical model's outputs err from the model as much as the per-read model's: the mean square
+    error against onnxruntime agrees within 15 % (the noise dominates it: without it the error is
+    several times smaller), and the mean error (bias) stays small for both. (RIN agreed only after ADC ranges left room for it: the
     photodetector of the constant bias carrier saturated and dropped its RIN, a 2-3x gap.)"""
     path, feeds = _one_layer(tmp_path, kind)
     profile = load_profile(write(tmp_path, "extends: mrr-incoherent-8b\nnoise: {weight_sigma: 0.0, crosstalk: 0.0, "
