@@ -26,8 +26,7 @@ from . import interp, kernels
 from .data import batches
 from .errors import UserError
 from .ir import Graph
-from .program import weight_step
-from .simulator import apply_crosstalk
+from .simulator import device_weights
 
 MONOTONE = {"Relu", "LeakyRelu", "Elu", "Selu", "Softplus", "Sigmoid", "Tanh", "HardSigmoid", "Clip",
             "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape", "Transpose",
@@ -192,19 +191,17 @@ def adc_ranges(g: Graph, calibration: dict | None, headroom: float, profile) -> 
     for n in banks.values():
         by_input.setdefault(n.inputs[0], []).append(n)
     noise = profile["noise"]
-    margin, bound = {}, {}
+    margin, out = {}, {}
     for name, n in banks.items():  # one bank's weights at a time: memory stays that of the largest bank
         weights, vmax = _weights(n, g.consts, profile), _channel_powers(n, g.consts, None)  # vmax: (G, Q, C)
         margin[name] = ERROR_SIGMAS * np.sqrt(noise["weight_sigma"] ** 2 * (vmax ** 2).sum(axis=-1)[:, None, :, None]
                                               + noise["rin_sigma"] ** 2 * np.einsum("grqbc,gqc->grqb", weights ** 2, vmax ** 2))
         if calibration is None:
-            bound[name] = (np.einsum("grqbc,gqc->grqb", np.minimum(weights, 0), vmax),
-                           np.einsum("grqbc,gqc->grqb", np.maximum(weights, 0), vmax))
-    if calibration is None:
-        out = {}
-        for name, (low, high) in bound.items():
+            low = np.einsum("grqbc,gqc->grqb", np.minimum(weights, 0), vmax)
+            high = np.einsum("grqbc,gqc->grqb", np.maximum(weights, 0), vmax)
             magnitude = np.maximum(np.maximum(np.abs(high), np.abs(low)), 1e-30)
             out[name] = np.stack([low - margin[name], np.maximum(high, low + 1e-6 * magnitude) + margin[name]], axis=-1)
+    if calibration is None:
         return out
     low = {name: np.full(g.consts[n.inputs[1]].shape[:4], np.inf) for name, n in banks.items()}
     high = {name: np.full(g.consts[n.inputs[1]].shape[:4], -np.inf) for name, n in banks.items()}
@@ -275,16 +272,5 @@ def _partial_sum_extremes(n, consts, tiles, x):
 
 
 def _weights(n, consts, profile) -> np.ndarray:
-    """The ring weights (G, R, Q, B, C) the noiseless device realises: the bank's weights, decoded
-    from weight codes when quantised, with the profile's thermal crosstalk (simulator.apply_crosstalk)
-    and clipped to the reachable range."""
-    tiles = consts[n.inputs[1]].astype(np.float64)
-    signed = n.attrs.get("signed", False)
-    bits = n.attrs.get("weight_bits")
-    if bits:
-        tiles = tiles * weight_step(bits, signed)
-    crosstalk = profile["noise"]["crosstalk"]
-    if not crosstalk:
-        return tiles
-    reach = tuple(profile["bank"]["weight_range"]) if signed else (0.0, 1.0)
-    return np.clip(apply_crosstalk(tiles, crosstalk), *reach)
+    """The ring weights (G, R, Q, B, C) the noiseless device realises, in float64."""
+    return device_weights(consts[n.inputs[1]], n.attrs, profile, np.float64)

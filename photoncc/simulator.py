@@ -103,6 +103,30 @@ def apply_crosstalk(tiles: np.ndarray, c: float) -> np.ndarray:
     return tiles + c * (np.pad(tiles[..., 1:], pad + [(0, 1)]) + np.pad(tiles[..., :-1], pad + [(1, 0)]))
 
 
+def reach(profile: dict, signed: bool) -> tuple[float, float]:
+    """The weights a ring can realise: a transmission in [0, 1], or a balanced bank's weight_range."""
+    return tuple(profile["bank"]["weight_range"]) if signed else (0.0, 1.0)
+
+
+def device_weights(tiles: np.ndarray, attrs: dict, profile: dict, dtype, rng=None) -> np.ndarray:
+    """The ring weights (G, R, Q, B, C) a bank realises, in ``dtype``: the program's weights (decoded
+    from codes when quantised) with the profile's thermal crosstalk (systematic: part of the device,
+    always on; the compiler pre-compensates it) and, given ``rng``, the programming error
+    N(0, weight_sigma) of each ring, clipped to the reachable range. Without decoding, crosstalk or
+    error it is the program's read-only tensor itself. The simulator loads its banks with it and
+    the compiler calibrates the ADC ranges on it (``ranges.adc_ranges``)."""
+    signed, noise = bool(attrs.get("signed")), profile["noise"]
+    weights = tiles.astype(dtype, copy=False)
+    if attrs.get("weight_bits"):
+        weights = weights * np.dtype(dtype).type(weight_step(attrs["weight_bits"], signed))
+    weights = apply_crosstalk(weights, noise["crosstalk"])
+    if rng is not None:
+        weights = weights + gaussian(rng, weights.shape, noise["weight_sigma"])
+    if noise["crosstalk"] or rng is not None:
+        weights = np.clip(weights, *reach(profile, signed), out=weights)  # a new array by now
+    return weights
+
+
 class Simulator:
     def __init__(self, program: Program, seed: int | None = None, noiseless: bool = False,
                  noise_model: str = "per-read"):
@@ -135,25 +159,16 @@ class Simulator:
         offset = t[inst["inputs"][6]] if len(inst["inputs"]) > 6 and inst["inputs"][6] else np.zeros(gain.shape)
         name, signed = inst["name"], bool(a.get("signed"))
         self._check_bank(name, tiles, gain, alpha, adc, a, signed)
-        reach = tuple(self.profile["bank"]["weight_range"]) if signed else (0.0, 1.0)
         noise = self.profile["noise"]
         # the statistical model covers a layer with an ADC whose detector noise dithers its rounding;
         # noiseless, it runs that layer unquantised (the model's rounding error is part of its noise)
         statistical = (self.noise_model == "statistical" and bool(a.get("output_bits"))
                        and noise["detector_sigma"] * levels(a["output_bits"]) >= DITHER)
         direct = (not a.get("output_bits") and not self.dynamic_noise) or statistical
-        # decoded weights, in the model's float type for the direct form, float64 for tile reads
+        # the device's weights, in the model's float type for the direct form, float64 for tile reads
         work = (tiles.dtype if tiles.dtype.kind == "f" else np.float32) if direct else np.float64
-        weights = tiles.astype(work, copy=False)  # the program's read-only tensor when no decoding is needed
-        if a.get("weight_bits"):
-            step = weight_step(a["weight_bits"], signed)
-            weights = weights * (work(step) if direct else step)
-        # crosstalk is systematic (the compiler pre-compensates it): part of the device, always on
-        weights = apply_crosstalk(weights, noise["crosstalk"])
-        if noise["weight_sigma"] and not self.noiseless:  # random programming error, drawn once per load
-            weights = weights + gaussian(rng, weights.shape, noise["weight_sigma"])
-        if noise["crosstalk"] or (noise["weight_sigma"] and not self.noiseless):
-            weights = np.clip(weights, *reach, out=weights)  # a new array by now, never the program's
+        error = rng if noise["weight_sigma"] and not self.noiseless else None  # drawn once per load
+        weights = device_weights(tiles, a, self.profile, work, error)
         groups, r, q, b, c = weights.shape
         m, k = gain.shape[1], lo.shape[1]
         f64 = np.float64
@@ -179,18 +194,18 @@ class Simulator:
     def _check_bank(self, name, tiles, gain, alpha, adc, a, signed) -> None:
         """The device rules; a program that breaks one is refused before it runs."""
         bank = self.profile["bank"]
-        reach = tuple(bank["weight_range"]) if signed else (0.0, 1.0)
+        limits = reach(self.profile, signed)
         if tiles.shape[3:] != (bank["banks"], bank["rings"]):
             raise DeviceError(f"layer {name!r}: tiles of {tiles.shape[3]}x{tiles.shape[4]} rings do not fit "
                               f"the profile's {bank['banks']}x{bank['rings']} banks")
         step = weight_step(a["weight_bits"], signed) if a.get("weight_bits") else 1.0
         if tiles.size:
             low, high = float(tiles.min()) * step, float(tiles.max()) * step
-            if low < reach[0] - 1e-12 or high > reach[1] + 1e-12:
-                bad = low if low < reach[0] - 1e-12 else high
+            if low < limits[0] - 1e-12 or high > limits[1] + 1e-12:
+                bad = low if low < limits[0] - 1e-12 else high
                 where = np.unravel_index(np.argmin(tiles) if bad == low else np.argmax(tiles), tiles.shape)
                 if signed:
-                    what = f"is outside the reachable range [{reach[0]}, {reach[1]}]"
+                    what = f"is outside the reachable range [{limits[0]}, {limits[1]}]"
                 elif bad < 0:
                     what = "is negative; an incoherent bank (single photodetector) cannot apply a negative weight"
                 else:
