@@ -103,6 +103,13 @@ def apply_crosstalk(tiles: np.ndarray, c: float) -> np.ndarray:
     return tiles + c * (np.pad(tiles[..., 1:], pad + [(0, 1)]) + np.pad(tiles[..., :-1], pad + [(1, 0)]))
 
 
+def statistical_covers(attrs: dict, profile: dict) -> bool:
+    """Whether the statistical noise model runs a bank with these attributes: one with an ADC whose
+    detector noise dithers its rounding (at least DITHER code steps)."""
+    bits = attrs.get("output_bits")
+    return bool(bits) and profile["noise"]["detector_sigma"] * levels(bits) >= DITHER
+
+
 def reach(profile: dict, signed: bool) -> tuple[float, float]:
     """The weights a ring can realise: a transmission in [0, 1], or a balanced bank's weight_range."""
     return tuple(profile["bank"]["weight_range"]) if signed else (0.0, 1.0)
@@ -162,8 +169,7 @@ class Simulator:
         noise = self.profile["noise"]
         # the statistical model covers a layer with an ADC whose detector noise dithers its rounding;
         # noiseless, it runs that layer unquantised (the model's rounding error is part of its noise)
-        statistical = (self.noise_model == "statistical" and bool(a.get("output_bits"))
-                       and noise["detector_sigma"] * levels(a["output_bits"]) >= DITHER)
+        statistical = self.noise_model == "statistical" and statistical_covers(a, self.profile)
         direct = (not a.get("output_bits") and not self.dynamic_noise) or statistical
         # the device's weights, in the model's float type for the direct form, float64 for tile reads
         work = (tiles.dtype if tiles.dtype.kind == "f" else np.float32) if direct else np.float64
