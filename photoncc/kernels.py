@@ -21,6 +21,8 @@ Conventions (the caller has already resolved every ONNX quirk):
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import reduce as _fold
 
 import numpy as np
@@ -248,10 +250,12 @@ def conv_padded(xp, w, b=None, *, strides, dilations, group=1) -> np.ndarray:
 
     The windows are unfolded channel-last (each copied run is one pixel's channels, contiguous:
     about twice as fast as unfolding NCHW) into ``(N*P, K*C)`` and multiplied by the weights in a
-    GEMM (an einsum over the groups for grouped and depthwise convolutions), a block of output
-    rows at a time. Returns ``(N, M, *out)`` as a view of a channel-last result: elementwise ops
-    that follow keep that memory order (NumPy's ``order="K"``), so the next Conv copies it
-    without a transpose.
+    GEMM (an einsum over the groups for grouped and depthwise convolutions), a block at a time:
+    whole samples when one sample's unfolded values fit in ``CONV_BLOCK``, else a block of one
+    sample's output rows. Every block is unfolded into the same buffer (``threaded``: the gather
+    is split over the cores) and its GEMM writes straight into the result, a contiguous slice.
+    Returns ``(N, M, *out)`` as a view of a channel-last result: elementwise ops that follow keep
+    that memory order (NumPy's ``order="K"``), so the next Conv copies it without a transpose.
     """
     w = np.asarray(w, dtype=xp.dtype)
     n, c = xp.shape[0], xp.shape[-1]
@@ -269,21 +273,63 @@ def conv_padded(xp, w, b=None, *, strides, dilations, group=1) -> np.ndarray:
     windows = view.transpose((0, *range(1, 1 + nd), *range(2 + nd, 2 + 2 * nd), 1 + nd))  # (N, *out, *k, C)
     taps = int(np.prod(kernel_shape))
     wk = np.moveaxis(w.reshape(group, m // group, cg, taps), 2, 3)  # (g, M/g, K, C/g)
+    wt = wk.reshape(m, taps * cg).T if group == 1 else None         # (K*C, M), a transposed copy
     y = np.empty((n,) + tuple(out) + (m,), dtype=xp.dtype)
-    # a block of output rows (all samples) at a time: the unfolded block stays near CONV_BLOCK
-    # values, so memory does not grow with the image and the block's buffer is reused
-    rows = max(1, CONV_BLOCK // max(n * int(np.prod(out[1:], dtype=np.int64)) * taps * c, 1))
-    for r0 in range(0, out[0], rows):
-        cols = windows[:, r0:r0 + rows].reshape(-1, taps, group, cg)  # the copy: (n*p, K, g, C/g)
-        if group == 1:
-            part = cols.reshape(-1, taps * cg) @ wk.reshape(m, taps * cg).T  # one GEMM: (n*p, M)
-        else:
-            part = np.einsum("pkgc,gmkc->pgm", cols, wk, optimize=True)
-        y[:, r0:r0 + rows] = part.reshape(y[:, r0:r0 + rows].shape)
+    flat = y.reshape(-1, m)                                          # (N*P, M), a view
+    row = int(np.prod(out[1:], dtype=np.int64))                      # output positions per output row
+    width = taps * c                                                 # unfolded values per position
+    per_sample = out[0] * row * width
+    if per_sample <= CONV_BLOCK:   # (samples, rows) per block
+        step = (max(1, CONV_BLOCK // max(per_sample, 1)), out[0])
+    else:
+        step = (1, max(1, CONV_BLOCK // max(row * width, 1)))
+    buffer = np.empty(min(n, step[0]) * min(out[0], step[1]) * row * width, xp.dtype)
+    for i0 in range(0, n, step[0]):
+        for r0 in range(0, out[0], step[1]):
+            block = windows[i0:i0 + step[0], r0:r0 + step[1]]
+            cols = buffer[:block.size].reshape(block.shape)
+            threaded(np.copyto, cols, block)                         # the unfold: (n, rows, *out', *k, C)
+            start = (i0 * out[0] + r0) * row
+            target = flat[start:start + block.size // width]         # the block's outputs, contiguous
+            if group == 1:
+                np.matmul(cols.reshape(-1, width), wt, out=target)
+            else:
+                target[...] = np.einsum("pkgc,gmkc->pgm", cols.reshape(-1, taps, group, cg), wk,
+                                        optimize=True).reshape(target.shape)
     y = np.moveaxis(y, -1, 1)
     if b is not None:
         y += np.asarray(b, dtype=y.dtype).reshape((1, m) + (1,) * nd)
     return y
+
+
+def threaded(copy, out, source) -> None:
+    """``copy(out, source)`` (``np.copyto``, or any function of that form that writes ``out`` from
+    ``source`` position by position) split over ``THREADS`` threads along the first axis of
+    ``out`` long enough to share, when ``out`` holds at least ``THREADED`` values. A strided gather
+    (an unfold, a transposing copy) is bound by one core's memory accesses, and NumPy releases
+    the GIL while it copies, so the cores share it; the result does not depend on the split."""
+    parts = THREADS if out.size >= THREADED else 1
+    axis = next((i for i, s in enumerate(out.shape) if s >= parts), None)
+    if parts == 1 or axis is None or np.ndim(source) != out.ndim:
+        copy(out, source)
+        return
+    bounds = [out.shape[axis] * i // parts for i in range(parts + 1)]
+    cut = [(slice(None),) * axis + (slice(a, z),) for a, z in zip(bounds, bounds[1:])]
+    jobs = [_pool().submit(copy, out[s], source[s]) for s in cut[1:]]
+    copy(out[cut[0]], source[cut[0]])
+    for job in jobs:
+        job.result()
+
+
+THREADS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+THREADED = 1 << 18  # values: below this a copy is faster on one core than handed to others
+_POOL = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(THREADS - 1, thread_name_prefix="photoncc-copy"))
+    return _POOL[0]
 
 
 # --------------------------------------------------------------------------------------------

@@ -101,16 +101,34 @@ def test_conv(case):
     check(K.conv(x, w, b, **attrs), want, atol=2e-5)
 
 
+@pytest.mark.parametrize("block", ["row", "rows", "samples"])
 @pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: f"{len(c[2])}d-g{c[8]}")
-def test_conv_in_blocks_of_output_rows(case, monkeypatch):
-    """A block smaller than one output row of unfolded values: every row is its own GEMM."""
+def test_conv_in_blocks(case, block, monkeypatch):
+    """Blocks of one output row, of a few rows of one sample, and of two whole samples (three
+    samples: the last block is short), each unfolded by three threads, give the whole product."""
     n, c, spatial, m, ks, strides, pads, dil, group, bias = case
-    x, w = rand(n, c, *spatial, seed=1), rand(m, c // group, *ks, seed=2)
+    x, w = rand(n + 1, c, *spatial, seed=1), rand(m, c // group, *ks, seed=2)
     b = rand(m, seed=3) if bias else None
     whole = K.conv(x, w, b, strides=strides, pads=pads, dilations=dil, group=group)
-    monkeypatch.setattr(K, "CONV_BLOCK", 1)
+    out = whole.shape[2:]
+    row = int(np.prod(out[1:])) * int(np.prod(ks)) * c          # unfolded values per output row
+    size = {"row": 1, "rows": 2 * row, "samples": 2 * out[0] * row}[block]
+    monkeypatch.setattr(K, "CONV_BLOCK", size)
+    monkeypatch.setattr(K, "THREADS", 3)
+    monkeypatch.setattr(K, "THREADED", 1)
     blocks = K.conv(x, w, b, strides=strides, pads=pads, dilations=dil, group=group)
     np.testing.assert_allclose(blocks, whole, rtol=1e-6, atol=1e-6)  # a GEMM's sum order may depend on its size
+
+
+@pytest.mark.parametrize("shape", [(7, 5, 3), (1, 2, 9), (1, 1, 4), (2, 1, 1)])
+def test_threaded_copy_of_a_strided_source(shape, monkeypatch):
+    """Split along the first axis with room for every thread (or not at all): the same values."""
+    monkeypatch.setattr(K, "THREADS", 2)
+    monkeypatch.setattr(K, "THREADED", 1)
+    source = np.arange(np.prod(shape) * 2, dtype=np.float32).reshape(shape[::-1] + (2,))[..., 0].T
+    out = np.full(shape, -1, np.float32)
+    K.threaded(np.copyto, out, source)
+    np.testing.assert_array_equal(out, source)
 
 
 def test_conv_rejects_inconsistent_arguments():
