@@ -182,8 +182,7 @@ def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_s
     output = _writable(output or program_path.with_suffix(".outputs.npz"), "-o")
     program = _load_program(program_path)
     feeds, _ = _feeds_for_program(program, inputs, stream=True)
-    simulator = Simulator(program, seed=seed, noiseless=noiseless, noise_model=noise_model)
-    simulator.selftest(str(program_path))
+    simulator = Simulator(program, seed=seed, noiseless=noiseless, noise_model=noise_model, check=str(program_path))
     outputs = simulator.run_batches(feeds, batch_size, Progress("simulate"))
     _write_npz(output, outputs)
     for layer, fraction in sorted(simulator.clipped_fraction().items()):

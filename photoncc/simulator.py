@@ -48,6 +48,8 @@ the model's dtype. Nothing loops in Python over samples, pixels or rings.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from . import kernels
@@ -82,16 +84,19 @@ def gaussian(rng: np.random.Generator, shape, sigma: float = 1.0) -> np.ndarray:
     count = int(np.prod(shape, dtype=np.int64))
     half = (count + 1) // 2
     u = rng.random((2, half), dtype=np.float32)
-    radius = np.log1p(-u[0])
-    radius *= -2.0 * sigma * sigma
-    np.sqrt(radius, out=radius)
-    angle = u[1]
-    angle *= np.float32(2 * np.pi)
     z = np.empty(2 * half, np.float32)
-    np.cos(angle, out=z[:half])
-    np.sin(angle, out=z[half:])
-    z[:half] *= radius
-    z[half:] *= radius
+
+    def transform(z, u):  # pairs (half, 2) -> normals; elementwise, so kernels.threaded shares it
+        radius = np.log1p(-u[:, 0])
+        radius *= -2.0 * sigma * sigma
+        np.sqrt(radius, out=radius)
+        angle = u[:, 1]
+        angle *= np.float32(2 * np.pi)
+        np.cos(angle, out=z[:, 0])
+        np.sin(angle, out=z[:, 1])
+        z[:, 0] *= radius
+        z[:, 1] *= radius
+    kernels.threaded(transform, z.reshape(2, half).T, u.T)
     return z[:count].reshape(shape)
 
 
@@ -99,8 +104,16 @@ def apply_crosstalk(tiles: np.ndarray, c: float) -> np.ndarray:
     """Thermal crosstalk along each bank: ring i's weight becomes w_i + c (w_{i-1} + w_{i+1})."""
     if not c:
         return tiles
-    pad = [(0, 0)] * (tiles.ndim - 1)
-    return tiles + c * (np.pad(tiles[..., 1:], pad + [(0, 1)]) + np.pad(tiles[..., :-1], pad + [(1, 0)]))
+
+    def couple(out, w):  # w_{i+1} + w_{i-1} (0 past the ends), then c x that + w_i; banks apart
+        out[..., :-1] = w[..., 1:]
+        out[..., -1] = 0
+        out[..., 1:] += w[..., :-1]
+        out *= c
+        out += w
+    out = np.empty_like(tiles)
+    kernels.threaded(couple, out, tiles)
+    return out
 
 
 def statistical_covers(attrs: dict, profile: dict) -> bool:
@@ -121,22 +134,40 @@ def device_weights(tiles: np.ndarray, attrs: dict, profile: dict, dtype, rng=Non
     always on; the compiler pre-compensates it) and, given ``rng``, the programming error
     N(0, weight_sigma) of each ring, clipped to the reachable range. Without decoding, crosstalk or
     error it is the program's read-only tensor itself. The simulator loads its banks with it and
-    the compiler calibrates the ADC ranges on it (``ranges.adc_ranges``)."""
-    signed, noise = bool(attrs.get("signed")), profile["noise"]
+    the compiler calibrates the ADC ranges on it (``ranges.adc_ranges``). In two steps,
+    ``realised(coupled_weights(...), ...)``, so that one decoding serves a device with programming
+    error and its noiseless twin."""
+    return realised(coupled_weights(tiles, attrs, profile, dtype), attrs, profile, rng)
+
+
+def coupled_weights(tiles: np.ndarray, attrs: dict, profile: dict, dtype) -> np.ndarray:
+    """The program's weights, decoded, with the profile's thermal crosstalk (not yet clipped)."""
     weights = tiles.astype(dtype, copy=False)
     if attrs.get("weight_bits"):
-        weights = weights * np.dtype(dtype).type(weight_step(attrs["weight_bits"], signed))
-    weights = apply_crosstalk(weights, noise["crosstalk"])
+        weights = weights * np.dtype(dtype).type(weight_step(attrs["weight_bits"], bool(attrs.get("signed"))))
+    return apply_crosstalk(weights, profile["noise"]["crosstalk"])
+
+
+def realised(weights: np.ndarray, attrs: dict, profile: dict, rng=None) -> np.ndarray:
+    """``coupled_weights`` plus, given ``rng``, each ring's programming error, clipped to the reachable
+    range: with ``rng`` a new array (``weights`` is left as it was), without it ``weights`` clipped
+    in place (when crosstalk made it a new array) or returned as it is."""
+    noise = profile["noise"]
     if rng is not None:
-        weights = weights + gaussian(rng, weights.shape, noise["weight_sigma"])
+        error = gaussian(rng, weights.shape, noise["weight_sigma"])
+        error += weights
+        weights = error
     if noise["crosstalk"] or rng is not None:
-        weights = np.clip(weights, *reach(profile, signed), out=weights)  # a new array by now
+        weights = np.clip(weights, *reach(profile, bool(attrs.get("signed"))), out=weights)
     return weights
 
 
 class Simulator:
     def __init__(self, program: Program, seed: int | None = None, noiseless: bool = False,
-                 noise_model: str = "per-read"):
+                 noise_model: str = "per-read", check: str | None = None):
+        """``check``: run the program's known-answer test (``selftest``, naming ``check`` in its
+        error) once the device is loaded; a noisy statistical device then shares its decoded
+        weights with the noiseless twin the test runs on instead of loading that a second time."""
         if noise_model not in NOISE_MODELS:
             raise ValueError(f"noise model {noise_model!r}: expected one of {', '.join(NOISE_MODELS)}")
         self.program = program
@@ -151,11 +182,20 @@ class Simulator:
         self.statistical = []  # layers whose reads are drawn by the statistical model
         self._banks = {}
         self._last_use = {name: i for i, inst in enumerate(self.manifest["instructions"]) for name in inst["inputs"]}
+        banks = [inst for inst in self.manifest["instructions"] if inst["op"] == "Bank"]
+        # the banks of this device's noiseless twin (no programming error, no read noise), when the
+        # known-answer test runs on it: every layer statistical and the program's answer recorded for it
+        self._twin = {} if (check is not None and noise_model == "statistical" and not noiseless and banks
+                            and "statistical" in self.manifest["kat"]
+                            and all(statistical_covers(inst["attrs"], self.profile) for inst in banks)) else None
         for inst in self.manifest["instructions"]:
             if inst["op"] == "Bank":
                 self._banks[inst["name"]] = self._load_bank(inst, self.rng)
             elif inst["op"] not in KERNELS:
                 raise ProgramError(f"program instruction {inst['name']!r}: unknown op {inst['op']!r}")
+        if check is not None:
+            self.selftest(check)
+            self._twin = None
 
     # ------------------------------------------------------------------ loading
     def _load_bank(self, inst: dict, rng) -> dict:
@@ -174,7 +214,8 @@ class Simulator:
         # the device's weights, in the model's float type for the direct form, float64 for tile reads
         work = (tiles.dtype if tiles.dtype.kind == "f" else np.float32) if direct else np.float64
         error = rng if noise["weight_sigma"] and not self.noiseless else None  # drawn once per load
-        weights = device_weights(tiles, a, self.profile, work, error)
+        coupled = coupled_weights(tiles, a, self.profile, work)
+        weights = realised(coupled, a, self.profile, error)
         groups, r, q, b, c = weights.shape
         m, k = gain.shape[1], lo.shape[1]
         f64 = np.float64
@@ -185,6 +226,12 @@ class Simulator:
         rows = weights.transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q * c)[:, :m]
         if direct:
             bank["direct"] = self._direct_form(bank, rows, a.get("conv"))
+            if self._twin is not None:  # the same bank without programming error (and without noise)
+                clean = dict(bank["direct"])
+                if error is not None:
+                    clean = realised(coupled, a, self.profile).transpose(0, 1, 3, 2, 4)
+                    clean = self._direct_form(bank, clean.reshape(groups, r * b, q * c)[:, :m], a.get("conv"))
+                self._twin[name] = {**bank, "direct": clean}
             if statistical:
                 self.statistical.append(name)
                 if not self.noiseless:
@@ -470,15 +517,19 @@ class Simulator:
             xp, u = kernels.pad_channel_last(x.shape, conv["pads"], d["weight"].dtype)
         else:
             u = np.empty(x.shape, d["weight"].dtype)
-        np.clip(last, lo, hi, out=u, casting="same_kind")                 # the modulators saturate
-        if bank["input_bits"]:                                             # the DAC's levels
-            step = np.where(alpha > 0, alpha / levels(bank["input_bits"]), 1.0).astype(u.dtype)
-            u -= lo
-            u /= step
-            np.round(u, out=u)
-            u *= step
-            np.minimum(u, alpha, out=u)
-            u += lo
+        step = np.where(alpha > 0, alpha / levels(bank["input_bits"]), 1.0).astype(u.dtype) \
+            if bank["input_bits"] else None
+
+        def modulate(u, x):  # a part of the inputs, elementwise (``kernels.threaded`` shares the parts)
+            np.clip(x, lo, hi, out=u, casting="same_kind")                # the modulators saturate
+            if step is not None:                                           # the DAC's levels
+                u -= lo
+                u /= step
+                np.round(u, out=u)
+                u *= step
+                np.minimum(u, alpha, out=u)
+                u += lo
+        kernels.threaded(modulate, u, last)
         if conv:
             y = kernels.conv_padded(xp, d["weight"], d["bias"], strides=conv["strides"],
                                     dilations=conv["dilations"], group=conv["group"])
@@ -558,7 +609,13 @@ class Simulator:
         noise = self.profile["noise"]
         quiet = self.noiseless or not (noise["weight_sigma"] or noise["rin_sigma"] or noise["detector_sigma"])
         same_form = (model == "statistical") == bool(self.statistical)
-        device = self if quiet and same_form else Simulator(self.program, noiseless=True, noise_model=model)
+        if quiet and same_form:
+            device = self
+        elif self._twin and model == "statistical":  # loaded with this device (``check``)
+            device = copy.copy(self)
+            device.noiseless, device.dynamic_noise, device._banks, device.clipped = True, False, self._twin, {}
+        else:
+            device = Simulator(self.program, noiseless=True, noise_model=model)
         out = device.run({name: t[ref] for name, ref in kat["inputs"].items()})
         device.clipped = {}
         for name, ref in expected.items():

@@ -209,6 +209,36 @@ def test_gaussian_noise_has_the_normal_distribution():
     assert np.array_equal(gaussian(np.random.default_rng(7), (3, 5)), gaussian(np.random.default_rng(7), (3, 5)))
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_noise_and_crosstalk_do_not_depend_on_how_many_threads_share_them(monkeypatch, threads):
+    """The normals' transform and the crosstalk are split over threads (kernels.threaded) only
+    elementwise: the same seed gives the same bits on a machine with any number of cores."""
+    from photoncc import kernels
+    from photoncc.simulator import apply_crosstalk
+    tiles = np.random.default_rng(1).random((2, 3, 5, 4, 7), dtype=np.float32)
+    one = gaussian(np.random.default_rng(7), (1001, 3), 0.5), apply_crosstalk(tiles, 0.01)
+    monkeypatch.setattr(kernels, "THREADS", threads)
+    monkeypatch.setattr(kernels, "THREADED", 1)
+    many = gaussian(np.random.default_rng(7), (1001, 3), 0.5), apply_crosstalk(tiles, 0.01)
+    np.testing.assert_array_equal(many[0], one[0])
+    np.testing.assert_array_equal(many[1], one[1])
+    ring = tiles[1, 2, 3, 1]  # ring i gets c x its two neighbours (one at either end of the bank)
+    np.testing.assert_allclose(many[1][1, 2, 3, 1], ring + 0.01 * (np.r_[ring[1:], 0] + np.r_[0, ring[:-1]]), rtol=1e-6)
+
+
+def test_importing_photoncc_lets_openblas_threads_sleep_unless_the_user_said_otherwise():
+    """OpenBLAS reads OPENBLAS_THREAD_TIMEOUT when NumPy loads it: photoncc sets a short one first
+    (its threads spin otherwise, holding the cores kernels.threaded needs) and keeps the user's."""
+    import subprocess
+    import sys
+    code = "import os, photoncc, numpy; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    run = [sys.executable, "-c", code]
+    assert subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.strip() == "4"
+    env["OPENBLAS_THREAD_TIMEOUT"] = "12"
+    assert subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.strip() == "12"
+
+
 def test_wilson_lower_bound_matches_the_textbook_value():
     from photoncc.verify import wilson_lower
     # 95 successes of 100, one-sided 95 % (z = 1.6449): (0.95 + z^2/200 - z sqrt(0.0475/100 + z^2/40000))
@@ -363,6 +393,31 @@ def test_statistical_runs_check_the_known_answer_of_their_own_form(tmp_path):
         Simulator(old, seed=1, noise_model="statistical").selftest()
     quiet = load_profile(write(tmp_path, "extends: mrr-incoherent-8b\nnoise: {detector_sigma: 0.001}\n"))
     assert "statistical" not in compile_model(DIGITS, quiet, CALIBRATION).manifest["kat"]
+
+
+@pytest.mark.parametrize("weight_sigma", [0.05, 0.0])
+def test_a_checked_statistical_device_tests_its_noiseless_twin_loaded_with_it(tmp_path, monkeypatch, digits,
+                                                                             weight_sigma):
+    """``check=``: the known-answer test runs on the device's noiseless twin built from the weights
+    the device decoded (no bank loaded twice), without drawing from the device's noise: the same
+    outputs as an unchecked device of the same seed. The twin has no programming error (else
+    the test would fail) and still catches a changed answer."""
+    from photoncc import simulator
+    from photoncc.errors import ProgramError
+    profile = load_profile(write(tmp_path, f"extends: mrr-incoherent-8b\nnoise: {{weight_sigma: {weight_sigma}}}\n"))
+    program = compile_model(DIGITS, profile, CALIBRATION)
+    feeds, _ = digits
+    loads = []
+    load = simulator.Simulator._load_bank
+    monkeypatch.setattr(simulator.Simulator, "_load_bank", lambda self, *a: loads.append(1) or load(self, *a))
+    checked = Simulator(program, seed=5, noise_model="statistical", check="p.pcc")
+    assert len(loads) == 3 and checked._twin is None  # three banks, loaded once; the twin is let go
+    np.testing.assert_array_equal(checked.run(feeds)["probabilities"],
+                                  Simulator(program, seed=5, noise_model="statistical").run(feeds)["probabilities"])
+    kat = program.manifest["kat"]["statistical"]["probabilities"]
+    changed = program.with_tensor(kat, program.tensors[kat] * np.float32(0.5))
+    with pytest.raises(ProgramError, match="p.pcc: known-answer test failed"):
+        Simulator(changed, seed=5, noise_model="statistical", check="p.pcc")
 
 
 def test_verify_with_the_statistical_noise_model(tmp_path, capsys):
