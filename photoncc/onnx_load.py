@@ -53,8 +53,8 @@ def load_model(path: str | Path) -> onnx.ModelProto:
     if not model.HasField("graph") or not model.graph.node:
         raise UserError(f"{path}: not an ONNX model (no graph or no nodes)")
     _load_external_data(model, path)
-    try:
-        onnx.checker.check_model(model)
+    try:  # from the file: the checker parses it in C++ (and its external data), not a re-serialised copy
+        onnx.checker.check_model(str(path))
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: invalid or truncated ONNX model: {first}") from e
