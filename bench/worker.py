@@ -29,6 +29,7 @@ import json
 import sys
 import time
 
+import photoncc  # noqa: F401  before NumPy, as the photoncc command imports it: sets OPENBLAS_THREAD_TIMEOUT
 import numpy as np
 
 

@@ -222,15 +222,13 @@ class Simulator:
         bank = {"gain": gain.astype(f64), "offset": offset.astype(f64), "lo": lo.astype(f64), "alpha": alpha.astype(f64),
                 "k": k, "padded": q * c, "shift": f64(a["shift"]), "carrier": f64(a.get("carrier", 1.0)),
                 "signed": signed, "input_bits": a.get("input_bits"), "output_bits": a.get("output_bits")}
-        # (G, M, Q*C): every row of a group with all its channels (the tiles side by side)
-        rows = weights.transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q * c)[:, :m]
+        rows = self._rows(weights, m)
         if direct:
             bank["direct"] = self._direct_form(bank, rows, a.get("conv"))
             if self._twin is not None:  # the same bank without programming error (and without noise)
                 clean = dict(bank["direct"])
                 if error is not None:
-                    clean = realised(coupled, a, self.profile).transpose(0, 1, 3, 2, 4)
-                    clean = self._direct_form(bank, clean.reshape(groups, r * b, q * c)[:, :m], a.get("conv"))
+                    clean = self._direct_form(bank, self._rows(realised(coupled, a, self.profile), m), a.get("conv"))
                 self._twin[name] = {**bank, "direct": clean}
             if statistical:
                 self.statistical.append(name)
@@ -243,6 +241,15 @@ class Simulator:
             ranges = adc.astype(f64).transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q, 2)[:, :m]
             bank["adc"] = ranges.transpose(0, 2, 1, 3)  # (G, Q, M, 2)
         return bank
+
+    @staticmethod
+    def _rows(weights: np.ndarray, m: int) -> np.ndarray:
+        """(G, M, Q*C): every row of a group with all its channels, the tiles side by side; a
+        transposing copy of the tiles (G, R, Q, B, C), shared over the cores."""
+        groups, r, q, b, c = weights.shape
+        rows = np.empty((groups, r * b, q * c), weights.dtype)
+        kernels.threaded(np.copyto, rows.reshape(groups, r, b, q, c), weights.transpose(0, 1, 3, 2, 4))
+        return rows[:, :m]
 
     def _check_bank(self, name, tiles, gain, alpha, adc, a, signed) -> None:
         """The device rules; a program that breaks one is refused before it runs."""
