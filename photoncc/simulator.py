@@ -588,17 +588,25 @@ class Simulator:
                 out[:, start:start + chunk] = partial.sum(axis=1)
         return out
 
-    def run_batches(self, feeds: dict, batch_size: int = DEFAULT_BATCH, progress=None, keep=()) -> dict:
-        """All samples of ``feeds``, ``batch_size`` at a time; ``progress(done, total)`` after each."""
+    def run_batches(self, feeds: dict, batch_size: int = DEFAULT_BATCH, progress=None, keep=(),
+                    keep_samples: int | None = None) -> dict:
+        """All samples of ``feeds``, ``batch_size`` at a time; ``progress(done, total)`` after each.
+        The values named in ``keep`` are returned for the first ``keep_samples`` samples (all when
+        None), kept only from the batches that hold them."""
         total = len(next(iter(feeds.values())))
-        parts = {}
+        outputs = {o["name"] for o in self.manifest["outputs"]}
+        parts, kept = {}, {}
         for start in range(0, total, batch_size):
-            out = self.run({k: v[start:start + batch_size] for k, v in feeds.items()}, keep)
+            wanted = keep if keep_samples is None or start < keep_samples else ()
+            out = self.run({k: v[start:start + batch_size] for k, v in feeds.items()}, wanted)
             for name, value in out.items():
-                parts.setdefault(name, []).append(value)
+                (parts if name in outputs else kept).setdefault(name, []).append(value)
             if progress:
                 progress(min(start + batch_size, total), total)
-        return {name: np.concatenate(values) for name, values in parts.items()}
+        def joined(values):  # one batch: its arrays as they are (nothing else holds them), no copy
+            return values[0] if len(values) == 1 else np.concatenate(values)
+        return {**{name: joined(values)[:keep_samples] for name, values in kept.items()},
+                **{name: joined(values) for name, values in parts.items()}}
 
     def clipped_fraction(self) -> dict:
         return {name: c / n for name, (c, n) in self.clipped.items() if n}

@@ -239,6 +239,39 @@ def test_importing_photoncc_lets_openblas_threads_sleep_unless_the_user_said_oth
     assert subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.strip() == "12"
 
 
+def test_run_batches_keeps_inner_values_for_the_first_samples_only(digits):
+    """``keep_samples``: the kept layers' values of the first samples (from the batches that hold
+    them, cut to size) equal those batches' runs; the outputs stay whole, also when kept."""
+    feeds, _ = digits
+    program = compile_model(DIGITS, load_profile("ideal"), CALIBRATION)
+    banks = [i["outputs"][0] for i in program.instructions if i["op"] == "Bank"]
+    out = Simulator(program).run_batches(feeds, batch_size=7, keep=banks, keep_samples=10)
+    parts = [Simulator(program).run({k: v[s:s + 7] for k, v in feeds.items()}, keep=banks) for s in (0, 7)]
+    first = {name: np.concatenate([p[name] for p in parts])[:10] for name in banks}
+    whole = Simulator(program).run_batches(feeds, batch_size=7)
+    for name in banks:
+        want = whole[name] if name in whole else first[name]
+        np.testing.assert_array_equal(out[name], want)
+        assert len(out[name]) == (len(feeds["input"]) if name in whole else 10)
+    np.testing.assert_array_equal(out["probabilities"], whole["probabilities"])
+
+
+def test_layer_metrics_are_the_float64_formulas():
+    """verify's per-layer SQNR and relative error: 10 log10(sum ref^2 / sum (dev - ref)^2) and
+    max |dev - ref| / range(ref), in float64, for a channel-last device value (as the simulator
+    keeps them); equal values are exact."""
+    from photoncc.verify import _layer_metrics
+    rng = np.random.default_rng(3)
+    ref = rng.standard_normal((4, 5, 6, 7)).astype(np.float32)
+    dev = np.moveaxis(np.ascontiguousarray(np.moveaxis(ref + rng.normal(0, 0.01, ref.shape).astype(np.float32), 1, -1)), -1, 1)
+    r64, d64 = ref.astype(np.float64), dev.astype(np.float64)
+    got = _layer_metrics("x", ref, dev)
+    assert got["sqnr_db"] == round(10 * np.log10(np.sum(r64 ** 2) / np.sum((d64 - r64) ** 2)), 2)
+    assert got["relative_error"] == pytest.approx(np.abs(d64 - r64).max() / np.ptp(r64), rel=1e-12)
+    assert not got["exact"]
+    assert _layer_metrics("x", ref, ref.copy()) == {"name": "x", "sqnr_db": None, "exact": True, "relative_error": 0.0}
+
+
 def test_wilson_lower_bound_matches_the_textbook_value():
     from photoncc.verify import wilson_lower
     # 95 successes of 100, one-sided 95 % (z = 1.6449): (0.95 + z^2/200 - z sqrt(0.0475/100 + z^2/40000))
