@@ -620,7 +620,8 @@ class Simulator:
         kat = self.manifest["kat"]
         t = self.program.tensors
         model = "statistical" if self.statistical and "statistical" in kat else "per-read"
-        expected = kat["statistical"] if model == "statistical" else kat["outputs"]
+        layers = kat.get("statistical_layers" if model == "statistical" else "layers", {})  # final optical layers
+        expected = {**(kat["statistical"] if model == "statistical" else kat["outputs"]), **layers}
         noise = self.profile["noise"]
         quiet = self.noiseless or not (noise["weight_sigma"] or noise["rin_sigma"] or noise["detector_sigma"])
         same_form = (model == "statistical") == bool(self.statistical)
@@ -631,17 +632,18 @@ class Simulator:
             device.noiseless, device.dynamic_noise, device._banks, device.clipped = True, False, self._twin, {}
         else:
             device = Simulator(self.program, noiseless=True, noise_model=model)
-        out = device.run({name: t[ref] for name, ref in kat["inputs"].items()})
+        out = device.run({name: t[ref] for name, ref in kat["inputs"].items()}, keep=list(layers))
         device.clipped = {}
         for name, ref in expected.items():
             want, got = t[ref], out[name]
+            what = f"{'layer value' if name in layers else 'output'} {name!r}"
             if want.shape != got.shape:
-                raise ProgramError(f"{where}: known-answer test failed: output {name!r} has shape {got.shape}")
+                raise ProgramError(f"{where}: known-answer test failed: {what} has shape {got.shape}")
             if want.dtype.kind == "f":
                 scale = max(float(np.ptp(want)), float(np.abs(want).max()), 1e-30)
                 err = float(np.abs(got.astype(np.float64) - want).max()) / scale
                 if not err <= kat["rtol"]:
-                    raise ProgramError(f"{where}: known-answer test failed: output {name!r} differs by "
+                    raise ProgramError(f"{where}: known-answer test failed: {what} differs by "
                                        f"{err:.3g} of its range (allowed {kat['rtol']})")
             elif not np.array_equal(want, got):
-                raise ProgramError(f"{where}: known-answer test failed: output {name!r} differs")
+                raise ProgramError(f"{where}: known-answer test failed: {what} differs")

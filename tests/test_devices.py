@@ -428,6 +428,47 @@ def test_statistical_runs_check_the_known_answer_of_their_own_form(tmp_path):
     assert "statistical" not in compile_model(DIGITS, quiet, CALIBRATION).manifest["kat"]
 
 
+def test_known_answer_checks_the_final_optical_layers_that_a_saturated_softmax_hides(tmp_path):
+    """The digits classifier is sure of its known-answer sample (probability 1.0): moving 29 % of the
+    ring codes by one step changes its logits by 3.5 % of their range but its output by 5e-8, far
+    inside the test's 1e-5, so checking outputs alone passes such a program. The test also records
+    the final optical layer (the logits) and checks it, in both noise models' forms."""
+    from photoncc.errors import ProgramError
+    program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
+    kat, t = program.manifest["kat"], program.tensors
+    logits = [i["outputs"][0] for i in program.instructions if i["op"] == "Bank"][-1]
+    assert list(kat["layers"]) == [logits] and list(kat["statistical_layers"]) == [logits]
+    Simulator(program, noise_model="statistical").selftest()
+    Simulator(program).selftest()
+    rng, edited = np.random.default_rng(0), program
+    for inst in (i for i in program.instructions if i["op"] == "Bank"):
+        name = inst["inputs"][1]  # the ring codes: +-1 code step on 29 % of the rings
+        edited = edited.with_tensor(name, np.clip(t[name] + np.round(rng.normal(0, 0.6, t[name].shape)), 0, 255).astype(t[name].dtype))
+    feeds = {name: t[ref] for name, ref in kat["inputs"].items()}
+    probabilities = Simulator(edited, noiseless=True).run(feeds)["probabilities"]
+    assert np.abs(probabilities - t[kat["outputs"]["probabilities"]]).max() < 1e-5  # the outputs alone pass
+    for model in ("per-read", "statistical"):
+        with pytest.raises(ProgramError, match=f"layer value {logits!r} differs"):
+            Simulator(edited, noise_model=model).selftest()
+    changed = program.with_tensor(kat["statistical_layers"][logits], t[kat["statistical_layers"][logits]] + np.float32(1))
+    Simulator(changed).selftest()  # each form checks its own record
+    with pytest.raises(ProgramError, match="known-answer test failed: layer value"):
+        Simulator(changed, noise_model="statistical").selftest()
+
+
+def test_final_banks_are_the_optical_layers_just_before_the_outputs():
+    from photoncc.emit import final_banks
+
+    def inst(op, inputs, output):
+        return {"op": op, "name": output, "inputs": inputs, "outputs": [output]}
+    program = [inst("Bank", ["x"], "a"), inst("Relu", ["a"], "r"), inst("Bank", ["r"], "b"),
+               inst("Softmax", ["b"], "out1"), inst("Bank", ["r"], "c"), inst("Bank", ["x"], "d"),
+               inst("Add", ["c", "d"], "s"), inst("Relu", ["s"], "out3")]
+    assert final_banks(program, ["out1", "b"]) == []                 # a Bank that is an output is checked as one
+    assert final_banks(program, ["out1"]) == ["b"]
+    assert final_banks(program, ["out1", "out3"]) == ["b", "c", "d"]  # through every electronic op, in program order
+
+
 @pytest.mark.parametrize("weight_sigma", [0.05, 0.0])
 def test_a_checked_statistical_device_tests_its_noiseless_twin_loaded_with_it(tmp_path, monkeypatch, digits,
                                                                              weight_sigma):
