@@ -153,10 +153,8 @@ def realised(weights: np.ndarray, attrs: dict, profile: dict, rng=None) -> np.nd
     range: with ``rng`` a new array (``weights`` is left as it was), without it ``weights`` clipped
     in place (when crosstalk made it a new array) or returned as it is."""
     noise = profile["noise"]
-    if rng is not None:
-        error = gaussian(rng, weights.shape, noise["weight_sigma"])
-        error += weights
-        weights = error
+    if rng is not None:  # in the weights' dtype (float64 for tile reads), a new array
+        weights = weights + gaussian(rng, weights.shape, noise["weight_sigma"])
     if noise["crosstalk"] or rng is not None:
         weights = np.clip(weights, *reach(profile, bool(attrs.get("signed"))), out=weights)
     return weights

@@ -226,6 +226,34 @@ def test_noise_and_crosstalk_do_not_depend_on_how_many_threads_share_them(monkey
     np.testing.assert_allclose(many[1][1, 2, 3, 1], ring + 0.01 * (np.r_[ring[1:], 0] + np.r_[0, ring[:-1]]), rtol=1e-6)
 
 
+def test_per_read_simulation_does_not_depend_on_the_threads(digits, monkeypatch):
+    """The tile reads' RIN and ADC conversion are split over threads along the positions: seed for
+    seed the same bits with one thread or three (the profile has RIN and detector noise)."""
+    from photoncc import kernels
+    feeds, _ = digits
+    program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
+    one = Simulator(program, seed=2).run(feeds)["probabilities"]
+    monkeypatch.setattr(kernels, "THREADS", 3)
+    monkeypatch.setattr(kernels, "THREADED", 1)
+    np.testing.assert_array_equal(Simulator(program, seed=2).run(feeds)["probabilities"], one)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_device_weights_keep_the_dtype_they_are_loaded_in(dtype):
+    """Decoded codes, crosstalk and programming error in the dtype asked for: float64 for the
+    per-read model's tile reads (a float32 sum there would round reads far above an ADC step),
+    float32 for the direct form; clipped to a ring's [0, 1]."""
+    from photoncc.simulator import apply_crosstalk, device_weights
+    profile = load_profile("mrr-incoherent-8b")
+    tiles = np.random.default_rng(2).integers(0, 256, (1, 2, 3, 4, 5)).astype(np.uint8)
+    got = device_weights(tiles, {"weight_bits": 8}, profile, dtype, np.random.default_rng(1))
+    noise = profile["noise"]
+    coupled = apply_crosstalk(tiles.astype(dtype) * dtype(1 / 255), noise["crosstalk"])
+    want = np.clip(coupled + gaussian(np.random.default_rng(1), tiles.shape, noise["weight_sigma"]), 0.0, 1.0)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, want)
+
+
 def test_importing_photoncc_lets_openblas_threads_sleep_unless_the_user_said_otherwise():
     """OpenBLAS reads OPENBLAS_THREAD_TIMEOUT when NumPy loads it: photoncc sets a short one first
     (its threads spin otherwise, holding the cores kernels.threaded needs) and keeps the user's."""
