@@ -302,14 +302,18 @@ def conv_padded(xp, w, b=None, *, strides, dilations, group=1) -> np.ndarray:
     return y
 
 
-def threaded(copy, out, source) -> None:
+def threaded(copy, out, source, axis: int | None = None) -> None:
     """``copy(out, source)`` (``np.copyto``, or any function of that form that writes ``out`` from
-    ``source`` position by position) split over ``THREADS`` threads along the first axis of
-    ``out`` long enough to share, when ``out`` holds at least ``THREADED`` values. A strided gather
-    (an unfold, a transposing copy) is bound by one core's memory accesses, and NumPy releases
-    the GIL while it copies, so the cores share it; the result does not depend on the split."""
+    ``source`` position by position) split over ``THREADS`` threads along ``axis`` (default: the
+    first axis of ``out`` long enough to share), when ``out`` holds at least ``THREADED`` values.
+    A strided gather (an unfold, a transposing copy) or a chain of elementwise ops is bound by one
+    core's memory accesses, and NumPy releases the GIL while it computes, so the cores share it;
+    the result does not depend on the split."""
     parts = THREADS if out.size >= THREADED else 1
-    axis = next((i for i, s in enumerate(out.shape) if s >= parts), None)
+    if axis is None:
+        axis = next((i for i, s in enumerate(out.shape) if s >= parts), None)
+    elif out.shape[axis] < parts:
+        axis = None
     if parts == 1 or axis is None or np.ndim(source) != out.ndim:
         copy(out, source)
         return

@@ -563,22 +563,28 @@ class Simulator:
             low_sum = scale[..., 0].sum(axis=1)[:, None, :]              # (G, 1, M): sum over tiles of lo
         out = np.empty((groups, v.shape[1], m))
         chunk = max(1, READ_BLOCK // max(1, groups * q * max(m, c)))
+
+        def fluctuate(v, eps):  # RIN: v (1 + eps)
+            eps += 1.0
+            v *= eps
+
+        def convert(reads, noise):  # to codes, detector noise (det x the ADC's width: det x top codes), clip, round
+            reads -= low
+            reads *= to_codes
+            if det:
+                reads += noise
+            np.clip(reads, 0.0, top, out=reads)
+            np.round(reads, out=reads)
+            reads *= to_value
         for start in range(0, v.shape[1], chunk):
             vt = v[:, start:start + chunk].reshape(groups, -1, q, c).transpose(0, 2, 1, 3)  # (G, Q, p, C)
             vt = np.ascontiguousarray(vt, np.float64)
             if rin:  # each channel's power fluctuates, shared by every row it feeds
-                eps = gaussian(self.rng, vt.shape, rin)
-                eps += 1.0
-                vt *= eps
+                kernels.threaded(fluctuate, vt, gaussian(self.rng, vt.shape, rin))
             partial = np.matmul(vt, w)                                     # (G, Q, p, M)
-            if scale is not None:
-                partial -= low                                             # the ADC: to codes, clip, round
-                partial *= to_codes
-                if det:  # detector noise of det x the ADC's width: det x top codes
-                    partial += gaussian(self.rng, partial.shape, det * top)
-                np.clip(partial, 0.0, top, out=partial)
-                np.round(partial, out=partial)
-                partial *= to_value
+            if scale is not None:  # the ADC, position by position (both cores: split along p)
+                noise = gaussian(self.rng, partial.shape, det * top) if det else partial
+                kernels.threaded(convert, partial, noise, axis=2)
                 out[:, start:start + chunk] = partial.sum(axis=1) + low_sum
             else:
                 if det:  # no ADC: detector noise relative to the largest read of the tile

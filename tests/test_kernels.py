@@ -129,6 +129,11 @@ def test_threaded_copy_of_a_strided_source(shape, monkeypatch):
     out = np.full(shape, -1, np.float32)
     K.threaded(np.copyto, out, source)
     np.testing.assert_array_equal(out, source)
+    first = np.arange(shape[0], dtype=np.float32).reshape((-1,) + (1,) * (len(shape) - 1))
+    for axis in range(1, len(shape)):  # or along the axis given, so that an operand broadcast along another fits
+        out = np.full(shape, -1, np.float32)
+        K.threaded(lambda o, s: np.add(s, first, out=o), out, source, axis=axis)
+        np.testing.assert_array_equal(out, source + first)
 
 
 def test_conv_rejects_inconsistent_arguments():
