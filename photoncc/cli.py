@@ -189,6 +189,10 @@ def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_s
         if fraction > 0:
             _say(f"photoncc: warning: layer {layer!r}: {_percent(fraction)} of its inputs were outside the "
                  "calibrated range and clipped; compile with calibration data that covers your inputs")
+    for layer, fraction in sorted(simulator.adc_saturated_fraction().items()):
+        if fraction > 0:
+            _say(f"photoncc: warning: layer {layer!r}: {_percent(fraction)} of its ADC reads were outside "
+                 "their calibrated ranges and saturated; compile with calibration data that covers your inputs")
     count = len(next(iter(feeds.values())))
     _say(f"photoncc: simulated {count} sample(s) -> {output}")
 
@@ -315,7 +319,9 @@ def _print_verify(report: dict) -> None:
                                    is not None else "no signal") for layer in report["layers"]))
     for layer, fraction in report["clipped_fraction"].items():
         click.echo(f"  clipped: layer {layer!r}: {_percent(fraction)} of its inputs outside the calibrated range")
-    if report["clipped_fraction"]:
+    for layer, fraction in (report["adc_saturated_fraction"] or {}).items():
+        click.echo(f"  saturated: layer {layer!r}: {_percent(fraction)} of its ADC reads outside their calibrated ranges")
+    if report["clipped_fraction"] or report["adc_saturated_fraction"]:
         click.echo("  note: the device saturates outside the ranges the program was calibrated for; verify on "
                    "representative data (--inputs) or compile with calibration data that covers these inputs")
     click.echo("PASS: outputs are equivalent" if report["passed"] else "FAIL: outputs differ beyond the thresholds")

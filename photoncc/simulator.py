@@ -173,6 +173,7 @@ class Simulator:
         self.profile = self.manifest["profile"]
         self.seed, self.noiseless = seed, noiseless
         self.clipped = {}  # layer name -> [values clipped, values modulated]
+        self.saturated = {}  # layer name -> [ADC reads saturated, ADC reads] (per-read model only)
         self.rng = np.random.default_rng(self.profile["noise"].get("seed", 0) if seed is None else seed)
         self.dynamic_noise = not noiseless and (self.profile["noise"]["rin_sigma"] > 0
                                                 or self.profile["noise"]["detector_sigma"] > 0)
@@ -502,7 +503,7 @@ class Simulator:
             v[:, :, 2 * k] = bank["carrier"]
         if v.min(initial=0.0) < 0:
             raise DeviceError(f"layer {name!r}: negative optical input power")
-        sums = self._tile_reads(bank, v)                                   # (G, P, M): photodetected
+        sums = self._tile_reads(name, bank, v)                             # (G, P, M): photodetected
         y = sums * bank["gain"][:, None, :] - bank["shift"] + bank["offset"][:, None, :]
         return y.transpose(1, 0, 2).reshape(x.shape[0], -1)
 
@@ -544,12 +545,14 @@ class Simulator:
             self._add_read_noise(y, u, d, conv)
         return y.astype(x.dtype, copy=False)
 
-    def _tile_reads(self, bank: dict, v: np.ndarray) -> np.ndarray:
+    def _tile_reads(self, name: str, bank: dict, v: np.ndarray) -> np.ndarray:
         """Sum over tiles of each tile's partial sums, with RIN, detector noise and the ADC per read.
 
         float64 per read: a read can sit far above its ADC's step (a narrow range [lo, hi] at a large
         power, e.g. a tile of complement channels), where float32 would resolve it only to about a
-        code; noise is drawn in float32. In chunks of positions so that memory stays bounded."""
+        code; noise is drawn in float32. In chunks of positions so that memory stays bounded. Reads
+        that land more than half a code past either end of their ADC's range (so that the clip, not
+        the rounding, decides their code) are counted as saturated in ``self.saturated``."""
         w = bank["per_tile"]                                               # (G, Q, C, M) float64
         groups, q, c, m = w.shape
         noise = self.profile["noise"]
@@ -568,11 +571,15 @@ class Simulator:
             eps += 1.0
             v *= eps
 
+        saturated = []  # per part of a block: its reads past an end of the ADC's range (list.append: thread-safe)
+
         def convert(reads, noise):  # to codes, detector noise (det x the ADC's width: det x top codes), clip, round
             reads -= low
             reads *= to_codes
             if det:
                 reads += noise
+            if reads.min() < -0.5 or reads.max() > top + 0.5:  # two reductions; counted only then
+                saturated.append(int(np.count_nonzero(reads < -0.5)) + int(np.count_nonzero(reads > top + 0.5)))
             np.clip(reads, 0.0, top, out=reads)
             np.round(reads, out=reads)
             reads *= to_value
@@ -590,6 +597,10 @@ class Simulator:
                 if det:  # no ADC: detector noise relative to the largest read of the tile
                     partial += gaussian(self.rng, partial.shape, det) * np.abs(partial).max(axis=2, keepdims=True)
                 out[:, start:start + chunk] = partial.sum(axis=1)
+        if scale is not None:
+            tally = self.saturated.setdefault(name, [0, 0])
+            tally[0] += sum(saturated)
+            tally[1] += groups * q * v.shape[1] * m
         return out
 
     def run_batches(self, feeds: dict, batch_size: int = DEFAULT_BATCH, progress=None, keep=(),
@@ -612,6 +623,11 @@ class Simulator:
         return {**{name: joined(values)[:keep_samples] for name, values in kept.items()},
                 **{name: joined(values) for name, values in parts.items()}}
 
+    def adc_saturated_fraction(self) -> dict:
+        """Per layer with ADCs, the share of its tile reads (per-read model) that saturated an ADC:
+        more than half a code past either end of the range it was calibrated for."""
+        return {name: c / n for name, (c, n) in self.saturated.items() if n}
+
     def clipped_fraction(self) -> dict:
         return {name: c / n for name, (c, n) in self.clipped.items() if n}
 
@@ -633,11 +649,12 @@ class Simulator:
             device = self
         elif self._twin and model == "statistical":  # loaded with this device (``check``)
             device = copy.copy(self)
-            device.noiseless, device.dynamic_noise, device._banks, device.clipped = True, False, self._twin, {}
+            device.noiseless, device.dynamic_noise, device._banks = True, False, self._twin
+            device.clipped, device.saturated = {}, {}
         else:
             device = Simulator(self.program, noiseless=True, noise_model=model)
         out = device.run({name: t[ref] for name, ref in kat["inputs"].items()}, keep=list(layers))
-        device.clipped = {}
+        device.clipped, device.saturated = {}, {}
         for name, ref in expected.items():
             want, got = t[ref], out[name]
             what = f"{'layer value' if name in layers else 'output'} {name!r}"

@@ -135,6 +135,8 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
             outputs = {spec["name"] for spec in program.manifest["outputs"]}
             inner = {name: run[name][:LAYER_SAMPLES] if name in outputs else run.pop(name) for name in layer_names}
             clipped = {k: v for k, v in sorted(simulator.clipped_fraction().items()) if v > 0}
+            saturated = None if simulator.statistical else {  # the statistical model draws no reads
+                k: v for k, v in sorted(simulator.adc_saturated_fraction().items()) if v > 0}
         else:
             run = simulator.run_batches(feeds, progress=progress)
         runs.append(run)
@@ -161,6 +163,7 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
         "thresholds": limits,
         "outputs": outputs, "worst_output": worst, "layers": layers, "accuracy": accuracy,
         "clipped_fraction": clipped,
+        "adc_saturated_fraction": saturated,
         "known_answer_test": kat,
         "passed": kat == "passed" and all(o["passed"] for o in outputs),
     }

@@ -1,6 +1,7 @@
 """Real-device profiles: schema errors, quantised codes, noise, balanced banks, photonic sigmoid."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -572,3 +573,39 @@ def test_simulate_command_takes_the_noise_model(tmp_path, capsys):
                          "--noise-model", "exact"], capsys)
     assert code == 2 and not (tmp_path / "x.npz").exists()
     assert out.err.strip().count("\n") == 0 and "'--noise-model'" in out.err
+
+
+@pytest.mark.parametrize("kind", ["gemm", "conv"])
+def test_adc_saturation_is_counted_per_layer_in_per_read_runs(tmp_path, capsys, kind):
+    """A read more than half a code past either end of its ADC's range is saturated: none on the
+    calibration samples (noiseless or noisy: the ranges hold them with room), many on inputs three
+    times larger; the known-answer run is not counted; the statistical model draws no reads and
+    counts none (verify reports null). simulate warns per layer, verify lists them."""
+    path, feeds = _one_layer(tmp_path, kind)
+    np.savez(tmp_path / "big.npz", x=feeds["x"][:40] * 3)
+    program = compile_model(path, load_profile("mrr-incoherent-8b"), calibration=feeds)
+    layer = [i["name"] for i in program.instructions if i["op"] == "Bank"][0]
+    for noiseless in (True, False):
+        device = Simulator(program, seed=0, noiseless=noiseless)
+        device.run(feeds)
+        assert device.adc_saturated_fraction() == {layer: 0.0}
+    quiet = Simulator(program, noiseless=True)
+    quiet.run({"x": feeds["x"][:40] * 3})
+    quiet.selftest()  # runs on this device itself (noiseless), and leaves no counts behind
+    assert quiet.adc_saturated_fraction() == {}
+    device = Simulator(program, seed=0)
+    device.run({"x": feeds["x"][:40] * 3})
+    assert device.adc_saturated_fraction()[layer] > 0.05
+    statistical = Simulator(program, seed=0, noise_model="statistical")
+    statistical.run({"x": feeds["x"][:40] * 3})
+    assert statistical.statistical == [layer] and statistical.adc_saturated_fraction() == {}
+    program.write(tmp_path / "p.pcc")
+    args = [str(tmp_path / "p.pcc"), "--model", path, "--inputs", str(tmp_path / "big.npz")]
+    code, out = run_cli(["simulate", args[0], "--inputs", args[-1], "-o", str(tmp_path / "o.npz")], capsys)
+    assert code == 0 and f"warning: layer {layer!r}: " in out.err and "of its ADC reads were outside" in out.err
+    code, out = run_cli(["verify", *args, "--trials", "1", "--json", str(tmp_path / "r.json")], capsys)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["adc_saturated_fraction"][layer] == pytest.approx(device.adc_saturated_fraction()[layer], rel=0.2)
+    assert f"saturated: layer {layer!r}" in out.out
+    run_cli(["verify", *args, "--trials", "1", "--noise-model", "statistical", "--json", str(tmp_path / "s.json")], capsys)
+    assert json.loads((tmp_path / "s.json").read_text())["adc_saturated_fraction"] is None
