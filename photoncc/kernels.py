@@ -302,25 +302,26 @@ def conv_padded(xp, w, b=None, *, strides, dilations, group=1) -> np.ndarray:
     return y
 
 
-def threaded(copy, out, source, axis: int | None = None) -> None:
-    """``copy(out, source)`` (``np.copyto``, or any function of that form that writes ``out`` from
-    ``source`` position by position) split over ``THREADS`` threads along ``axis`` (default: the
-    first axis of ``out`` long enough to share), when ``out`` holds at least ``THREADED`` values.
-    A strided gather (an unfold, a transposing copy) or a chain of elementwise ops is bound by one
-    core's memory accesses, and NumPy releases the GIL while it computes, so the cores share it;
-    the result does not depend on the split."""
+def threaded(fn, out, source, axis: int | None = None) -> None:
+    """``fn(out, source)``, a function that writes ``out`` from ``source`` position by position
+    (``np.copyto``, or a chain of elementwise ops), split over ``THREADS`` threads along ``axis``
+    (default: the first axis of ``out`` long enough to share) when ``out`` holds at least
+    ``THREADED`` values. A strided gather (an unfold, a transposing copy) or an elementwise chain
+    is bound by one core's memory accesses, and NumPy releases the GIL while it computes, so the
+    cores share it; the result does not depend on the split. Operands that ``fn`` broadcasts must
+    not vary along ``axis``."""
     parts = THREADS if out.size >= THREADED else 1
     if axis is None:
         axis = next((i for i, s in enumerate(out.shape) if s >= parts), None)
     elif out.shape[axis] < parts:
         axis = None
     if parts == 1 or axis is None or np.ndim(source) != out.ndim:
-        copy(out, source)
+        fn(out, source)
         return
     bounds = [out.shape[axis] * i // parts for i in range(parts + 1)]
     cut = [(slice(None),) * axis + (slice(a, z),) for a, z in zip(bounds, bounds[1:])]
-    jobs = [_pool().submit(copy, out[s], source[s]) for s in cut[1:]]
-    copy(out[cut[0]], source[cut[0]])
+    jobs = [_pool().submit(fn, out[s], source[s]) for s in cut[1:]]
+    fn(out[cut[0]], source[cut[0]])
     for job in jobs:
         job.result()
 

@@ -634,9 +634,11 @@ class Simulator:
     def selftest(self, where: str = "<program>") -> None:
         """Run the program's known-answer test, noiseless, in this simulator's noise model; a mismatch
         means the program no longer computes what was compiled (edited weights) or the simulator
-        changed. The statistical model checks the outputs recorded for its own noiseless form
-        (``kat.statistical``: its layers unquantised, one product per layer instead of every tile
-        read); a program recorded without them (older photoncc) is checked per read."""
+        changed. It compares the outputs and the values of the final optical layers (``kat.layers``,
+        which a saturated softmax cannot hide). The statistical model checks those recorded for its
+        own noiseless form (``kat.statistical``, ``kat.statistical_layers``: its layers unquantised,
+        one product per layer instead of every tile read); a program recorded without them (older
+        photoncc) is checked per read."""
         kat = self.manifest["kat"]
         t = self.program.tensors
         model = "statistical" if self.statistical and "statistical" in kat else "per-read"
