@@ -133,6 +133,34 @@ def test_lower_linear_and_fold_affine_leave_one_linear_per_matrix_product(cnn):
     assert ir.to_text(fold_affine(folded)) == ir.to_text(folded)
 
 
+@pytest.mark.parametrize("op", ["BatchNormalization", "Mul", "Div", "SubFrom"])
+def test_fold_affine_rounds_each_weight_once_from_float64(op):
+    """W' = W x s (or W / c, or -W) per output row, computed in float64 and rounded to float32 once,
+    not in float32; the bias in float64 too. A Linear 3 -> 5 then one per-channel op."""
+    rng = np.random.default_rng(4)
+    w, b = rng.standard_normal((5, 3)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    c = rng.uniform(0.5, 2, 5).astype(np.float32)
+    stats = [rng.uniform(0.5, 2, 5).astype(np.float32) for _ in range(4)]  # gamma, beta, mean, var
+    consts = {"w": w, "b": b, "c": c, **{f"s{i}": v for i, v in enumerate(stats)}}
+    node = {"BatchNormalization": ir.Node("BatchNormalization", ("y", "s0", "s1", "s2", "s3"), ("z",), {"epsilon": 1e-5}, "bn"),
+            "Mul": ir.Node("Mul", ("y", "c"), ("z",), {}, "mul"), "Div": ir.Node("Div", ("y", "c"), ("z",), {}, "div"),
+            "SubFrom": ir.Node("Sub", ("c", "y"), ("z",), {}, "sub")}[op]
+    types = {name: ir.type_of(v) for name, v in consts.items()}
+    types.update(x=ir.TensorType((1, 3), "float32"), y=ir.TensorType((1, 5), "float32"), z=ir.TensorType((1, 5), "float32"))
+    g = ir.Graph(nodes=(ir.Node("Linear", ("x", "w", "b"), ("y",), {}, "lin"), node), inputs=("x",), outputs=("z",),
+                 types=types, consts=consts, meta={})
+    folded = fold_affine(g)
+    assert [n.op for n in folded.nodes] == ["Linear"]
+    w64, b64, c64 = w.astype(np.float64), b.astype(np.float64), c.astype(np.float64)
+    gamma, beta, mean, var = (v.astype(np.float64) for v in stats)
+    s = gamma / np.sqrt(var + 1e-5)
+    want_w, want_b = {"BatchNormalization": (w64 * s[:, None], s * (b64 - mean) + beta), "Mul": (w64 * c64[:, None], b64 * c64),
+                      "Div": (w64 / c64[:, None], b64 / c64), "SubFrom": (-w64, c64 - b64)}[op]
+    lin = folded.nodes[0]
+    np.testing.assert_array_equal(folded.consts[lin.inputs[1]], want_w.astype(np.float32))
+    np.testing.assert_array_equal(folded.consts[lin.inputs[2]], want_b.astype(np.float32))
+
+
 def test_lower_linear_refuses_a_product_of_two_data_tensors(tmp_path):
     nodes = [helper.make_node("MatMul", ["x", "x2"], ["y"], name="attn")]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 4])

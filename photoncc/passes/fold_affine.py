@@ -10,7 +10,8 @@ where c is a constant holding one value per output channel (or one value in all)
 
 A chain (Conv -> BatchNorm -> Mul -> Add) folds in one sweep. A node is folded only when the
 Linear's output has no other consumer and is not a graph output. What cannot be folded (a
-BatchNorm after a Concat, say) stays and runs electronically. Arithmetic in float64.
+BatchNorm after a Concat, say) stays and runs electronically. Arithmetic in float64, W rounded to
+its dtype once per fold, without a float64 copy of it (a ufunc with dtype=float64 and out=).
 
 Requires: lower_linear. Ensures: numerics unchanged (to float rounding). Idempotent.
 """
@@ -32,13 +33,16 @@ def fold_affine(g: Graph) -> Graph:
         folded = None
         if source is not None and users.get(source) == 1 and source not in outputs:
             lin = nodes[linear_at[source]]
-            w, b = consts[lin.inputs[1]].astype(np.float64), consts[lin.inputs[2]].astype(np.float64)
-            folded = _fold(n, source, w, b, consts, _channel_axis(lin, types[source]), types[source])
+            b = consts[lin.inputs[2]].astype(np.float64)
+            folded = _fold(n, source, b, consts, _channel_axis(lin, types[source]), types[source])
         if folded is not None:
-            w, b = folded
-            dtype = consts[lin.inputs[1]].dtype
-            for name, value in ((lin.inputs[1], w), (lin.inputs[2], b)):
-                consts[name] = value.astype(dtype)
+            (op, factor), b = folded
+            w = consts[lin.inputs[1]]
+            if op is not None:  # each row of W times (or over) its factor in float64, rounded once to W's dtype
+                shaped = factor.reshape((-1,) + (1,) * (w.ndim - 1))
+                w = op(w, shaped, out=np.empty_like(w), dtype=np.float64, casting="same_kind")
+            consts[lin.inputs[1]], consts[lin.inputs[2]] = w, b.astype(w.dtype)
+            for name in lin.inputs[1:3]:
                 types[name] = type_of(consts[name])
             index = linear_at.pop(source)
             nodes[index] = lin.replace(outputs=(n.outputs[0],))
@@ -65,14 +69,14 @@ def _per_channel(c: np.ndarray, axis: int, t) -> np.ndarray | None:
     return np.broadcast_to(full.reshape(-1).astype(np.float64), (m,))
 
 
-def _fold(n: Node, source: str, w, b, consts, axis, t):
-    scale_rows = (slice(None),) + (None,) * (w.ndim - 1)
+def _fold(n: Node, source: str, b, consts, axis, t):
+    """((op, factor), b') for W' = op(W, factor) per row (op None: W unchanged), or None."""
     if n.op == "BatchNormalization":
         if n.inputs[0] != source or not all(i in consts for i in n.inputs[1:5]) or axis != 1:
             return None
         gamma, beta, mu, var = (consts[i].astype(np.float64) for i in n.inputs[1:5])
         s = gamma / np.sqrt(var + n.attrs.get("epsilon", 1e-5))
-        return w * s[scale_rows], s * (b - mu) + beta
+        return (np.multiply, s), s * (b - mu) + beta
     if n.op not in ("Add", "Sub", "Mul", "Div") or len(n.inputs) != 2:
         return None
     other = n.inputs[1] if n.inputs[0] == source else n.inputs[0]
@@ -82,12 +86,13 @@ def _fold(n: Node, source: str, w, b, consts, axis, t):
     if c is None or np.asarray(consts[other]).dtype.kind != "f":
         return None
     data_first = n.inputs[0] == source
+    same = (None, None)
     if n.op == "Add":
-        return w, b + c
+        return same, b + c
     if n.op == "Sub":
-        return (w, b - c) if data_first else (-w, c - b)
+        return (same, b - c) if data_first else ((np.multiply, np.full(len(b), -1.0)), c - b)
     if n.op == "Mul":
-        return w * c[scale_rows], b * c
+        return (np.multiply, c), b * c
     if n.op == "Div" and data_first:
-        return w / c[scale_rows], b / c
+        return (np.divide, c), b / c
     return None
