@@ -161,6 +161,25 @@ def test_fold_affine_rounds_each_weight_once_from_float64(op):
     np.testing.assert_array_equal(folded.consts[lin.inputs[2]], want_b.astype(np.float32))
 
 
+def test_batch_probe_does_not_run_the_products_but_checks_their_input_shapes(cnn, monkeypatch):
+    """canonicalize's probe at batch 2 (dynamic batch axes) gives a Conv, Gemm or MatMul with
+    constant weights zeros of its recorded shape instead of running it, after checking that its
+    input has its recorded shape: a graph that would fail there is still reported at that node."""
+    from photoncc.passes import canonicalize as module
+    g = canonicalize(fold_constants(cnn))
+    assert g.meta.get("dynamic_batch") and {"Conv", "Gemm"} & g.ops()
+    monkeypatch.setitem(module.OPS, "Conv", None)  # would raise TypeError if called
+    monkeypatch.setitem(module.OPS, "Gemm", None)
+    assert module._batch_probe(g) is None
+    x = ir.TensorType((1, 4), "float32")
+    tile = ir.Graph(nodes=(ir.Node("Tile", ("x", "reps"), ("t",), {}, "tile"), ir.Node("Gemm", ("t", "W"), ("y",), {"transB": 1}, "fc")),
+                    inputs=("x",), outputs=("y",), consts={"reps": np.array([2, 1]), "W": np.ones((3, 4), np.float32)},
+                    types={"x": x, "reps": ir.type_of(np.array([2, 1])), "W": ir.TensorType((3, 4), "float32"),
+                           "t": ir.TensorType((2, 4), "float32"), "y": ir.TensorType((2, 3), "float32")},
+                    meta={"dynamic_batch": True})
+    assert module._batch_probe(tile) == "fc"  # Tile repeats the batch: (4, 4) at batch 2, recorded (2, 4)
+
+
 def test_lower_linear_refuses_a_product_of_two_data_tensors(tmp_path):
     nodes = [helper.make_node("MatMul", ["x", "x2"], ["y"], name="attn")]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 4])

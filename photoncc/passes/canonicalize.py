@@ -42,8 +42,16 @@ def canonicalize(g: Graph) -> Graph:
         if n.name == failing else n for n in g.nodes))
 
 
+WEIGHTED = {"Conv", "Gemm", "MatMul"}  # with constant weights: per sample by construction
+
+
 def _batch_probe(g: Graph) -> str | None:
-    """The first node that fails, or loses the batch, when the graph runs on 2 samples (None: all fine)."""
+    """The first node that fails, or loses the batch, when the graph runs on 2 samples (None: all fine).
+
+    A Conv, Gemm (not transA) or MatMul whose weights are constants computes each sample on its own, so given an
+    input of its recorded shape at batch 2 it is not run: its output is zeros of its recorded shape
+    at batch 2 (the products are most of the model's work, and the probe only needs the shapes);
+    an input of another shape stops the probe at that node, as running it would."""
     env = dict(g.consts)
     env.update({i: np.zeros((2,) + g.types[i].shape[1:], g.types[i].dtype) for i in g.inputs})
     env[""] = None
@@ -51,6 +59,13 @@ def _batch_probe(g: Graph) -> str | None:
         for n in g.nodes:
             if "unsupported" in n.attrs or n.op not in OPS:
                 return None  # reported already; nothing more to learn
+            if (n.op in WEIGHTED and not n.attrs.get("transA") and n.inputs[0] not in g.consts
+                    and len(g.types[n.inputs[0]].shape) >= 2 and all(i in g.consts for i in n.inputs[1:] if i)):
+                if np.shape(env[n.inputs[0]]) != (2,) + g.types[n.inputs[0]].shape[1:]:
+                    return n.name
+                out = g.types[n.outputs[0]]
+                env[n.outputs[0]] = np.zeros((2,) + out.shape[1:], out.dtype)
+                continue
             try:
                 result = OPS[n.op](n, *[env[i] for i in n.inputs])
             except (ValueError, IndexError):
