@@ -328,13 +328,15 @@ def threaded(fn, out, source, axis: int | None = None) -> None:
 
 THREADS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 THREADED = 1 << 18  # values: below this a copy is faster on one core than handed to others
-_POOL = []
+_POOL = {}  # process id -> its pool: a forked child has none of its parent's threads, so it starts its own
 
 
 def _pool() -> ThreadPoolExecutor:
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(THREADS - 1, thread_name_prefix="photoncc-copy"))
-    return _POOL[0]
+    pid = os.getpid()
+    if pid not in _POOL:
+        _POOL.clear()
+        _POOL[pid] = ThreadPoolExecutor(THREADS - 1, thread_name_prefix="photoncc-copy")
+    return _POOL[pid]
 
 
 # --------------------------------------------------------------------------------------------

@@ -655,3 +655,26 @@ def test_table_calls_with_inputs_and_attrs():
     check(K.ELECTRONIC["BatchNormalization"](x, *params, epsilon=1e-5), want)
     slope = rand(c, 1, 1, seed=31)
     check(K.ELECTRONIC["PRelu"](x, slope), run_ort("PRelu", [x, slope], opset=16))
+
+
+def test_threaded_work_in_a_forked_child_after_the_parent_used_the_threads(monkeypatch):
+    """A child forked after the parent's pool started has none of its threads: it makes its own
+    pool instead of queueing work that no thread would ever run (a hang)."""
+    import multiprocessing
+    monkeypatch.setattr(K, "THREADS", 2)
+    monkeypatch.setattr(K, "THREADED", 1)
+    source = np.arange(64, dtype=np.float32).reshape(8, 8)
+    out = np.empty_like(source)
+    K.threaded(np.copyto, out, source)  # the parent's pool now exists
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        result = pool.apply_async(_threaded_copy_in_child)
+        assert result.get(timeout=60) == float(source.T.sum())
+
+
+def _threaded_copy_in_child() -> float:
+    K.THREADS, K.THREADED = 2, 1
+    source = np.arange(64, dtype=np.float32).reshape(8, 8).T
+    out = np.empty_like(source)
+    K.threaded(np.copyto, out, source)
+    return float(out.sum())
