@@ -132,8 +132,8 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
         if trial == 0:  # the known-answer test (noiseless, in this noise model) and the layers' values
             kat = known_answer(simulator, program_path)
             run = simulator.run_batches(feeds, progress=progress, keep=layer_names, keep_samples=LAYER_SAMPLES)
-            outputs = {spec["name"] for spec in program.manifest["outputs"]}
-            inner = {name: run[name][:LAYER_SAMPLES] if name in outputs else run.pop(name) for name in layer_names}
+            output_names = {spec["name"] for spec in program.manifest["outputs"]}
+            inner = {name: run[name][:LAYER_SAMPLES] if name in output_names else run.pop(name) for name in layer_names}
             clipped = {k: v for k, v in sorted(simulator.clipped_fraction().items()) if v > 0}
             saturated = None if simulator.statistical else {  # the statistical model draws no reads
                 k: v for k, v in sorted(simulator.adc_saturated_fraction().items()) if v > 0}
