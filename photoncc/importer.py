@@ -13,6 +13,7 @@ Every ONNX quirk is resolved here, once:
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,11 @@ IGNORED_ATTRS = {"consumed_inputs", "is_test", "spatial", "momentum", "storage_o
 
 
 def import_model(path: str | Path) -> Graph:
-    model = load_model(path)
-    return import_proto(model, source=str(path), sha256=sha256_of(path))
+    with ThreadPoolExecutor(1) as pool:  # the file's sha256 while onnx parses and checks it
+        digest = pool.submit(sha256_of, path)
+        model = load_model(path)
+        sha256 = digest.result()
+    return import_proto(model, source=str(path), sha256=sha256)
 
 
 def import_proto(model: onnx.ModelProto, source: str = "<model>", sha256: str = "") -> Graph:

@@ -31,10 +31,11 @@ def op(*names):
     return register
 
 
-def run(g: Graph, feeds: dict, watch: Callable[[str, np.ndarray], None] | None = None) -> dict:
+def run(g: Graph, feeds: dict, watch: Callable[[str, np.ndarray], None] | None = None, ops: dict = OPS) -> dict:
     """Evaluate ``g`` on ``feeds`` (input name -> array); returns the graph outputs by name.
 
-    ``watch(name, value)`` is called for every value a node produces, in order.
+    ``watch(name, value)`` is called for every value a node produces, in order; ``ops`` maps op
+    names to their functions (``OPS``; ``infer_types`` replaces the matrix products).
     """
     env = dict(g.consts)
     env.update(feeds)
@@ -42,7 +43,7 @@ def run(g: Graph, feeds: dict, watch: Callable[[str, np.ndarray], None] | None =
     with np.errstate(all="ignore"):
         for n in g.nodes:
             args = [env[i] for i in n.inputs]
-            result = OPS[n.op](n, *args)
+            result = ops[n.op](n, *args)
             if not isinstance(result, tuple):
                 result = (result,)
             for name, value in zip(n.outputs, result):
@@ -54,14 +55,29 @@ def run(g: Graph, feeds: dict, watch: Callable[[str, np.ndarray], None] | None =
 
 
 def infer_types(g: Graph) -> Graph:
-    """Fill the type table by running the graph once on ones shaped like the declared inputs."""
+    """Fill the type table by running the graph once on ones shaped like the declared inputs.
+
+    A Conv, Gemm (not transA) or MatMul (weights of rank <= 2) whose weights are constants is run
+    on none of the samples (its input's first 0 rows) and gives zeros of the shape that returns
+    with the samples restored: its output type for a fraction of its cost (the products are most
+    of a model's work, and no later shape can depend on their values in a graph photoncc takes)."""
     feeds = {i: np.ones(g.types[i].shape, g.types[i].dtype) for i in g.inputs}
     types = {k: v for k, v in g.types.items() if k in g.inputs or k in g.consts}
 
     def record(name, value):
         types[name] = type_of(np.asarray(value))
 
-    run(g, feeds, watch=record)
+    def outline(fn):
+        def product(node, x, *weights):
+            if (node.inputs[0] in g.consts or np.ndim(x) < 2 or node.attrs.get("transA")
+                    or not all(i in g.consts for i in node.inputs[1:] if i)
+                    or (node.op == "MatMul" and np.ndim(weights[0]) > 2)):
+                return fn(node, x, *weights)
+            y = fn(node, x[:0], *weights)
+            return np.zeros(x.shape[:1] + y.shape[1:], y.dtype)
+        return product
+
+    run(g, feeds, watch=record, ops={**OPS, **{name: outline(OPS[name]) for name in ("Conv", "Gemm", "MatMul")}})
     for i in g.inputs:
         types[i] = g.types[i]
     return g.replace(types=types)

@@ -180,6 +180,24 @@ def test_batch_probe_does_not_run_the_products_but_checks_their_input_shapes(cnn
     assert module._batch_probe(tile) == "fc"  # Tile repeats the batch: (4, 4) at batch 2, recorded (2, 4)
 
 
+@pytest.mark.parametrize("name", ["torch_legacy_cnn", "torch_dynamo_cnn", "torch_legacy_mlp_tanh", "skl2onnx_mlp",
+                                  "digits_mlp"])
+def test_infer_types_outlines_the_products_and_finds_the_same_types(name, monkeypatch):
+    """infer_types runs a Conv, Gemm or MatMul with constant weights on 0 samples: the same type
+    table as running every node on the batch-1 ones, and no product computes a sample."""
+    g = import_model(os.path.join(DATA, f"{name}.onnx"))
+    feeds = {i: np.ones(g.types[i].shape, g.types[i].dtype) for i in g.inputs}
+    full = dict(g.types)
+    interp.run(g, feeds, watch=lambda value, array: full.__setitem__(value, ir.type_of(np.asarray(array))))
+    rows = []
+    for op_name in ("Conv", "Gemm", "MatMul"):
+        fn = interp.OPS[op_name]
+        monkeypatch.setitem(interp.OPS, op_name, lambda node, x, *w, fn=fn: rows.append(len(x)) or fn(node, x, *w))
+    again = interp.infer_types(g)
+    assert again.types == full
+    assert rows and set(rows) == {0}
+
+
 def test_lower_linear_refuses_a_product_of_two_data_tensors(tmp_path):
     nodes = [helper.make_node("MatMul", ["x", "x2"], ["y"], name="attn")]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 4])
