@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .ir import Graph
 from .program import Program
-from .simulator import Simulator, statistical_covers
+from .simulator import KAT_LAYERS, Simulator, statistical_covers
 
 KAT_RTOL = 1e-5
 OPTICAL = {"Bank", "PhotonicSigmoid"}
@@ -72,9 +72,6 @@ def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: d
                 kat[group] = {name: f"kat/{group}/{name}" for name in names}
                 tensors.update({f"kat/{group}/{name}": np.asarray(values[name]) for name in names})
     return Program({**manifest, "kat": kat}, tensors)
-
-
-KAT_LAYERS = {"outputs": "layers", "statistical": "statistical_layers"}  # kat key -> its layers' key
 
 
 def final_banks(instructions: list, outputs) -> list[str]:

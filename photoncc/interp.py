@@ -54,13 +54,25 @@ def run(g: Graph, feeds: dict, watch: Callable[[str, np.ndarray], None] | None =
     return {o: env[o] for o in g.outputs}
 
 
+def per_sample_product(node, consts: dict, rank: int) -> bool:
+    """Whether ``node``, whose data input has rank ``rank``, is a matrix product that computes each
+    sample on its own whatever the batch: a Conv, Gemm (not transA) or MatMul (weights of rank
+    <= 2) of a data input of rank >= 2 by constant weights. Type inference and canonicalize's
+    batch probe need only its output's shape, and skip its arithmetic (the products are most of
+    a model's work)."""
+    if node.op not in ("Conv", "Gemm", "MatMul") or node.attrs.get("transA") or node.inputs[0] in consts:
+        return False
+    weights = [i for i in node.inputs[1:] if i]
+    return (rank >= 2 and all(i in consts for i in weights)
+            and not (node.op == "MatMul" and np.ndim(consts[weights[0]]) > 2))
+
+
 def infer_types(g: Graph) -> Graph:
     """Fill the type table by running the graph once on ones shaped like the declared inputs.
 
-    A Conv, Gemm (not transA) or MatMul (weights of rank <= 2) whose weights are constants is run
-    on none of the samples (its input's first 0 rows) and gives zeros of the shape that returns
-    with the samples restored: its output type for a fraction of its cost (the products are most
-    of a model's work, and no later shape can depend on their values in a graph photoncc takes)."""
+    A ``per_sample_product`` is run on none of the samples (its input's first 0 rows) and gives
+    zeros of the shape that returns with the samples restored: its output type for a fraction of
+    its cost (no later shape can depend on its values in a graph photoncc takes)."""
     feeds = {i: np.ones(g.types[i].shape, g.types[i].dtype) for i in g.inputs}
     types = {k: v for k, v in g.types.items() if k in g.inputs or k in g.consts}
 
@@ -69,9 +81,7 @@ def infer_types(g: Graph) -> Graph:
 
     def outline(fn):
         def product(node, x, *weights):
-            if (node.inputs[0] in g.consts or np.ndim(x) < 2 or node.attrs.get("transA")
-                    or not all(i in g.consts for i in node.inputs[1:] if i)
-                    or (node.op == "MatMul" and np.ndim(weights[0]) > 2)):
+            if not per_sample_product(node, g.consts, np.ndim(x)):
                 return fn(node, x, *weights)
             y = fn(node, x[:0], *weights)
             return np.zeros(x.shape[:1] + y.shape[1:], y.dtype)

@@ -62,6 +62,7 @@ DITHER = 0.5  # detector noise (in ADC code steps) from which rounding errors ar
 READ_BLOCK = 1 << 20  # partial sums formed at once by a noisy or quantised bank (8 MB in float64)
 INPUT_BLOCK = 1 << 22  # optical powers formed at once by such a bank (16 MB in float32)
 NOISE_BLOCK = 1 << 20  # outputs given their statistical read noise at once (4 MB in float32)
+KAT_LAYERS = {"outputs": "layers", "statistical": "statistical_layers"}  # kat key -> its final layers' key
 KERNELS = {**kernels.ELECTRONIC, **kernels.PHOTONIC}
 # the same ops computed in their first input's memory, used when that input is a value in memory of
 # its own that nothing reads afterwards (saves a large fresh allocation and a pass per layer)
@@ -573,11 +574,11 @@ class Simulator:
 
         saturated = []  # per part of a block: its reads past an end of the ADC's range (list.append: thread-safe)
 
-        def convert(reads, noise):  # to codes, detector noise (det x the ADC's width: det x top codes), clip, round
+        def convert(reads, detector):  # to codes, detector noise (det x the ADC's width: det x top codes), clip, round
             reads -= low
             reads *= to_codes
             if det:
-                reads += noise
+                reads += detector
             if reads.min() < -0.5 or reads.max() > top + 0.5:  # two reductions; counted only then
                 saturated.append(int(np.count_nonzero(reads < -0.5)) + int(np.count_nonzero(reads > top + 0.5)))
             np.clip(reads, 0.0, top, out=reads)
@@ -590,8 +591,8 @@ class Simulator:
                 kernels.threaded(fluctuate, vt, gaussian(self.rng, vt.shape, rin))
             partial = np.matmul(vt, w)                                     # (G, Q, p, M)
             if scale is not None:  # the ADC, position by position (both cores: split along p)
-                noise = gaussian(self.rng, partial.shape, det * top) if det else partial
-                kernels.threaded(convert, partial, noise, axis=2)
+                detector = gaussian(self.rng, partial.shape, det * top) if det else partial
+                kernels.threaded(convert, partial, detector, axis=2)
                 out[:, start:start + chunk] = partial.sum(axis=1) + low_sum
             else:
                 if det:  # no ADC: detector noise relative to the largest read of the tile
@@ -618,6 +619,7 @@ class Simulator:
                 (parts if name in outputs else kept).setdefault(name, []).append(value)
             if progress:
                 progress(min(start + batch_size, total), total)
+
         def joined(values):  # one batch: its arrays as they are (nothing else holds them), no copy
             return values[0] if len(values) == 1 else np.concatenate(values)
         return {**{name: joined(values)[:keep_samples] for name, values in kept.items()},
@@ -641,9 +643,10 @@ class Simulator:
         photoncc) is checked per read."""
         kat = self.manifest["kat"]
         t = self.program.tensors
-        model = "statistical" if self.statistical and "statistical" in kat else "per-read"
-        layers = kat.get("statistical_layers" if model == "statistical" else "layers", {})  # final optical layers
-        expected = {**(kat["statistical"] if model == "statistical" else kat["outputs"]), **layers}
+        key = "statistical" if self.statistical and "statistical" in kat else "outputs"
+        model = "statistical" if key == "statistical" else "per-read"
+        layers = kat.get(KAT_LAYERS[key], {})  # the final optical layers' values
+        expected = {**kat[key], **layers}
         noise = self.profile["noise"]
         quiet = self.noiseless or not (noise["weight_sigma"] or noise["rin_sigma"] or noise["detector_sigma"])
         same_form = (model == "statistical") == bool(self.statistical)

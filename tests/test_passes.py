@@ -180,6 +180,23 @@ def test_batch_probe_does_not_run_the_products_but_checks_their_input_shapes(cnn
     assert module._batch_probe(tile) == "fc"  # Tile repeats the batch: (4, 4) at batch 2, recorded (2, 4)
 
 
+def test_per_sample_products_are_the_products_by_constant_weights_that_keep_the_batch():
+    """Conv/Gemm/MatMul of data by constants, batch kept: outlined by type inference and the batch
+    probe; a transposed Gemm input, data weights, batched (rank-3) MatMul weights or a rank-1
+    input mix or broadcast the batch, so those run."""
+    consts = {"W": np.ones((4, 3)), "W3": np.ones((2, 4, 3)), "b": np.ones(3)}
+    node = ir.Node
+    assert interp.per_sample_product(node("Gemm", ("x", "W", "b"), ("y",), {}, "a"), consts, 2)
+    assert interp.per_sample_product(node("MatMul", ("x", "W"), ("y",), {}, "b"), consts, 3)
+    assert interp.per_sample_product(node("Conv", ("x", "W"), ("y",), {}, "c"), consts, 4)
+    assert not interp.per_sample_product(node("Gemm", ("x", "W", "b"), ("y",), {"transA": 1}, "d"), consts, 2)
+    assert not interp.per_sample_product(node("MatMul", ("x", "v"), ("y",), {}, "e"), consts, 2)
+    assert not interp.per_sample_product(node("MatMul", ("x", "W3"), ("y",), {}, "f"), consts, 3)
+    assert not interp.per_sample_product(node("MatMul", ("x", "W"), ("y",), {}, "g"), consts, 1)
+    assert not interp.per_sample_product(node("MatMul", ("W", "x"), ("y",), {}, "h"), consts, 2)
+    assert not interp.per_sample_product(node("Add", ("x", "W"), ("y",), {}, "i"), consts, 2)
+
+
 @pytest.mark.parametrize("name", ["torch_legacy_cnn", "torch_dynamo_cnn", "torch_legacy_mlp_tanh", "skl2onnx_mlp",
                                   "digits_mlp"])
 def test_infer_types_outlines_the_products_and_finds_the_same_types(name, monkeypatch):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..interp import CONFIG_INPUTS, OPS, explicit_pads, settings
+from ..interp import CONFIG_INPUTS, OPS, explicit_pads, per_sample_product, settings
 from ..ir import Graph, Node, prune
 
 BATCH_HINT = "photoncc keeps axis 0 as the batch; export the model with a batch axis it does not mix"
@@ -42,16 +42,12 @@ def canonicalize(g: Graph) -> Graph:
         if n.name == failing else n for n in g.nodes))
 
 
-WEIGHTED = {"Conv", "Gemm", "MatMul"}  # with constant weights: per sample by construction
-
-
 def _batch_probe(g: Graph) -> str | None:
     """The first node that fails, or loses the batch, when the graph runs on 2 samples (None: all fine).
 
-    A Conv, Gemm (not transA) or MatMul whose weights are constants computes each sample on its own, so given an
-    input of its recorded shape at batch 2 it is not run: its output is zeros of its recorded shape
-    at batch 2 (the products are most of the model's work, and the probe only needs the shapes);
-    an input of another shape stops the probe at that node, as running it would."""
+    A ``per_sample_product`` (interp) given an input of its recorded shape at batch 2 is not run:
+    its output is zeros of its recorded shape at batch 2 (the probe only needs the shapes); an
+    input of another shape stops the probe at that node, as running it would."""
     env = dict(g.consts)
     env.update({i: np.zeros((2,) + g.types[i].shape[1:], g.types[i].dtype) for i in g.inputs})
     env[""] = None
@@ -59,8 +55,7 @@ def _batch_probe(g: Graph) -> str | None:
         for n in g.nodes:
             if "unsupported" in n.attrs or n.op not in OPS:
                 return None  # reported already; nothing more to learn
-            if (n.op in WEIGHTED and not n.attrs.get("transA") and n.inputs[0] not in g.consts
-                    and len(g.types[n.inputs[0]].shape) >= 2 and all(i in g.consts for i in n.inputs[1:] if i)):
+            if per_sample_product(n, g.consts, len(g.types[n.inputs[0]].shape)):
                 if np.shape(env[n.inputs[0]]) != (2,) + g.types[n.inputs[0]].shape[1:]:
                     return n.name
                 out = g.types[n.outputs[0]]
