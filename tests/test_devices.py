@@ -228,15 +228,18 @@ def test_noise_and_crosstalk_do_not_depend_on_how_many_threads_share_them(monkey
 
 
 def test_per_read_simulation_does_not_depend_on_the_threads(digits, monkeypatch):
-    """The tile reads' RIN and ADC conversion are split over threads along the positions: seed for
-    seed the same bits with one thread or three (the profile has RIN and detector noise)."""
+    """The tile reads' RIN and ADC conversion are split over threads along the positions, and the
+    direct form's modulators and DACs (the statistical model) over the samples: seed for seed the
+    same bits with one thread or three (the profile has RIN and detector noise)."""
     from photoncc import kernels
     feeds, _ = digits
     program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
-    one = Simulator(program, seed=2).run(feeds)["probabilities"]
+    models = ("per-read", "statistical")
+    one = [Simulator(program, seed=2, noise_model=m).run(feeds)["probabilities"] for m in models]
     monkeypatch.setattr(kernels, "THREADS", 3)
     monkeypatch.setattr(kernels, "THREADED", 1)
-    np.testing.assert_array_equal(Simulator(program, seed=2).run(feeds)["probabilities"], one)
+    for model, want in zip(models, one):
+        np.testing.assert_array_equal(Simulator(program, seed=2, noise_model=model).run(feeds)["probabilities"], want)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
