@@ -235,11 +235,17 @@ class Simulator:
                 if not self.noiseless:
                     bank["direct"]["noise"] = self._read_noise(bank, rows, adc, a)
             return bank
-        bank["per_tile"] = np.ascontiguousarray(rows.reshape(groups, m, q, c).transpose(0, 2, 3, 1), np.float64)
+        per_tile = np.ascontiguousarray(rows.reshape(groups, m, q, c).transpose(0, 2, 3, 1), np.float64)  # (G, Q, C, M)
         bank["adc"] = None  # per (G, Q, M): the ADC range [lo, hi] of the photodetector reading row m of tile q
-        if adc is not None:
-            ranges = adc.astype(f64).transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q, 2)[:, :m]
-            bank["adc"] = ranges.transpose(0, 2, 1, 3)  # (G, Q, M, 2)
+        if adc is None:
+            bank["per_tile"] = per_tile
+            return bank
+        ranges = adc.astype(f64).transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q, 2)[:, :m]
+        bank["adc"] = ranges = ranges.transpose(0, 2, 1, 3)  # (G, Q, M, 2)
+        # the ADC's affine map into codes, (read - lo) x top / width, folded into the product: one
+        # more channel of constant power 1 whose weight is -lo x top / width (``_tile_reads``)
+        to_codes = levels(a["output_bits"]) / (ranges[..., 1] - ranges[..., 0])  # (G, Q, M)
+        bank["per_tile"] = np.concatenate([per_tile * to_codes[:, :, None], (-ranges[..., 0] * to_codes)[:, :, None]], axis=2)
         return bank
 
     @staticmethod
@@ -551,19 +557,22 @@ class Simulator:
 
         float64 per read: a read can sit far above its ADC's step (a narrow range [lo, hi] at a large
         power, e.g. a tile of complement channels), where float32 would resolve it only to about a
-        code; noise is drawn in float32. In chunks of positions so that memory stays bounded. Reads
-        that land more than half a code past either end of their ADC's range (so that the clip, not
-        the rounding, decides their code) are counted as saturated in ``self.saturated``."""
-        w = bank["per_tile"]                                               # (G, Q, C, M) float64
-        groups, q, c, m = w.shape
+        code; noise is drawn in float32. With an ADC, the product gives each read in codes of its
+        ADC, (read - lo) x top / width: the weights are scaled by top / width and a last channel of
+        power 1 carries -lo x top / width (``_load_bank``). In chunks of positions so that memory
+        stays bounded; the product and the conversion are shared over the cores along the positions.
+        Reads that land more than half a code past either end of their ADC's range (so that the
+        clip, not the rounding, decides their code) are counted as saturated in ``self.saturated``."""
+        w = bank["per_tile"]                                               # (G, Q, C [+ 1], M) float64
+        groups, q, _, m = w.shape
+        c = bank["padded"] // q
         noise = self.profile["noise"]
         rin = 0.0 if self.noiseless else noise["rin_sigma"]
         det = 0.0 if self.noiseless else noise["detector_sigma"]
         scale = bank["adc"]                                                # (G, Q, M, 2) or None
-        if scale is not None:  # in ADC codes: code = (read - lo) * top / width, value = lo + code * width / top
+        if scale is not None:  # value = lo + code x width / top
             top = levels(bank["output_bits"])
-            width = (scale[..., 1] - scale[..., 0])[:, :, None, :]
-            to_codes, to_value, low = top / width, width / top, scale[:, :, None, :, 0]
+            to_value = ((scale[..., 1] - scale[..., 0]) / top)[:, :, None, :]
             low_sum = scale[..., 0].sum(axis=1)[:, None, :]              # (G, 1, M): sum over tiles of lo
         out = np.empty((groups, v.shape[1], m))
         chunk = max(1, READ_BLOCK // max(1, groups * q * max(m, c)))
@@ -572,11 +581,12 @@ class Simulator:
             eps += 1.0
             v *= eps
 
+        def product(partial, vt):  # row by row: a part of the positions
+            np.matmul(vt, w, out=partial)
+
         saturated = []  # per part of a block: its reads past an end of the ADC's range (list.append: thread-safe)
 
-        def convert(reads, detector):  # to codes, detector noise (det x the ADC's width: det x top codes), clip, round
-            reads -= low
-            reads *= to_codes
+        def convert(reads, detector):  # codes: detector noise (det x the ADC's width: det x top codes), clip, round
             if det:
                 reads += detector
             if reads.min() < -0.5 or reads.max() > top + 0.5:  # two reductions; counted only then
@@ -585,12 +595,16 @@ class Simulator:
             np.round(reads, out=reads)
             reads *= to_value
         for start in range(0, v.shape[1], chunk):
-            vt = v[:, start:start + chunk].reshape(groups, -1, q, c).transpose(0, 2, 1, 3)  # (G, Q, p, C)
-            vt = np.ascontiguousarray(vt, np.float64)
+            part = v[:, start:start + chunk].reshape(groups, -1, q, c).transpose(0, 2, 1, 3)  # (G, Q, p, C)
+            vt = np.empty(part.shape[:3] + (w.shape[2],))                  # (G, Q, p, C [+ 1]) float64
+            kernels.threaded(np.copyto, vt[..., :c], part, axis=2)
+            if scale is not None:
+                vt[..., c] = 1.0                                           # the ADC offset's channel
             if rin:  # each channel's power fluctuates, shared by every row it feeds
-                kernels.threaded(fluctuate, vt, gaussian(self.rng, vt.shape, rin))
-            partial = np.matmul(vt, w)                                     # (G, Q, p, M)
-            if scale is not None:  # the ADC, position by position (both cores: split along p)
+                kernels.threaded(fluctuate, vt[..., :c], gaussian(self.rng, part.shape, rin))
+            partial = np.empty(part.shape[:3] + (m,))                      # (G, Q, p, M)
+            kernels.threaded(product, partial, vt, axis=2)
+            if scale is not None:  # the ADC, position by position
                 detector = gaussian(self.rng, partial.shape, det * top) if det else partial
                 kernels.threaded(convert, partial, detector, axis=2)
                 out[:, start:start + chunk] = partial.sum(axis=1) + low_sum

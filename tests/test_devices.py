@@ -612,3 +612,40 @@ def test_adc_saturation_is_counted_per_layer_in_per_read_runs(tmp_path, capsys, 
     assert f"saturated: layer {layer!r}" in out.out
     run_cli(["verify", *args, "--trials", "1", "--noise-model", "statistical", "--json", str(tmp_path / "s.json")], capsys)
     assert json.loads((tmp_path / "s.json").read_text())["adc_saturated_fraction"] is None
+
+
+def test_per_read_adc_follows_the_formula_of_the_program_format(tmp_path):
+    """The per-read model's tile reads against the format's definition, written out plainly: partial
+    sums of the realised weights over the DAC's powers, each clipped to its ADC range and rounded to
+    one of 2^b levels, then gain x the sum over tiles - shift + offset (the simulator folds the ADC's
+    map into its product; any slip in that shows here as whole codes)."""
+    from onnx import helper as oh
+    from helpers import make_model, save, vinfo
+    from photoncc.program import levels
+    from photoncc.simulator import device_weights
+    rng = np.random.default_rng(3)
+    w, b = rng.normal(0, 0.3, (30, 40)).astype(np.float32), rng.normal(0, 0.1, 30).astype(np.float32)
+    model = make_model([oh.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)], [vinfo("x", [None, 40])],
+                       [vinfo("y", [None, 30])], [("w", w), ("b", b)])
+    x = rng.uniform(0, 1, (64, 40)).astype(np.float32)
+    program = compile_model(str(save(model, tmp_path, "g.onnx")), load_profile("mrr-incoherent-8b"),
+                            calibration={"x": x[:32]})
+    inst = next(i for i in program.instructions if i["op"] == "Bank")
+    t = program.tensors
+    tiles, gain, lo, alpha, adc, offset = (t[n].astype(np.float64) if n != inst["inputs"][1] else t[n]
+                                           for n in inst["inputs"][1:7])
+    a, profile = inst["attrs"], program.manifest["profile"]
+    weights = device_weights(tiles, a, profile, np.float64)[0]                # (R, Q, B, C)
+    r, q, banks, c = weights.shape
+    step = alpha[0] / levels(a["input_bits"])
+    u = np.minimum(np.round(np.clip(x - lo[0], 0, alpha[0]) / step) * step, alpha[0])
+    v = np.zeros((len(x), q * c))
+    v[:, :40], v[:, 40:80], v[:, 80] = u, alpha[0] - u, a["carrier"]
+    partial = np.einsum("rqbc,nqc->nrqb", weights, v.reshape(len(x), q, c))
+    low, high = adc[0, ..., 0], adc[0, ..., 1]                               # (R, Q, B)
+    top = levels(a["output_bits"])
+    codes = np.round(np.clip((partial - low) / (high - low) * top, 0, top))
+    read = (low + codes * (high - low) / top).sum(axis=2).reshape(len(x), r * banks)[:, :30]
+    want = read * gain[0] - a["shift"] + offset[0]
+    got = Simulator(program, noiseless=True).run({"x": x})["y"]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
