@@ -326,6 +326,19 @@ def threaded(fn, out, source, axis: int | None = None) -> None:
         job.result()
 
 
+def threaded_map(fn, items) -> list:
+    """``[fn(item) for item in items]``, the items shared by ``THREADS`` threads (this one
+    included): for blocks of work that each end in a small result (a reduction), where NumPy
+    releases the GIL for the work. ``fn`` must not use ``threaded`` (the threads it would wait for
+    are busy with the items)."""
+    items = list(items)
+    if THREADS == 1 or len(items) < 2:
+        return [fn(item) for item in items]
+    jobs = {i: _pool().submit(fn, item) for i, item in enumerate(items) if i % THREADS}
+    mine = {i: fn(item) for i, item in enumerate(items) if i % THREADS == 0}
+    return [mine[i] if i in mine else jobs[i].result() for i in range(len(items))]
+
+
 THREADS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 THREADED = 1 << 18  # values: below this a copy is faster on one core than handed to others
 _POOL = {}  # process id -> its pool: a forked child has none of its parent's threads, so it starts its own

@@ -263,11 +263,15 @@ def _partial_sum_extremes(n, consts, tiles, x):
     else:
         flat = x.reshape(-1, x.shape[-1])
         blocks = (flat[r0:r0 + budget] for r0 in range(0, len(flat), budget))
-    for block in blocks:
+
+    def extremes(block):
         v = _channel_powers(n, consts, block.reshape(-1, groups * consts[n.inputs[3]].shape[1]))
         vt = np.ascontiguousarray(v.transpose(1, 2, 0, 3))  # (G, Q, p, C)
         partial = np.matmul(vt, w)  # (G, Q, p, R*B)
-        low, high = np.minimum(low, partial.min(axis=2)), np.maximum(high, partial.max(axis=2))
+        return partial.min(axis=2), partial.max(axis=2)
+
+    for lo, hi in kernels.threaded_map(extremes, blocks):  # the blocks shared over the cores
+        low, high = np.minimum(low, lo), np.maximum(high, hi)
     return tuple(a.reshape(groups, q, r, b).transpose(0, 2, 1, 3) for a in (low, high))
 
 

@@ -678,3 +678,12 @@ def _threaded_copy_in_child() -> float:
     out = np.empty_like(source)
     K.threaded(np.copyto, out, source)
     return float(out.sum())
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 7])
+def test_threaded_map_gives_each_items_result_in_order(count, monkeypatch):
+    """The items shared over three threads (or run here when there are too few): the results of
+    ``fn`` on each, in the items' order."""
+    monkeypatch.setattr(K, "THREADS", 3)
+    items = [np.arange(i, i + 1000.0) for i in range(count)]
+    assert [float(v) for v in K.threaded_map(lambda a: a.sum(), items)] == [float(a.sum()) for a in items]
