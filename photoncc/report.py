@@ -23,7 +23,8 @@ from .ir import Graph
 from .program import Program
 from .simulator import Simulator
 
-ERROR_SAMPLES = 4  # per-layer SQNR on this many calibration samples: every tile read is simulated
+ERROR_SAMPLES = 4  # per-layer SQNR on at most this many calibration samples: every tile read is simulated,
+ERROR_READS = 1 << 28  # and on no more than one sample beyond this many reads (about a second of simulation)
 
 
 def compile_report(device: Graph, profile, range_info: dict) -> dict:
@@ -75,8 +76,14 @@ def _layer(n, device: Graph, profile, range_info: dict, ring_count: int) -> dict
 
 
 def add_quantisation_error(program: Program, source: Graph, calibration: dict) -> None:
-    """Each layer's SQNR (dB) on the first calibration samples: noiseless device vs the model."""
-    feeds = {k: v[:ERROR_SAMPLES] for k, v in calibration.items()}
+    """Each layer's SQNR (dB) on the first calibration samples: noiseless device vs the model. As
+    many samples as keep the tile reads within ERROR_READS, at least one and at most ERROR_SAMPLES
+    (one sample of an ImageNet network has hundreds of millions of reads and of values enough)."""
+    report = program.manifest["report"]
+    banks = program.manifest["profile"]["bank"]["banks"]
+    reads = sum(layer["passes"] for layer in report["layers"]) * banks  # per sample
+    count = min(ERROR_SAMPLES, max(1, ERROR_READS // max(1, reads)))
+    feeds = {k: v[:count] for k, v in calibration.items()}
     photonic_inputs = {i["inputs"][0] for i in program.instructions if i["op"] == "PhotonicSigmoid"}
     names = [i["outputs"][0] for i in program.instructions
              if i["op"] == "Bank" and i["outputs"][0] not in photonic_inputs]
@@ -90,5 +97,5 @@ def add_quantisation_error(program: Program, source: Graph, calibration: dict) -
             ref = np.asarray(reference[name], np.float64)
             noise = float(np.sum((device[name] - ref) ** 2))
             sqnr[by_output[name]] = round(10 * np.log10(float(np.sum(ref ** 2)) / noise), 2) if noise > 0 else None
-    for layer in program.manifest["report"]["layers"]:
+    for layer in report["layers"]:
         layer["sqnr_db"] = sqnr.get(layer["name"])
