@@ -649,3 +649,21 @@ def test_per_read_adc_follows_the_formula_of_the_program_format(tmp_path):
     want = read * gain[0] - a["shift"] + offset[0]
     got = Simulator(program, noiseless=True).run({"x": x})["y"]
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("budget, samples", [(1 << 40, 4), (1, 1)])
+def test_compile_report_sqnr_runs_as_many_samples_as_the_read_budget_allows(monkeypatch, budget, samples):
+    """The report's per-layer SQNR simulates every tile read: on at most ERROR_SAMPLES calibration
+    samples, fewer when their reads pass ERROR_READS, and never none."""
+    import photoncc.report as report
+    seen = []
+
+    class Counting(Simulator):
+        def run(self, feeds, *args, **kwargs):
+            seen.append(len(next(iter(feeds.values()))))
+            return super().run(feeds, *args, **kwargs)
+    monkeypatch.setattr(report, "Simulator", Counting)
+    monkeypatch.setattr(report, "ERROR_READS", budget)
+    program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
+    assert seen == [samples]
+    assert all(layer["sqnr_db"] > 20 for layer in program.manifest["report"]["layers"])
