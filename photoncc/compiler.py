@@ -60,9 +60,10 @@ def _to_banks(g: Graph, ctx: Context) -> Graph:
 
 
 def _quantise(g: Graph, ctx: Context) -> Graph:
+    float_banks = g  # its interpreter gives the model's own values: the ADC ranges are measured on them
     g = quantise_banks(g, ctx.profile)
     if ctx.profile["precision"]["output_bits"]:
-        g = set_adc_ranges(g, adc_ranges(g, ctx.calibration, ctx.range_headroom, ctx.profile))
+        g = set_adc_ranges(g, adc_ranges(g, float_banks, ctx.calibration, ctx.range_headroom, ctx.profile))
     return g
 
 

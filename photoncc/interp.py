@@ -122,8 +122,9 @@ def _linear(node, x, w, b):
 def _bank(node, x, tiles, gain, lo, alpha, adc=None, offset=None):
     """Float reference of a bank, from its definition (passes/to_nonnegative.py, to_signed.py):
     y = gain * (T @ v) - shift (+ offset) with v = [u ; alpha - u ; c] (incoherent) or [u ; c] (signed),
-    u = x - lo. Weight codes (quantised programs) are read as T = code * step; the DAC and ADC
-    are not modelled here (the simulator models the device)."""
+    u = x - lo. Weight codes (quantised programs) are read as T = code * step; the crosstalk the
+    codes compensate, the DAC and the ADC are not modelled here (the simulator models the device;
+    with crosstalk, a quantised bank's value here is not the device's)."""
     a = node.attrs
     groups, m = gain.shape
     k = lo.shape[1]

@@ -171,11 +171,16 @@ def observe(g: Graph, calibration: dict, axes: dict[str, int]):
 ERROR_SIGMAS = 4.0  # ADC ranges also cover the read errors calibration does not see, to this many sigmas
 
 
-def adc_ranges(g: Graph, calibration: dict | None, headroom: float, profile) -> dict[str, np.ndarray]:
-    """Per Bank, per tile and photodetector (G, R, Q, B, 2): the ADC input range [lo, hi].
+def adc_ranges(g: Graph, source: Graph, calibration: dict | None, headroom: float, profile) -> dict[str, np.ndarray]:
+    """Per Bank of the quantised graph ``g``, per tile and photodetector (G, R, Q, B, 2): the ADC
+    input range [lo, hi].
 
     With calibration data: the smallest and largest partial sum that photodetector reads on it,
-    widened by ``headroom`` of the width on each side; without: the bound
+    widened by ``headroom`` of the width on each side. A bank's inputs are the values ``source``
+    (the graph before quantisation, whose float banks compute the model's own values) gives it,
+    which the noiseless device approximates; not the interpreter's values of ``g``, which reads the
+    codes without the crosstalk they compensate and so drifts far from the device from the second
+    layer on. Without calibration data: the bound
     [sum_c min(T_c, 0) v_max,c, sum_c max(T_c, 0) v_max,c], which no input inside the ranges leaves.
     T are the weights the device realises (codes with the profile's thermal crosstalk). Both are
     then widened on each side by ERROR_SIGMAS standard deviations of the read errors the device adds
@@ -214,7 +219,7 @@ def adc_ranges(g: Graph, calibration: dict | None, headroom: float, profile) -> 
     for batch in batches(calibration, BATCH):
         for name in batch:
             watch(name, batch[name])
-        interp.run(g, batch, watch=watch)
+        interp.run(source, batch, watch=watch)
     out = {}
     for name in banks:
         magnitude = np.maximum(np.maximum(np.abs(high[name]), np.abs(low[name])), 1e-30)

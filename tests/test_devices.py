@@ -667,3 +667,26 @@ def test_compile_report_sqnr_runs_as_many_samples_as_the_read_budget_allows(monk
     program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
     assert seen == [samples]
     assert all(layer["sqnr_db"] > 20 for layer in program.manifest["report"]["layers"])
+
+
+@pytest.mark.parametrize("model", ["digits_mlp", "torch_legacy_cnn"])
+def test_adc_ranges_hold_the_calibration_reads_of_every_layer(model):
+    """Every layer's ADC ranges are measured on the partial sums of the model's own values at its
+    input: the noiseless device, run on the calibration samples, saturates (almost) none of its
+    reads in any layer (the device's values differ from the model's by the quantisation error of
+    the layers before: 0.4 % of the CNN's last layer's reads) and every layer keeps its SQNR. They
+    were once measured on the interpreter's reading of the quantised graph, which ignores the
+    crosstalk the codes compensate: 3 % of the digits MLP's last layer's reads saturated, 41 % of
+    the CNN's (SQNR 30 dB instead of 42), and on ResNet-18 up to 79 % (SQNR 0.1 dB)."""
+    calibration = CALIBRATION if model == "digits_mlp" else os.path.join(DATA, f"{model}.npz")
+    feeds = {k: v for k, v in load_npz(calibration).items() if k != "label"}
+    program = compile_model(os.path.join(DATA, f"{model}.onnx"), load_profile("mrr-incoherent-8b"),
+                            calibration=feeds)
+    layers = [i["name"] for i in program.instructions if i["op"] == "Bank"]
+    assert len(layers) >= 3
+    device = Simulator(program, noiseless=True)
+    device.run(feeds)
+    saturated = device.adc_saturated_fraction()
+    assert set(saturated) == set(layers) and max(saturated.values()) < 0.01, saturated
+    sqnr = {layer["name"]: layer["sqnr_db"] for layer in program.manifest["report"]["layers"]}
+    assert min(sqnr.values()) > 30, sqnr

@@ -19,8 +19,10 @@ weights by ranges.adc_ranges; an ADC with a programmable offset and gain); the s
 them.
 
 Requires: tile_banks. Ensures: quantised banks hold integer codes (attrs weight_bits...);
-unquantised profiles leave the graph unchanged. The float reference (interpreter) of the result
-differs from the input graph by at most half a code step per weight.
+unquantised profiles leave the graph unchanged. The interpreter reads the codes as code x step,
+without the crosstalk they compensate (it does not know the profile) and with offsets that cancel
+the errors of the weights the device realises: with crosstalk its values are not the device's.
+The simulator models the device, and ``adc_ranges`` measures on the graph before this pass.
 """
 from __future__ import annotations
 
