@@ -632,10 +632,9 @@ def test_per_read_adc_follows_the_formula_of_the_program_format(tmp_path):
                             calibration={"x": x[:32]})
     inst = next(i for i in program.instructions if i["op"] == "Bank")
     t = program.tensors
-    tiles, gain, lo, alpha, adc, offset = (t[n].astype(np.float64) if n != inst["inputs"][1] else t[n]
-                                           for n in inst["inputs"][1:7])
+    gain, lo, alpha, adc, offset = (t[n].astype(np.float64) for n in inst["inputs"][2:7])
     a, profile = inst["attrs"], program.manifest["profile"]
-    weights = device_weights(tiles, a, profile, np.float64)[0]                # (R, Q, B, C)
+    weights = device_weights(t[inst["inputs"][1]], a, profile, np.float64)[0]  # codes -> (R, Q, B, C)
     r, q, banks, c = weights.shape
     step = alpha[0] / levels(a["input_bits"])
     u = np.minimum(np.round(np.clip(x - lo[0], 0, alpha[0]) / step) * step, alpha[0])
