@@ -44,6 +44,7 @@ class Context:
     headroom: float | None = None  # None: the profile's calibration.headroom
     percentile: float | None = None  # None: the profile's calibration.percentile
     range_info: dict = field(default_factory=dict)
+    layers: Graph | None = None  # the graph before to_banks: its Linear layers compute the model's own values
 
     @property
     def range_headroom(self) -> float:
@@ -53,6 +54,7 @@ class Context:
 def _to_banks(g: Graph, ctx: Context) -> Graph:
     """Measure the layers' input ranges, then the bank form the profile's architecture needs."""
     percentile = ctx.profile["calibration"]["percentile"] if ctx.percentile is None else ctx.percentile
+    ctx.layers = g
     ranges, ctx.range_info = measure_ranges(g, ctx.calibration, ctx.input_range, ctx.range_headroom, percentile)
     if ctx.profile["architecture"] == "balanced":
         return to_signed(g, ranges, tuple(ctx.profile["bank"]["weight_range"]))
@@ -60,10 +62,9 @@ def _to_banks(g: Graph, ctx: Context) -> Graph:
 
 
 def _quantise(g: Graph, ctx: Context) -> Graph:
-    float_banks = g  # its interpreter gives the model's own values: the ADC ranges are measured on them
     g = quantise_banks(g, ctx.profile)
     if ctx.profile["precision"]["output_bits"]:
-        g = set_adc_ranges(g, adc_ranges(g, float_banks, ctx.calibration, ctx.range_headroom, ctx.profile))
+        g = set_adc_ranges(g, adc_ranges(g, ctx.layers, ctx.calibration, ctx.range_headroom, ctx.profile))
     return g
 
 

@@ -177,10 +177,10 @@ def adc_ranges(g: Graph, source: Graph, calibration: dict | None, headroom: floa
 
     With calibration data: the smallest and largest partial sum that photodetector reads on it,
     widened by ``headroom`` of the width on each side. A bank's inputs are the values ``source``
-    (the graph before quantisation, whose float banks compute the model's own values) gives it,
-    which the noiseless device approximates; not the interpreter's values of ``g``, which reads the
-    codes without the crosstalk they compensate and so drifts far from the device from the second
-    layer on. Without calibration data: the bound
+    (the graph before to_banks, whose Linear layers compute the model's own values, one direct
+    product each) gives it, which the noiseless device approximates; not the interpreter's values
+    of ``g``, which reads the codes without the crosstalk they compensate and so drifts far from the
+    device from the second layer on. Without calibration data: the bound
     [sum_c min(T_c, 0) v_max,c, sum_c max(T_c, 0) v_max,c], which no input inside the ranges leaves.
     T are the weights the device realises (codes with the profile's thermal crosstalk). Both are
     then widened on each side by ERROR_SIGMAS standard deviations of the read errors the device adds
@@ -258,7 +258,7 @@ def _partial_sum_extremes(n, consts, tiles, x):
     groups, r, q, b, c = tiles.shape
     w = np.ascontiguousarray(tiles.transpose(0, 2, 4, 1, 3).reshape(groups, q, c, r * b), np.float32)
     low, high = np.full((groups, q, r * b), np.inf), np.full((groups, q, r * b), -np.inf)
-    budget = max(1, (1 << 22) // max(1, groups * q * max(r * b, c)))  # positions per block
+    budget = max(1, (1 << 20) // max(1, groups * q * max(r * b, c)))
     conv = n.attrs.get("conv")
     if conv:  # (N, *out, C, *k): blocks of output rows, all samples
         cols = kernels.unfold(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
@@ -269,13 +269,22 @@ def _partial_sum_extremes(n, consts, tiles, x):
         flat = x.reshape(-1, x.shape[-1])
         blocks = (flat[r0:r0 + budget] for r0 in range(0, len(flat), budget))
 
-    def extremes(block):
-        v = _channel_powers(n, consts, block.reshape(-1, groups * consts[n.inputs[3]].shape[1]))
-        vt = np.ascontiguousarray(v.transpose(1, 2, 0, 3))  # (G, Q, p, C)
-        partial = np.matmul(vt, w)  # (G, Q, p, R*B)
-        return partial.min(axis=2), partial.max(axis=2)
+    def extremes(share):  # one thread's blocks, through one product buffer (no fresh pages per block)
+        lo, hi = np.full((groups, q, r * b), np.inf, np.float32), np.full((groups, q, r * b), -np.inf, np.float32)
+        buffer = np.empty(0, np.float32)
+        for block in share:
+            v = _channel_powers(n, consts, block.reshape(-1, groups * consts[n.inputs[3]].shape[1]))
+            vt = np.ascontiguousarray(v.transpose(1, 2, 0, 3))  # (G, Q, p, C)
+            size = groups * q * vt.shape[2] * r * b
+            if buffer.size < size:
+                buffer = np.empty(size, np.float32)
+            partial = np.matmul(vt, w, out=buffer[:size].reshape(groups, q, vt.shape[2], r * b))  # (G, Q, p, R*B)
+            np.minimum(lo, partial.min(axis=2), out=lo)
+            np.maximum(hi, partial.max(axis=2), out=hi)
+        return lo, hi
 
-    for lo, hi in kernels.threaded_map(extremes, blocks):  # the blocks shared over the cores
+    blocks = list(blocks)  # views of x (or of its unfolded view): dealt round-robin to the cores
+    for lo, hi in kernels.threaded_map(extremes, [blocks[i::kernels.THREADS] for i in range(kernels.THREADS)]):
         low, high = np.minimum(low, lo), np.maximum(high, hi)
     return tuple(a.reshape(groups, q, r, b).transpose(0, 2, 1, 3) for a in (low, high))
 
