@@ -31,7 +31,7 @@ from .passes.to_nonnegative import to_nonnegative
 from .passes.to_signed import to_signed
 from .profile import Profile
 from .ranges import adc_ranges, measure_ranges
-from .report import add_quantisation_error, compile_report
+from .report import add_quantisation_error, compile_report, error_layers, error_samples
 
 PROGRAM_OPS = frozenset(kernels.ELECTRONIC) | frozenset(kernels.PHOTONIC)  # besides the banks
 
@@ -141,11 +141,13 @@ def compile_model(model_path: str | Path, profile: Profile, calibration: dict | 
     dump = _dumper(Path(dump_ir)) if dump_ir else None
     device = run_pipeline(g, ctx, on_stage=dump)
     ranges = _input_ranges(g, calibration, input_range)
-    kat = _kat_feeds(g, calibration, ranges)
     report = compile_report(device, ctx.profile, ctx.range_info)
-    program = emit(device, dict(profile), ranges, kat, report)
-    if calibration is not None and (profile.quantised or profile.noisy):
-        add_quantisation_error(program, g, calibration)
+    sqnr = calibration is not None and (profile.quantised or profile.noisy)
+    # the known-answer inputs are the samples the report's SQNR runs on: one simulation serves both
+    kat = _kat_feeds(g, calibration, ranges, error_samples(report, profile) if sqnr else 1)
+    program, values = emit(device, dict(profile), ranges, kat, report, keep=error_layers(device) if sqnr else ())
+    if sqnr:
+        add_quantisation_error(program, g, kat, values)
     return program
 
 
@@ -178,9 +180,11 @@ def _input_ranges(g: Graph, calibration, input_range) -> dict:
     return ranges
 
 
-def _kat_feeds(g: Graph, calibration, ranges) -> dict:
+def _kat_feeds(g: Graph, calibration, ranges, samples: int) -> dict:
+    """The known-answer test's inputs: the first ``samples`` calibration samples, or without
+    calibration data one sample drawn (seed 0) inside the input ranges ([0, 1] where unknown)."""
     if calibration is not None:
-        return {k: v[:1] for k, v in calibration.items()}
+        return {k: v[:samples] for k, v in calibration.items()}
     rng = np.random.default_rng(0)
     feeds = {}
     for name in g.inputs:

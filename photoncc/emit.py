@@ -4,7 +4,8 @@ Every node becomes one instruction ``{op, name, inputs, outputs, attrs, placemen
 on the photonic banks (placement "optical"), every other op on the electronic side after the ADC.
 Constants become program tensors. The manifest also records the source model, the profile, the
 input specs with the ranges the program was calibrated for, the compile report, and a known-answer
-test: one input sample and the output the (noiseless) device computes for it at compile time,
+test: input samples (the first calibration samples) and the outputs the (noiseless) device
+computes for them at compile time,
 which the simulator re-checks on every load: a program that no longer computes what was compiled
 (edited weights, a changed simulator) is caught before it runs. Where the statistical noise model
 covers layers of the profile, the output of that model's noiseless form is recorded too, so that a
@@ -32,7 +33,11 @@ def bank_summary(node_attrs: dict, tiles_shape, gain_shape, lo_shape) -> dict:
             "tiles": groups * r * q, "rings_used": groups * m * (2 * k + 1)}
 
 
-def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: dict) -> Program:
+def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: dict,
+         keep=()) -> tuple[Program, dict]:
+    """The program, and the values named in ``keep`` that its known-answer run (per-read model,
+    noiseless) computed on ``kat_feeds`` (the compile report's SQNR reads them: one simulation of
+    every tile read, not two)."""
     instructions = []
     for n in g.nodes:
         inst = {"op": n.op, "name": n.name, "inputs": list(n.inputs), "outputs": list(n.outputs),
@@ -64,14 +69,16 @@ def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: d
     if any(i["op"] == "Bank" and statistical_covers(i["attrs"], profile) for i in instructions):
         forms.append(("statistical", "statistical"))  # otherwise the per-read test serves both models
     layers = final_banks(instructions, g.outputs)
+    kept = {}
     for model, key in forms:
         device = Simulator(program, noiseless=True, noise_model=model)
-        values = device.run(kat_feeds, keep=layers)
+        values = device.run(kat_feeds, keep=list(dict.fromkeys(layers + list(keep if model == "per-read" else ()))))
         for group, names in ((key, g.outputs), (KAT_LAYERS[key], layers)):
             if names:
                 kat[group] = {name: f"kat/{group}/{name}" for name in names}
                 tensors.update({f"kat/{group}/{name}": np.asarray(values[name]) for name in names})
-    return Program({**manifest, "kat": kat}, tensors)
+        kept = kept or {name: values[name] for name in keep}
+    return Program({**manifest, "kat": kat}, tensors), kept
 
 
 def final_banks(instructions: list, outputs) -> list[str]:

@@ -21,7 +21,6 @@ import numpy as np
 from . import interp
 from .ir import Graph
 from .program import Program
-from .simulator import Simulator
 
 ERROR_SAMPLES = 4  # per-layer SQNR on at most this many calibration samples: every tile read is simulated,
 ERROR_READS = 1 << 28  # and on no more than one sample beyond this many reads (about a second of simulation)
@@ -75,21 +74,29 @@ def _layer(n, device: Graph, profile, range_info: dict, ring_count: int) -> dict
     }
 
 
-def add_quantisation_error(program: Program, source: Graph, calibration: dict) -> None:
-    """Each layer's SQNR (dB) on the first calibration samples: noiseless device vs the model. As
-    many samples as keep the tile reads within ERROR_READS, at least one and at most ERROR_SAMPLES
-    (one sample of an ImageNet network has hundreds of millions of reads and of values enough)."""
+def error_samples(report: dict, profile) -> int:
+    """How many calibration samples the per-layer SQNR runs on: as many as keep the tile reads
+    within ERROR_READS, at least one and at most ERROR_SAMPLES (one sample of an ImageNet network
+    has hundreds of millions of reads, and of values enough)."""
+    reads = sum(layer["passes"] for layer in report["layers"]) * profile["bank"]["banks"]  # per sample
+    return min(ERROR_SAMPLES, max(1, ERROR_READS // max(1, reads)))
+
+
+def error_layers(g: Graph) -> list[str]:
+    """The values of the device graph ``g`` whose SQNR the report gives: every Bank's output, except
+    the inputs of photonic activations (a device value that is no layer output of the model)."""
+    photonic_inputs = {n.inputs[0] for n in g.nodes if n.op == "PhotonicSigmoid"}
+    return [n.outputs[0] for n in g.nodes if n.op == "Bank" and n.outputs[0] not in photonic_inputs]
+
+
+def add_quantisation_error(program: Program, source: Graph, feeds: dict, device: dict) -> None:
+    """Each layer's SQNR (dB) on ``feeds`` (the first ``error_samples`` calibration samples):
+    ``device``, the noiseless device's values of ``error_layers`` on them (every tile read
+    simulated), against the model's own (the interpreter on ``source``, the imported graph)."""
     report = program.manifest["report"]
-    banks = program.manifest["profile"]["bank"]["banks"]
-    reads = sum(layer["passes"] for layer in report["layers"]) * banks  # per sample
-    count = min(ERROR_SAMPLES, max(1, ERROR_READS // max(1, reads)))
-    feeds = {k: v[:count] for k, v in calibration.items()}
-    photonic_inputs = {i["inputs"][0] for i in program.instructions if i["op"] == "PhotonicSigmoid"}
-    names = [i["outputs"][0] for i in program.instructions
-             if i["op"] == "Bank" and i["outputs"][0] not in photonic_inputs]
+    names = list(device)
     wanted, reference = set(names), {}
     interp.run(source, feeds, watch=lambda name, value: reference.__setitem__(name, value) if name in wanted else None)
-    device = Simulator(program, noiseless=True).run(feeds, keep=names)
     by_output = {i["outputs"][0]: i["name"] for i in program.instructions if i["op"] == "Bank"}
     sqnr = {}
     for name in names:

@@ -460,12 +460,15 @@ def test_statistical_runs_check_the_known_answer_of_their_own_form(tmp_path):
     assert "statistical" not in compile_model(DIGITS, quiet, CALIBRATION).manifest["kat"]
 
 
-def test_known_answer_checks_the_final_optical_layers_that_a_saturated_softmax_hides(tmp_path):
-    """The digits classifier is sure of its known-answer sample (probability 1.0): moving 29 % of the
-    ring codes by one step changes its logits by 3.5 % of their range but its output by 5e-8, far
-    inside the test's 1e-5, so checking outputs alone passes such a program. The test also records
+def test_known_answer_checks_the_final_optical_layers_that_a_saturated_softmax_hides(monkeypatch):
+    """The digits classifier is sure of its first calibration sample (probability 1.0), here the only
+    known-answer sample: moving 29 % of the ring codes by one step changes its logits by 3.5 % of
+    their range but its output by 5e-8, far inside the test's 1e-5, so checking outputs alone passes
+    such a program. The test also records
     the final optical layer (the logits) and checks it, in both noise models' forms."""
+    import photoncc.report
     from photoncc.errors import ProgramError
+    monkeypatch.setattr(photoncc.report, "ERROR_READS", 1)  # the report's SQNR, and so the test, on one sample
     program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
     kat, t = program.manifest["kat"], program.tensors
     logits = [i["outputs"][0] for i in program.instructions if i["op"] == "Bank"][-1]
@@ -653,18 +656,25 @@ def test_per_read_adc_follows_the_formula_of_the_program_format(tmp_path):
 @pytest.mark.parametrize("budget, samples", [(1 << 40, 4), (1, 1)])
 def test_compile_report_sqnr_runs_as_many_samples_as_the_read_budget_allows(monkeypatch, budget, samples):
     """The report's per-layer SQNR simulates every tile read: on at most ERROR_SAMPLES calibration
-    samples, fewer when their reads pass ERROR_READS, and never none."""
+    samples, fewer when their reads pass ERROR_READS, and never none. Those samples are the
+    known-answer test's inputs, whose noiseless per-read run gives the device's values: the SQNR is
+    that of a fresh run of the program on them against the model."""
     import photoncc.report as report
-    seen = []
-
-    class Counting(Simulator):
-        def run(self, feeds, *args, **kwargs):
-            seen.append(len(next(iter(feeds.values()))))
-            return super().run(feeds, *args, **kwargs)
-    monkeypatch.setattr(report, "Simulator", Counting)
     monkeypatch.setattr(report, "ERROR_READS", budget)
+    feeds = load_npz(CALIBRATION)
     program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
-    assert seen == [samples]
+    kat = {name: program.tensors[ref] for name, ref in program.manifest["kat"]["inputs"].items()}
+    assert {name: len(value) for name, value in kat.items()} == {"pixels": samples}
+    np.testing.assert_array_equal(kat["pixels"], feeds["pixels"][:samples])
+    layers = {i["outputs"][0]: i["name"] for i in program.instructions if i["op"] == "Bank"}
+    device = Simulator(program, noiseless=True).run(kat, keep=list(layers))
+    want, _ = run_onnxruntime(DIGITS, kat, extra_outputs=list(layers))
+    assert set(layers) <= set(want)
+    sqnr = {layer["name"]: layer["sqnr_db"] for layer in program.manifest["report"]["layers"]}
+    for value, name in layers.items():
+        if value in want:
+            error = np.sum((device[value] - want[value]) ** 2)
+            assert sqnr[name] == pytest.approx(10 * np.log10(np.sum(want[value] ** 2) / error), abs=0.01)
     assert all(layer["sqnr_db"] > 20 for layer in program.manifest["report"]["layers"])
 
 
