@@ -253,18 +253,24 @@ def _channel_powers(n, consts, x):
 def _partial_sum_extremes(n, consts, tiles, x):
     """min and max over samples and positions of every photodetector's partial sum per tile
     (G, R, Q, B): one batched product per block of positions (float32: the ADC's resolution is far
-    coarser); a convolution's input is unfolded a block of output rows at a time, so memory stays
-    bounded whatever the image and batch size."""
+    coarser); a convolution's input is unfolded whole samples or output rows of one sample at a
+    time. A block's products (about 2^18 values, 1 MB) stay in the core's cache for the min and
+    max that read them, and memory stays bounded whatever the image and batch size."""
     groups, r, q, b, c = tiles.shape
     w = np.ascontiguousarray(tiles.transpose(0, 2, 4, 1, 3).reshape(groups, q, c, r * b), np.float32)
     low, high = np.full((groups, q, r * b), np.inf), np.full((groups, q, r * b), -np.inf)
-    budget = max(1, (1 << 20) // max(1, groups * q * max(r * b, c)))
+    budget = max(1, (1 << 18) // max(1, groups * q * max(r * b, c)))  # positions per block
     conv = n.attrs.get("conv")
-    if conv:  # (N, *out, C, *k): blocks of output rows, all samples
+    if conv:  # (N, *out, C, *k): blocks of whole samples, or of output rows of one sample
         cols = kernels.unfold(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
         lead = cols.shape[:cols.ndim - len(conv["kernel_shape"]) - 1]
-        rows = max(1, budget // int(np.prod((lead[0],) + lead[2:], dtype=np.int64)))
-        blocks = (cols[:, r0:r0 + rows] for r0 in range(0, lead[1], rows))
+        row = int(np.prod(lead[2:], dtype=np.int64))  # positions in one output row
+        rows = max(1, budget // row)
+        if rows >= lead[1]:
+            count = max(1, budget // (row * lead[1]))
+            blocks = (cols[s0:s0 + count] for s0 in range(0, lead[0], count))
+        else:
+            blocks = (cols[s:s + 1, r0:r0 + rows] for s in range(lead[0]) for r0 in range(0, lead[1], rows))
     else:
         flat = x.reshape(-1, x.shape[-1])
         blocks = (flat[r0:r0 + budget] for r0 in range(0, len(flat), budget))
