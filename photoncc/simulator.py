@@ -62,6 +62,8 @@ DITHER = 0.5  # detector noise (in ADC code steps) from which rounding errors ar
 READ_BLOCK = 1 << 20  # partial sums formed at once by a noisy or quantised bank (8 MB in float64)
 INPUT_BLOCK = 1 << 22  # optical powers formed at once by such a bank (16 MB in float32)
 NOISE_BLOCK = 1 << 20  # outputs given their statistical read noise at once (4 MB in float32)
+STREAMS = 8  # random streams a large draw of noise is split into (shared by the cores),
+STREAM_PAIRS = 1 << 16  # from this many pairs of normals on (fixed numbers: the draws never depend on the machine)
 KAT_LAYERS = {"outputs": "layers", "statistical": "statistical_layers"}  # kat key -> its final layers' key
 KERNELS = {**kernels.ELECTRONIC, **kernels.PHOTONIC}
 # the same ops computed in their first input's memory, used when that input is a value in memory of
@@ -81,24 +83,31 @@ def gaussian(rng: np.random.Generator, shape, sigma: float = 1.0) -> np.ndarray:
     z1 = r cos(t), z2 = r sin(t) with r = sigma sqrt(-2 ln(1 - u1)), t = 2 pi u2, u1, u2 ~ U[0, 1),
     each pair of uniforms giving two independent normals. About 3x faster than the ziggurat of
     ``Generator.standard_normal`` in float32, which dominated noisy runs (one draw per tile read).
-    1 - u1 >= 2^-24 bounds |z| by 5.77 sigma (the cut tail has probability 8e-9)."""
+    1 - u1 >= 2^-24 bounds |z| by 5.77 sigma (the cut tail has probability 8e-9).
+    A large draw comes in STREAMS parts, each from its own stream spawned from ``rng``
+    (``Generator.spawn``: independent streams), so that the cores share the drawing; the parts are
+    fixed, not the cores, so the samples do not depend on the machine."""
     count = int(np.prod(shape, dtype=np.int64))
     half = (count + 1) // 2
-    u = rng.random((2, half), dtype=np.float32)
-    z = np.empty(2 * half, np.float32)
+    z = np.empty((half, 2), np.float32)
+    parts = STREAMS if half >= STREAM_PAIRS else 1
+    streams = rng.spawn(parts) if parts > 1 else [rng]
+    bounds = [half * i // parts for i in range(parts + 1)]
 
-    def transform(z, u):  # pairs (half, 2) -> normals; elementwise, so kernels.threaded shares it
-        radius = np.log1p(-u[:, 0])
+    def draw(i):  # one part: its uniform pairs, then their normals
+        z_part = z[bounds[i]:bounds[i + 1]]
+        u = streams[i].random((2, len(z_part)), dtype=np.float32)
+        radius = np.log1p(-u[0])
         radius *= -2.0 * sigma * sigma
         np.sqrt(radius, out=radius)
-        angle = u[:, 1]
+        angle = u[1]
         angle *= np.float32(2 * np.pi)
-        np.cos(angle, out=z[:, 0])
-        np.sin(angle, out=z[:, 1])
-        z[:, 0] *= radius
-        z[:, 1] *= radius
-    kernels.threaded(transform, z.reshape(2, half).T, u.T)
-    return z[:count].reshape(shape)
+        np.cos(angle, out=z_part[:, 0])
+        np.sin(angle, out=z_part[:, 1])
+        z_part[:, 0] *= radius
+        z_part[:, 1] *= radius
+    kernels.threaded_map(draw, range(parts))
+    return z.reshape(-1)[:count].reshape(shape)
 
 
 def apply_crosstalk(tiles: np.ndarray, c: float) -> np.ndarray:

@@ -212,16 +212,21 @@ def test_gaussian_noise_has_the_normal_distribution():
 
 @pytest.mark.parametrize("threads", [2, 3])
 def test_noise_and_crosstalk_do_not_depend_on_how_many_threads_share_them(monkeypatch, threads):
-    """The normals' transform and the crosstalk are split over threads (kernels.threaded) only
-    elementwise: the same seed gives the same bits on a machine with any number of cores."""
+    """The normals are drawn in a fixed number of streams (a large draw) and the crosstalk is split
+    over threads (kernels.threaded) only elementwise: the same seed gives the same bits on a
+    machine with any number of cores."""
     from photoncc import kernels
-    from photoncc.simulator import apply_crosstalk
+    from photoncc.simulator import STREAM_PAIRS, apply_crosstalk
     tiles = np.random.default_rng(1).random((2, 3, 5, 4, 7), dtype=np.float32)
-    one = gaussian(np.random.default_rng(7), (1001, 3), 0.5), apply_crosstalk(tiles, 0.01)
+    shapes = [(1001, 3), (STREAM_PAIRS + 7, 3)]  # one stream; STREAMS streams
+    monkeypatch.setattr(kernels, "THREADS", 1)
+    one = [gaussian(np.random.default_rng(7), shape, 0.5) for shape in shapes], apply_crosstalk(tiles, 0.01)
     monkeypatch.setattr(kernels, "THREADS", threads)
     monkeypatch.setattr(kernels, "THREADED", 1)
-    many = gaussian(np.random.default_rng(7), (1001, 3), 0.5), apply_crosstalk(tiles, 0.01)
-    np.testing.assert_array_equal(many[0], one[0])
+    many = [gaussian(np.random.default_rng(7), shape, 0.5) for shape in shapes], apply_crosstalk(tiles, 0.01)
+    for got, want in zip(many[0], one[0]):
+        np.testing.assert_array_equal(got, want)
+        assert np.std(got) == pytest.approx(0.5, rel=0.05)
     np.testing.assert_array_equal(many[1], one[1])
     ring = tiles[1, 2, 3, 1]  # ring i gets c x its two neighbours (one at either end of the bank)
     np.testing.assert_allclose(many[1][1, 2, 3, 1], ring + 0.01 * (np.r_[ring[1:], 0] + np.r_[0, ring[:-1]]), rtol=1e-6)
@@ -584,7 +589,8 @@ def test_simulate_command_takes_the_noise_model(tmp_path, capsys):
 @pytest.mark.parametrize("kind", ["gemm", "conv"])
 def test_adc_saturation_is_counted_per_layer_in_per_read_runs(tmp_path, capsys, kind):
     """A read more than half a code past either end of its ADC's range is saturated: none on the
-    calibration samples (noiseless or noisy: the ranges hold them with room), many on inputs three
+    calibration samples noiseless, and almost none (under 1e-5: the ranges hold ERROR_SIGMAS = 4
+    standard deviations of the read noise beyond them) with noise; many on inputs three
     times larger; the known-answer run is not counted; the statistical model draws no reads and
     counts none (verify reports null). simulate warns per layer, verify lists them."""
     path, feeds = _one_layer(tmp_path, kind)
@@ -594,7 +600,8 @@ def test_adc_saturation_is_counted_per_layer_in_per_read_runs(tmp_path, capsys, 
     for noiseless in (True, False):
         device = Simulator(program, seed=0, noiseless=noiseless)
         device.run(feeds)
-        assert device.adc_saturated_fraction() == {layer: 0.0}
+        saturated = device.adc_saturated_fraction()
+        assert set(saturated) == {layer} and saturated[layer] <= (0.0 if noiseless else 1e-5)
     quiet = Simulator(program, noiseless=True)
     quiet.run({"x": feeds["x"][:40] * 3})
     quiet.selftest()  # runs on this device itself (noiseless), and leaves no counts behind
