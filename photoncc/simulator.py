@@ -244,17 +244,22 @@ class Simulator:
                 if not self.noiseless:
                     bank["direct"]["noise"] = self._read_noise(bank, rows, adc, a)
             return bank
-        per_tile = np.ascontiguousarray(rows.reshape(groups, m, q, c).transpose(0, 2, 3, 1), np.float64)  # (G, Q, C, M)
-        bank["adc"] = None  # per (G, Q, M): the ADC range [lo, hi] of the photodetector reading row m of tile q
+        # the tile reads keep only their (G, Q, C [+ 1], M) float64 weights, built in place: on a large
+        # layer (VGG-19's first Gemm: 205 M rings, 1.6 GB each) every extra copy held counts
+        del coupled, weights
+        per_tile = np.empty((groups, q, c + (adc is not None), m))
+        kernels.threaded(np.copyto, per_tile[:, :, :c], rows.reshape(groups, m, q, c).transpose(0, 2, 3, 1))
+        del rows
+        bank["per_tile"], bank["adc"] = per_tile, None  # adc per (G, Q, M): the range [lo, hi] of row m's photodetector in tile q
         if adc is None:
-            bank["per_tile"] = per_tile
             return bank
         ranges = adc.astype(f64).transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q, 2)[:, :m]
         bank["adc"] = ranges = ranges.transpose(0, 2, 1, 3)  # (G, Q, M, 2)
         # the ADC's affine map into codes, (read - lo) x top / width, folded into the product: one
         # more channel of constant power 1 whose weight is -lo x top / width (``_tile_reads``)
         to_codes = levels(a["output_bits"]) / (ranges[..., 1] - ranges[..., 0])  # (G, Q, M)
-        bank["per_tile"] = np.concatenate([per_tile * to_codes[:, :, None], (-ranges[..., 0] * to_codes)[:, :, None]], axis=2)
+        per_tile[:, :, :c] *= to_codes[:, :, None]
+        per_tile[:, :, c] = -ranges[..., 0] * to_codes
         return bank
 
     @staticmethod
