@@ -46,25 +46,28 @@ def quantise_banks(g: Graph, profile) -> Graph:
             nodes.append(n)
             continue
         tname, gname = n.inputs[1], n.inputs[2]
-        tiles, gain = consts[tname].astype(np.float64), consts[gname].astype(np.float64)
-        groups, _, _, banks, rings = tiles.shape
-        m, j = gain.shape[1], tiles.shape[2] * rings
+        gain = consts[gname].astype(np.float64)
+        groups, _, q, banks, rings = consts[tname].shape
+        m, j = gain.shape[1], q * rings
         attrs = {**n.attrs, **precision}
         inputs = n.inputs
-        if precision["weight_bits"]:
+        if precision["weight_bits"]:  # float64 arrays of the layer's size: no more alive at once than needed
             bits = precision["weight_bits"]
-            t = untile(tiles, m, j)
+            t = untile(consts[tname], m, j).astype(np.float64)
             need = np.maximum(np.maximum(t, 0).max(-1) / w_max, np.maximum(-t, 0).max(-1) / -w_min if signed else 0)
             need = np.where(need > 0, need, 1.0)
-            t, gain = t / need[..., None], gain * need
-            tiles = compensate_crosstalk(tile(t, banks, rings), profile["noise"]["crosstalk"],
-                                         (w_min, w_max) if signed else (0.0, 1.0))
+            t /= need[..., None]
+            gain = gain * need
+            wanted = tile(t, banks, rings)
+            del t
             step = weight_step(bits, signed)
             low, high = (np.ceil(w_min / step), np.floor(w_max / step)) if signed else (0, 2 ** bits - 1)
             dtype = (np.int8 if bits <= 8 else np.int16) if signed else (np.uint8 if bits <= 8 else np.uint16)
-            codes = np.clip(np.round(tiles / step), low, high)
-            offset = _correct_bias(codes, tile(t, banks, rings), step, gain, consts[n.inputs[4]].astype(np.float64),
+            codes = compensate_crosstalk(wanted, profile["noise"]["crosstalk"], (w_min, w_max) if signed else (0.0, 1.0)) / step
+            np.clip(np.round(codes, out=codes), low, high, out=codes)
+            offset = _correct_bias(codes, wanted, step, gain, consts[n.inputs[4]].astype(np.float64),
                                    attrs, profile["noise"]["crosstalk"], signed)
+            del wanted
             consts[tname] = codes.astype(dtype)
             oname = fresh_name(types, f"{n.name}.offset")
             consts[oname] = offset.astype(g.consts[gname].dtype)
@@ -100,17 +103,22 @@ def _correct_bias(codes, tiles, step, gain, alpha, attrs, crosstalk, signed):
     power c) is off by g c (b_k - b_eff). Both are known at compile time: the electronics add
     offset = g sum_k e_k alpha_k + g c (b - b_eff) after the ADC (y = g P - s + offset). Only the
     input-dependent rounding errors (e_k u_k) remain, as on a balanced bank.
+
+    Only the tile columns that hold complement channels or the bias ring are formed (crosstalk
+    couples rings within a bank, never across tiles).
     """
     groups, m = gain.shape
     k = alpha.shape[1]
     width = k if signed else 2 * k
-    j = tiles.shape[2] * tiles.shape[4]
-    wanted = untile(tiles, m, j)
-    realised = untile(apply_crosstalk(codes * step, crosstalk), m, j)
-    error = wanted - realised
-    offset = error[:, :, width] * gain * attrs.get("carrier", 1.0)
+    rings = tiles.shape[4]
+    first = (width if signed else k) // rings  # the first tile column needed
+    shift = first * rings                      # its first matrix column
+    error = apply_crosstalk(codes[:, :, first:] * step, crosstalk)
+    np.subtract(tiles[:, :, first:], error, out=error)  # wanted - realised
+    error = untile(error, m, tiles.shape[2] * rings - shift)
+    offset = error[:, :, width - shift] * gain * attrs.get("carrier", 1.0)
     if not signed:
-        offset = offset + np.einsum("gmk,gk->gm", error[:, :, k:2 * k], alpha) * gain
+        offset = offset + np.einsum("gmk,gk->gm", error[:, :, k - shift:2 * k - shift], alpha) * gain
     return offset
 
 
@@ -124,4 +132,5 @@ def compensate_crosstalk(tiles: np.ndarray, c: float, reach: tuple[float, float]
     if c == 0:
         return tiles
     inverse = np.linalg.inv(crosstalk_matrix(tiles.shape[-1], c))
-    return np.clip(tiles @ inverse.T, *reach)
+    out = tiles @ inverse.T
+    return np.clip(out, *reach, out=out)
