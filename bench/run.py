@@ -2,7 +2,7 @@
 
 Usage (from the repository root, with photoncc installed; plain Python, no extra packages):
 
-    python bench/run.py                       # the full set (about an hour on 2 cores, see below)
+    python bench/run.py                       # the full set (about half an hour on 2 cores, see below)
     python bench/run.py --quick               # smoke run: MLP and CNN only (a few minutes)
     python bench/run.py --only resnet18       # one model (repeat --only for more)
     python bench/run.py --repeat 5            # every time is the median of up to 5 runs
