@@ -77,7 +77,8 @@ def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: d
             if names:
                 kat[group] = {name: f"kat/{group}/{name}" for name in names}
                 tensors.update({f"kat/{group}/{name}": np.asarray(values[name]) for name in names})
-        kept = kept or {name: values[name] for name in keep}
+        if model == "per-read":
+            kept = {name: values[name] for name in keep}
     return Program({**manifest, "kat": kat}, tensors), kept
 
 

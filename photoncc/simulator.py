@@ -62,8 +62,8 @@ DITHER = 0.5  # detector noise (in ADC code steps) from which rounding errors ar
 READ_BLOCK = 1 << 20  # partial sums formed at once by a noisy or quantised bank (8 MB in float64)
 INPUT_BLOCK = 1 << 22  # optical powers formed at once by such a bank (16 MB in float32)
 NOISE_BLOCK = 1 << 20  # outputs given their statistical read noise at once (4 MB in float32)
-STREAMS = 8  # random streams a large draw of noise is split into (shared by the cores),
-STREAM_PAIRS = 1 << 16  # from this many pairs of normals on (fixed numbers: the draws never depend on the machine)
+STREAMS = 8  # a draw of at least STREAM_PAIRS pairs of normals comes from this many random streams,
+STREAM_PAIRS = 1 << 16  # shared by the cores (fixed numbers: the draws never depend on the machine)
 KAT_LAYERS = {"outputs": "layers", "statistical": "statistical_layers"}  # kat key -> its final layers' key
 KERNELS = {**kernels.ELECTRONIC, **kernels.PHOTONIC}
 # the same ops computed in their first input's memory, used when that input is a value in memory of
@@ -86,7 +86,8 @@ def gaussian(rng: np.random.Generator, shape, sigma: float = 1.0) -> np.ndarray:
     1 - u1 >= 2^-24 bounds |z| by 5.77 sigma (the cut tail has probability 8e-9).
     A large draw comes in STREAMS parts, each from its own stream spawned from ``rng``
     (``Generator.spawn``: independent streams), so that the cores share the drawing; the parts are
-    fixed, not the cores, so the samples do not depend on the machine."""
+    fixed, not the cores, so the samples do not depend on the machine. Uses ``kernels.threaded_map``:
+    not to be called from a task that ``kernels.threaded`` or ``threaded_map`` runs."""
     count = int(np.prod(shape, dtype=np.int64))
     half = (count + 1) // 2
     z = np.empty((half, 2), np.float32)
