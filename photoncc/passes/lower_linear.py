@@ -49,14 +49,15 @@ def _lower(n: Node, g: Graph):
         if n.inputs[0] in g.consts:
             return "the constant operand is on the left; only data @ constant maps onto a bank"
         return "multiplies two data tensors; a bank needs one operand constant"
-    w = g.consts[weight].astype(np.float64)
     bias = g.consts.get(n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] else None
-    if n.op == "Conv":
+    if n.op == "Conv":  # the kernel as it is (no float64 round trip of the model's largest tensors)
+        w = g.consts[weight]
         m = w.shape[0]
         b = np.zeros(m) if bias is None else bias.astype(np.float64)
         conv = {k: [int(v) for v in n.attrs[k]] for k in ("kernel_shape", "strides", "pads", "dilations")}
         conv["group"] = int(n.attrs["group"])
         return w, b, conv
+    w = g.consts[weight].astype(np.float64)
     if n.op == "MatMul":
         if w.ndim != 2:
             return f"a {w.ndim}-D constant operand (batched MatMul) does not map onto a bank"
