@@ -278,28 +278,36 @@ def conv_padded(xp, w, b=None, *, strides, dilations, group=1) -> np.ndarray:
     flat = y.reshape(-1, m)                                          # (N*P, M), a view
     row = int(np.prod(out[1:], dtype=np.int64))                      # output positions per output row
     width = taps * c                                                 # unfolded values per position
-    per_sample = out[0] * row * width
-    if per_sample <= CONV_BLOCK:   # (samples, rows) per block
-        step = (max(1, CONV_BLOCK // max(per_sample, 1)), out[0])
-    else:
-        step = (1, max(1, CONV_BLOCK // max(row * width, 1)))
-    buffer = np.empty(min(n, step[0]) * min(out[0], step[1]) * row * width, xp.dtype)
-    for i0 in range(0, n, step[0]):
-        for r0 in range(0, out[0], step[1]):
-            block = windows[i0:i0 + step[0], r0:r0 + step[1]]
-            cols = buffer[:block.size].reshape(block.shape)
-            threaded(np.copyto, cols, block)                         # the unfold: (n, rows, *out', *k, C)
-            start = (i0 * out[0] + r0) * row
-            target = flat[start:start + block.size // width]         # the block's outputs, contiguous
-            if group == 1:
-                np.matmul(cols.reshape(-1, width), wt, out=target)
-            else:
-                target[...] = np.einsum("pkgc,gmkc->pgm", cols.reshape(-1, taps, group, cg), wk,
-                                        optimize=True).reshape(target.shape)
+    blocks = row_blocks(n, out[0], row * width, CONV_BLOCK)
+    buffer = np.empty(windows[blocks[0]].size if blocks else 0, xp.dtype)  # the first block is the largest
+    for samples, rows in blocks:
+        block = windows[samples, rows]
+        cols = buffer[:block.size].reshape(block.shape)
+        threaded(np.copyto, cols, block)                             # the unfold: (n, rows, *out', *k, C)
+        start = (samples.start * out[0] + rows.start) * row
+        target = flat[start:start + block.size // width]             # the block's outputs, contiguous
+        if group == 1:
+            np.matmul(cols.reshape(-1, width), wt, out=target)
+        else:
+            target[...] = np.einsum("pkgc,gmkc->pgm", cols.reshape(-1, taps, group, cg), wk,
+                                    optimize=True).reshape(target.shape)
     y = np.moveaxis(y, -1, 1)
     if b is not None:
         y += np.asarray(b, dtype=y.dtype).reshape((1, m) + (1,) * nd)
     return y
+
+
+def row_blocks(samples: int, rows: int, per_row: int, budget: int) -> list[tuple[slice, slice]]:
+    """(samples, output rows) slices that cover a convolution's output, a block of about
+    ``budget`` values at a time (``per_row`` values per output row of one sample): whole samples
+    when one sample fits, else output rows of one sample. Either way a block's outputs are
+    contiguous in a sample-major, row-major layout."""
+    if rows * per_row <= budget:
+        step = (max(1, budget // max(rows * per_row, 1)), rows)
+    else:
+        step = (1, max(1, budget // max(per_row, 1)))
+    return [(slice(i, i + step[0]), slice(r, r + step[1]))
+            for i in range(0, samples, step[0]) for r in range(0, rows, step[1])]
 
 
 def threaded(fn, out, source, axis: int | None = None) -> None:

@@ -264,16 +264,11 @@ def _partial_sum_extremes(n, consts, tiles, x):
     if conv:  # (N, *out, C, *k): blocks of whole samples, or of output rows of one sample
         cols = kernels.unfold(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
         lead = cols.shape[:cols.ndim - len(conv["kernel_shape"]) - 1]
-        row = int(np.prod(lead[2:], dtype=np.int64))  # positions in one output row
-        rows = max(1, budget // row)
-        if rows >= lead[1]:
-            count = max(1, budget // (row * lead[1]))
-            blocks = (cols[s0:s0 + count] for s0 in range(0, lead[0], count))
-        else:
-            blocks = (cols[s:s + 1, r0:r0 + rows] for s in range(lead[0]) for r0 in range(0, lead[1], rows))
+        blocks = [cols[samples, rows] for samples, rows in
+                  kernels.row_blocks(lead[0], lead[1], int(np.prod(lead[2:], dtype=np.int64)), budget)]
     else:
         flat = x.reshape(-1, x.shape[-1])
-        blocks = (flat[r0:r0 + budget] for r0 in range(0, len(flat), budget))
+        blocks = [flat[r0:r0 + budget] for r0 in range(0, len(flat), budget)]
 
     def extremes(share):  # one thread's blocks, through one product buffer (no fresh pages per block)
         lo, hi = np.full((groups, q, r * b), np.inf, np.float32), np.full((groups, q, r * b), -np.inf, np.float32)
@@ -289,7 +284,7 @@ def _partial_sum_extremes(n, consts, tiles, x):
             np.maximum(hi, partial.max(axis=2), out=hi)
         return lo, hi
 
-    blocks = list(blocks)  # views of x (or of its unfolded view): dealt round-robin to the cores
+    # the blocks, views of x (or of its unfolded view), dealt round-robin to the cores
     for lo, hi in kernels.threaded_map(extremes, [blocks[i::kernels.THREADS] for i in range(kernels.THREADS)]):
         low, high = np.minimum(low, lo), np.maximum(high, hi)
     return tuple(a.reshape(groups, q, r, b).transpose(0, 2, 1, 3) for a in (low, high))

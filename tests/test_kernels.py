@@ -120,6 +120,20 @@ def test_conv_in_blocks(case, block, monkeypatch):
     np.testing.assert_allclose(blocks, whole, rtol=1e-6, atol=1e-6)  # a GEMM's sum order may depend on its size
 
 
+@given(samples=st.integers(0, 5), rows=st.integers(1, 7), per_row=st.integers(1, 40), budget=st.integers(1, 300))
+def test_row_blocks_cover_the_output_once_in_contiguous_blocks(samples, rows, per_row, budget):
+    """Every (sample, output row) in exactly one block, in order (so each block's outputs follow the
+    last's); whole samples when one fits in the budget, else rows of one sample; no block over the
+    budget unless it is a single row."""
+    blocks = K.row_blocks(samples, rows, per_row, budget)
+    cells = [(i, r) for s, rr in blocks for i in range(samples)[s] for r in range(rows)[rr]]
+    assert cells == [(i, r) for i in range(samples) for r in range(rows)]
+    for s, rr in blocks:
+        taken = len(range(samples)[s]), len(range(rows)[rr])
+        assert taken[1] == rows if rows * per_row <= budget else taken[0] == 1
+        assert taken[0] * taken[1] * per_row <= budget or taken == (1, 1)
+
+
 @pytest.mark.parametrize("shape", [(7, 5, 3), (1, 2, 9), (1, 1, 4), (2, 1, 1)])
 def test_threaded_copy_of_a_strided_source(shape, monkeypatch):
     """Split along the first axis with room for every thread (or not at all): the same values."""
