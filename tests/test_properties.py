@@ -52,6 +52,11 @@ def test_tiling_then_untiling_is_the_identity(groups, m, j, banks, rings):
     assert tiles.shape == (groups, -(-m // banks), -(-j // rings), banks, rings)
     np.testing.assert_array_equal(untile(tiles, m, j), t)
     assert tiles.sum(dtype=np.float64) == t.sum(dtype=np.float64)  # the padding rings hold zeros
+    padded = np.zeros((groups, tiles.shape[1] * banks, tiles.shape[2] * rings), np.float32)
+    padded[:, :m, :j] = t
+    for r in range(tiles.shape[1]):  # the definition: tile (g, r, q) = T[g, rB:(r+1)B, qC:(q+1)C], zero-padded
+        for q in range(tiles.shape[2]):
+            np.testing.assert_array_equal(tiles[:, r, q], padded[:, r * banks:(r + 1) * banks, q * rings:(q + 1) * rings])
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)

@@ -57,7 +57,7 @@ def _lower(n: Node, g: Graph):
         conv = {k: [int(v) for v in n.attrs[k]] for k in ("kernel_shape", "strides", "pads", "dilations")}
         conv["group"] = int(n.attrs["group"])
         return w, b, conv
-    w = g.consts[weight].astype(np.float64)
+    w = g.consts[weight]  # in its own dtype: scaled in float64 only when alpha asks for it
     if n.op == "MatMul":
         if w.ndim != 2:
             return f"a {w.ndim}-D constant operand (batched MatMul) does not map onto a bank"
@@ -65,7 +65,9 @@ def _lower(n: Node, g: Graph):
     a = n.attrs
     if a.get("transA", 0):
         return "transA=1 transposes the batch axis into the reduction"
-    wm = (w if a.get("transB", 0) else w.T) * a.get("alpha", 1.0)
+    wm = w if a.get("transB", 0) else w.T
+    if a.get("alpha", 1.0) != 1.0:
+        wm = wm.astype(np.float64) * a["alpha"]
     m = wm.shape[0]
     b = np.zeros(m)
     if bias is not None:

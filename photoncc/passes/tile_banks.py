@@ -32,12 +32,18 @@ def tile_banks(g: Graph, banks: int, rings: int) -> Graph:
 
 
 def tile(t: np.ndarray, banks: int, rings: int) -> np.ndarray:
-    """(G, M, J) -> (G, R, Q, B, C), zero-padded."""
+    """(G, M, J) -> (G, R, Q, B, C), zero-padded: written straight into the tiles, in four parts
+    (whole tiles; the last row of tiles; the last column; their corner), with no padded copy."""
     groups, m, j = t.shape
     r, q = -(-m // banks), -(-j // rings)
-    padded = np.zeros((groups, r * banks, q * rings), t.dtype)
-    padded[:, :m, :j] = t
-    return np.ascontiguousarray(padded.reshape(groups, r, banks, q, rings).transpose(0, 1, 3, 2, 4))
+    out = np.zeros((groups, r, q, banks, rings), t.dtype)
+    blocks = out.transpose(0, 1, 3, 2, 4)  # (G, R, B, Q, C): matrix row r*B + b, column q*C + c
+    for r0, r1, rows in ((0, m // banks, banks), (m // banks, r, m % banks)):
+        for q0, q1, cols in ((0, j // rings, rings), (j // rings, q, j % rings)):
+            if r1 > r0 and q1 > q0:
+                part = t[:, r0 * banks:r0 * banks + (r1 - r0) * rows, q0 * rings:q0 * rings + (q1 - q0) * cols]
+                blocks[:, r0:r1, :rows, q0:q1, :cols] = part.reshape(groups, r1 - r0, rows, q1 - q0, cols)
+    return out
 
 
 def untile(tiles: np.ndarray, m: int, j: int) -> np.ndarray:
