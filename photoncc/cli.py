@@ -75,21 +75,40 @@ def _say(message: str) -> None:
 
 
 class Progress:
-    """A progress bar on stderr, shown only on a terminal and only for work longer than 2 s."""
+    """A progress bar on stderr, shown only on a terminal and only once the work has run 2 s.
+
+    Called as ``progress(done, total)`` or, for work in stages, ``progress(done, total, stage)``
+    (photoncc/progress.py): each stage gets its own line, ended when its ``done`` reaches
+    ``total`` or the next stage begins. Use it as a context manager, which ends an open line when
+    the work stops (an error message then starts on a line of its own)."""
+    DELAY, WIDTH, REDRAW = 2.0, 30, 0.1  # seconds before the first bar, bar width, seconds between redraws
 
     def __init__(self, what: str):
-        self.what, self.start, self.shown = what, time.monotonic(), False
+        self.what, self.start, self.drawn, self.open = what, time.monotonic(), 0.0, None
 
-    def __call__(self, done: int, total: int) -> None:
-        if not sys.stderr.isatty() or time.monotonic() - self.start < 2:
+    def __call__(self, done: float, total: int, stage: str = "") -> None:
+        now = time.monotonic()
+        finished = done >= total
+        if not sys.stderr.isatty() or now - self.start < self.DELAY or (
+                stage == self.open and not finished and now - self.drawn < self.REDRAW):
             return
-        width = 30
-        filled = int(width * done / max(total, 1))
-        sys.stderr.write(f"\r{self.what} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        sys.stderr.flush()
-        self.shown = True
-        if done >= total:
+        if self.open is not None and stage != self.open:
             sys.stderr.write("\n")
+        filled = int(self.WIDTH * min(done, total) / max(total, 1))
+        label = f"{self.what}: {stage}" if stage else self.what
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {int(done)}/{total}"
+                         + ("\n" if finished else ""))
+        sys.stderr.flush()
+        self.drawn, self.open = now, None if finished else stage
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.open is not None:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.open = None
 
 
 def _load_program(path):
@@ -153,8 +172,9 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, per
     output = _writable(output or model.with_suffix(".pcc"), "-o")
     if report:
         _writable(report, "--report")
-    program = compile_model(model, _profile(profile_spec), calibration, _input_range(input_range), dump_ir,
-                            headroom, percentile)
+    with Progress("compile") as progress:
+        program = compile_model(model, _profile(profile_spec), calibration, _input_range(input_range), dump_ir,
+                                headroom, percentile, progress)
     program.write(output)
     if report:
         _write_text(report, json.dumps(program.manifest["report"], indent=1, sort_keys=True) + "\n")
@@ -183,7 +203,8 @@ def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_s
     program = _load_program(program_path)
     feeds, _ = _feeds_for_program(program, inputs, stream=True)
     simulator = Simulator(program, seed=seed, noiseless=noiseless, noise_model=noise_model, check=str(program_path))
-    outputs = simulator.run_batches(feeds, batch_size, Progress("simulate"))
+    with Progress("simulate") as progress:
+        outputs = simulator.run_batches(feeds, batch_size, progress)
     _write_npz(output, outputs)
     for layer, fraction in sorted(simulator.clipped_fraction().items()):
         if fraction > 0:
@@ -237,6 +258,7 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
         if path:
             _writable(path, option)
     feeds = labels = None
+    progress = Progress("verify")
     if target.suffix == ".onnx":
         if model is not None and Path(model).resolve() != target.resolve():
             raise UserError(f"--model {model}: TARGET {target} is an ONNX model, compiled in memory and compared "
@@ -246,7 +268,8 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
         if inputs:
             feeds, labels = match_inputs(inputs, load_npz(inputs), input_specs(g))
         cal = load_calibration(calibration, g) if calibration else feeds
-        program = compile_model(model, _profile(profile_spec), cal, _input_range(input_range))
+        with progress:
+            program = compile_model(model, _profile(profile_spec), cal, _input_range(input_range), progress=progress)
         program_path = f"{target} compiled in memory for {profile_spec}"
     else:
         program = _load_program(target)
@@ -275,8 +298,9 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
     limits = thresholds(profile, tier, program, rtol, top1)
     if trials is not None:
         limits["trials"] = trials
-    report = run_verify(program, str(model), feeds, labels, tier=tier, limits=limits, seed=seed, inputs_note=note,
-                        program_path=program_path, progress=Progress("verify"), noise_model=noise_model)
+    with progress:
+        report = run_verify(program, str(model), feeds, labels, tier=tier, limits=limits, seed=seed,
+                            inputs_note=note, program_path=program_path, progress=progress, noise_model=noise_model)
     _print_verify(report)
     if json_path:
         _write_text(json_path, json.dumps(report, indent=1, sort_keys=True) + "\n")

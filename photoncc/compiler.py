@@ -30,6 +30,7 @@ from .passes.quantise_banks import quantise_banks, set_adc_ranges
 from .passes.to_nonnegative import to_nonnegative
 from .passes.to_signed import to_signed
 from .profile import Profile
+from .progress import stage
 from .ranges import adc_ranges, measure_ranges
 from .report import add_quantisation_error, compile_report, error_layers, error_samples
 
@@ -45,6 +46,7 @@ class Context:
     percentile: float | None = None  # None: the profile's calibration.percentile
     range_info: dict = field(default_factory=dict)
     layers: Graph | None = None  # the graph before to_banks: its Linear layers compute the model's own values
+    progress: Callable | None = None  # progress(done, total, stage) of the long passes (photoncc/progress.py)
 
     @property
     def range_headroom(self) -> float:
@@ -55,17 +57,20 @@ def _to_banks(g: Graph, ctx: Context) -> Graph:
     """Measure the layers' input ranges, then the bank form the profile's architecture needs."""
     percentile = ctx.profile["calibration"]["percentile"] if ctx.percentile is None else ctx.percentile
     ctx.layers = g
-    ranges, ctx.range_info = measure_ranges(g, ctx.calibration, ctx.input_range, ctx.range_headroom, percentile)
+    ranges, ctx.range_info = measure_ranges(g, ctx.calibration, ctx.input_range, ctx.range_headroom, percentile,
+                                            stage(ctx.progress, "input ranges"))
+    form = stage(ctx.progress, "bank form")
     if ctx.profile["architecture"] == "balanced":
-        return to_signed(g, ranges, tuple(ctx.profile["bank"]["weight_range"]))
-    return to_nonnegative(g, ranges)
+        return to_signed(g, ranges, tuple(ctx.profile["bank"]["weight_range"]), form)
+    return to_nonnegative(g, ranges, form)
 
 
-def _quantise(g: Graph, ctx: Context) -> Graph:
-    g = quantise_banks(g, ctx.profile)
-    if ctx.profile["precision"]["output_bits"]:
-        g = set_adc_ranges(g, adc_ranges(g, ctx.layers, ctx.calibration, ctx.range_headroom, ctx.profile))
-    return g
+def _adc_ranges(g: Graph, ctx: Context) -> Graph:
+    """Each photodetector's ADC range, for a profile with ADCs (after quantise_banks: on the codes)."""
+    if not ctx.profile["precision"]["output_bits"]:
+        return g
+    return set_adc_ranges(g, adc_ranges(g, ctx.layers, ctx.calibration, ctx.range_headroom, ctx.profile,
+                                        ctx.progress))
 
 
 # name, pass, ops allowed after it (besides the electronic ones)
@@ -77,7 +82,9 @@ PIPELINE: tuple[tuple[str, Callable[[Graph, Context], Graph], frozenset], ...] =
     ("map_activations", lambda g, ctx: map_activations(g, ctx.profile["activation"]), frozenset({"Linear"})),
     ("to_banks", _to_banks, frozenset({"Bank"})),
     ("tile_banks", lambda g, ctx: tile_banks(g, ctx.profile.banks, ctx.profile.rings), frozenset({"Bank"})),
-    ("quantise_banks", _quantise, frozenset({"Bank"})),
+    ("quantise_banks", lambda g, ctx: quantise_banks(g, ctx.profile, stage(ctx.progress, "quantising weights")),
+     frozenset({"Bank"})),
+    ("adc_ranges", _adc_ranges, frozenset({"Bank"})),  # a pass of its own: the float weights are gone by then
 )
 CHECK_UNTIL = "fold_affine"  # ``photoncc check``: everything that needs no calibration data
 
@@ -132,12 +139,13 @@ def load_calibration(path, g: Graph) -> dict:
 
 def compile_model(model_path: str | Path, profile: Profile, calibration: dict | str | Path | None = None,
                   input_range: tuple[float, float] | None = None, dump_ir: str | Path | None = None,
-                  headroom: float | None = None, percentile: float | None = None):
-    """Compile an ONNX file for ``profile``; returns the Program (see program.py)."""
+                  headroom: float | None = None, percentile: float | None = None, progress=None):
+    """Compile an ONNX file for ``profile``; returns the Program (see program.py).
+    ``progress(done, total, stage)`` reports the long stages (photoncc/progress.py)."""
     g = import_model(model_path)
     if isinstance(calibration, (str, Path)):
         calibration = load_calibration(calibration, g)
-    ctx = Context(profile, calibration, input_range, headroom, percentile)
+    ctx = Context(profile, calibration, input_range, headroom, percentile, progress=progress)
     dump = _dumper(Path(dump_ir)) if dump_ir else None
     device = run_pipeline(g, ctx, on_stage=dump)
     ranges = _input_ranges(g, calibration, input_range)
@@ -145,7 +153,8 @@ def compile_model(model_path: str | Path, profile: Profile, calibration: dict | 
     sqnr = calibration is not None and (profile.quantised or profile.noisy)
     # the known-answer inputs are the samples the report's SQNR runs on: one simulation serves both
     kat = _kat_feeds(g, calibration, ranges, error_samples(report, profile) if sqnr else 1)
-    program, values = emit(device, dict(profile), ranges, kat, report, keep=error_layers(device) if sqnr else ())
+    program, values = emit(device, dict(profile), ranges, kat, report, keep=error_layers(device) if sqnr else (),
+                           progress=progress)
     if sqnr:
         add_quantisation_error(program, g, kat, values)
     return program

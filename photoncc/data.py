@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .progress import within
 
 LABEL = "label"
 
@@ -140,8 +141,10 @@ def match_inputs(path, arrays: dict, specs: dict[str, tuple[tuple[int, ...], str
     return feeds, labels
 
 
-def batches(feeds: dict, size: int):
-    """Yield dicts of consecutive slices of at most ``size`` samples."""
+def batches(feeds: dict, size: int, progress=None):
+    """Yield (batch, step) for consecutive slices of at most ``size`` samples: ``batch`` the dict
+    of slices, ``step`` the callback its work reports through, in samples of all of ``feeds``
+    (``progress.within``; None without ``progress``)."""
     count = len(next(iter(feeds.values())))
     for start in range(0, count, size):
-        yield {k: v[start:start + size] for k, v in feeds.items()}
+        yield {k: v[start:start + size] for k, v in feeds.items()}, within(progress, start, min(size, count - start), count)

@@ -20,6 +20,7 @@ import numpy as np
 from . import __version__
 from .ir import Graph
 from .program import Program
+from .progress import stage
 from .simulator import KAT_LAYERS, Simulator, statistical_covers
 
 KAT_RTOL = 1e-5
@@ -34,10 +35,11 @@ def bank_summary(node_attrs: dict, tiles_shape, gain_shape, lo_shape) -> dict:
 
 
 def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: dict,
-         keep=()) -> tuple[Program, dict]:
+         keep=(), progress=None) -> tuple[Program, dict]:
     """The program, and the values named in ``keep`` that its known-answer run (per-read model,
     noiseless) computed on ``kat_feeds`` (the compile report's SQNR reads them: one simulation of
-    every tile read, not two)."""
+    every tile read, not two). ``progress(done, total, stage)``: loading the device and running
+    the known-answer test, for each noise model the program records (photoncc/progress.py)."""
     instructions = []
     for n in g.nodes:
         inst = {"op": n.op, "name": n.name, "inputs": list(n.inputs), "outputs": list(n.outputs),
@@ -71,14 +73,18 @@ def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: d
     layers = final_banks(instructions, g.outputs)
     kept = {}
     for model, key in forms:
-        device = Simulator(program, noiseless=True, noise_model=model)
-        values = device.run(kat_feeds, keep=list(dict.fromkeys(layers + list(keep if model == "per-read" else ()))))
+        named = "" if model == "per-read" else f" ({model} model)"
+        device = Simulator(program, noiseless=True, noise_model=model,
+                           progress=stage(progress, "loading the device" + named))
+        values = device.run(kat_feeds, keep=list(dict.fromkeys(layers + list(keep if model == "per-read" else ()))),
+                            progress=stage(progress, "known-answer test" + named))
         for group, names in ((key, g.outputs), (KAT_LAYERS[key], layers)):
             if names:
                 kat[group] = {name: f"kat/{group}/{name}" for name in names}
                 tensors.update({f"kat/{group}/{name}": np.asarray(values[name]) for name in names})
         if model == "per-read":
             kept = {name: values[name] for name in keep}
+        del device, values  # before the next model's device is loaded
     return Program({**manifest, "kat": kat}, tensors), kept
 
 

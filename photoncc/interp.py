@@ -31,17 +31,19 @@ def op(*names):
     return register
 
 
-def run(g: Graph, feeds: dict, watch: Callable[[str, np.ndarray], None] | None = None, ops: dict = OPS) -> dict:
+def run(g: Graph, feeds: dict, watch: Callable[[str, np.ndarray], None] | None = None, ops: dict = OPS,
+        progress=None) -> dict:
     """Evaluate ``g`` on ``feeds`` (input name -> array); returns the graph outputs by name.
 
     ``watch(name, value)`` is called for every value a node produces, in order; ``ops`` maps op
-    names to their functions (``OPS``; ``infer_types`` replaces the matrix products).
+    names to their functions (``OPS``; ``infer_types`` replaces the matrix products);
+    ``progress(done, total)`` after each node (see photoncc/progress.py).
     """
     env = dict(g.consts)
     env.update(feeds)
     env[""] = None
     with np.errstate(all="ignore"):
-        for n in g.nodes:
+        for index, n in enumerate(g.nodes):
             args = [env[i] for i in n.inputs]
             result = ops[n.op](n, *args)
             if not isinstance(result, tuple):
@@ -51,6 +53,8 @@ def run(g: Graph, feeds: dict, watch: Callable[[str, np.ndarray], None] | None =
                     env[name] = value
                     if watch is not None:
                         watch(name, value)
+            if progress is not None:
+                progress(index + 1, len(g.nodes))
     return {o: env[o] for o in g.outputs}
 
 

@@ -26,6 +26,7 @@ from . import interp, kernels
 from .data import batches
 from .errors import UserError
 from .ir import Graph
+from .progress import stage
 from .simulator import device_weights
 
 MONOTONE = {"Relu", "LeakyRelu", "Elu", "Selu", "Softplus", "Sigmoid", "Tanh", "HardSigmoid", "Clip",
@@ -104,8 +105,9 @@ def _bound_of(n, ins, out_type):
 
 
 def measure_ranges(g: Graph, calibration: dict | None, input_range=None, headroom: float = 0.0,
-                   percentile: float = 100.0):
-    """Ranges for every bank input: ({value: (lo, hi)}, {value: info dict}); see module docstring."""
+                   percentile: float = 100.0, progress=None):
+    """Ranges for every bank input: ({value: (lo, hi)}, {value: info dict}); see module docstring.
+    ``progress(done, total)``: calibration samples run (photoncc/progress.py)."""
     wanted = bank_inputs(g)
     ranges, info, todo = {}, {}, {}
     bounds = interval_bounds(g, input_range)
@@ -125,7 +127,7 @@ def measure_ranges(g: Graph, calibration: dict | None, input_range=None, headroo
         raise UserError(f"the input range of layer {names}{more} is not known from the model; pass "
                         "calibration data (--calibration DATA.npz, samples like the ones you will run)"
                         + ("" if input_range else " or declare the input range (--input-range LO,HI)"))
-    observed = observe(g, calibration, {v: wanted[v][1] for v in wanted}) if calibration else {}
+    observed = observe(g, calibration, {v: wanted[v][1] for v in wanted}, progress) if calibration else {}
     for value, axis in todo.items():
         lo, hi, _, sample = observed[value]
         if percentile < 100:  # on the kept subsample (at most 4096 positions per batch)
@@ -140,7 +142,7 @@ def measure_ranges(g: Graph, calibration: dict | None, input_range=None, headroo
     return ranges, info
 
 
-def observe(g: Graph, calibration: dict, axes: dict[str, int]):
+def observe(g: Graph, calibration: dict, axes: dict[str, int], progress=None):
     """Run ``g`` on the calibration samples; per watched value: (min, max, clipped-fraction fn)."""
     low, high, seen = {}, {}, {v: [] for v in axes}
 
@@ -154,11 +156,11 @@ def observe(g: Graph, calibration: dict, axes: dict[str, int]):
             step = max(1, len(moved) // 4096)
             seen[name].append(moved[::step].astype(np.float64))  # a sample for clipped fractions, percentiles
 
-    for batch in batches(calibration, BATCH):
+    for batch, step in batches(calibration, BATCH, progress):
         for name in axes:
             if name in batch:
                 watch(name, batch[name])
-        interp.run(g, batch, watch=watch)
+        interp.run(g, batch, watch=watch, progress=step)
 
     samples = {name: np.concatenate(seen[name]) for name in axes}
 
@@ -171,7 +173,8 @@ def observe(g: Graph, calibration: dict, axes: dict[str, int]):
 ERROR_SIGMAS = 4.0  # ADC ranges also cover the read errors calibration does not see, to this many sigmas
 
 
-def adc_ranges(g: Graph, source: Graph, calibration: dict | None, headroom: float, profile) -> dict[str, np.ndarray]:
+def adc_ranges(g: Graph, source: Graph, calibration: dict | None, headroom: float, profile,
+               progress=None) -> dict[str, np.ndarray]:
     """Per Bank of the quantised graph ``g``, per tile and photodetector (G, R, Q, B, 2): the ADC
     input range [lo, hi].
 
@@ -190,22 +193,18 @@ def adc_ranges(g: Graph, source: Graph, calibration: dict | None, headroom: floa
 
     (the programming error N(0, weight_sigma) of each ring and the laser RIN of each channel).
     Without this margin a photodetector whose reads hardly vary (complement channels, the bias
-    carrier) has a range far narrower than those errors and saturates on every read."""
+    carrier) has a range far narrower than those errors and saturates on every read.
+    ``progress(done, total, stage)``: the banks whose margins are done (stage "ADC margins"), then
+    the calibration samples run ("ADC ranges"; photoncc/progress.py)."""
     banks = {n.name: n for n in g.nodes if n.op == "Bank"}
     by_input: dict[str, list] = {}
     for n in banks.values():
         by_input.setdefault(n.inputs[0], []).append(n)
-    noise = profile["noise"]
     margin, out = {}, {}
-    for name, n in banks.items():  # one bank's weights at a time: memory stays that of the largest bank
-        weights, vmax = _weights(n, g.consts, profile), _channel_powers(n, g.consts, None)  # vmax: (G, Q, C)
-        margin[name] = ERROR_SIGMAS * np.sqrt(noise["weight_sigma"] ** 2 * (vmax ** 2).sum(axis=-1)[:, None, :, None]
-                                              + noise["rin_sigma"] ** 2 * np.einsum("grqbc,gqc->grqb", weights ** 2, vmax ** 2))
-        if calibration is None:
-            low = np.einsum("grqbc,gqc->grqb", np.minimum(weights, 0), vmax)
-            high = np.einsum("grqbc,gqc->grqb", np.maximum(weights, 0), vmax)
-            magnitude = np.maximum(np.maximum(np.abs(high), np.abs(low)), 1e-30)
-            out[name] = np.stack([low - margin[name], np.maximum(high, low + 1e-6 * magnitude) + margin[name]], axis=-1)
+    for index, (name, n) in enumerate(banks.items()):  # a block of one bank's weights at a time
+        margin[name], out[name] = _margins(n, g.consts, profile, bound=calibration is None)
+        if progress is not None:
+            progress(index + 1, len(banks), "ADC margins")
     if calibration is None:
         return out
     low = {name: np.full(g.consts[n.inputs[1]].shape[:4], np.inf) for name, n in banks.items()}
@@ -213,19 +212,39 @@ def adc_ranges(g: Graph, source: Graph, calibration: dict | None, headroom: floa
 
     def watch(name, value):
         for n in by_input.get(name, ()):
-            lo, hi = _partial_sum_extremes(n, g.consts, _weights(n, g.consts, profile), np.asarray(value))
+            lo, hi = _partial_sum_extremes(n, g.consts, _product_weights(n, g.consts, profile), np.asarray(value))
             low[n.name], high[n.name] = np.minimum(low[n.name], lo), np.maximum(high[n.name], hi)
 
-    for batch in batches(calibration, BATCH):
+    for batch, step in batches(calibration, BATCH, stage(progress, "ADC ranges")):
         for name in batch:
             watch(name, batch[name])
-        interp.run(source, batch, watch=watch)
+        interp.run(source, batch, watch=watch, progress=step)
     out = {}
     for name in banks:
         magnitude = np.maximum(np.maximum(np.abs(high[name]), np.abs(low[name])), 1e-30)
         pad = np.maximum(headroom * (high[name] - low[name]), 1e-5 * magnitude) + margin[name]  # float32 keeps lo < hi
         out[name] = np.stack([low[name] - pad, high[name] + pad], axis=-1)
     return out
+
+
+def _margins(n, consts, profile, bound: bool):
+    """Bank ``n``'s read-error margins (G, R, Q, B) of ``adc_ranges`` and, with ``bound``, its ADC
+    ranges from the bound without calibration data (else None); a block of tile rows at a time."""
+    noise = profile["noise"]
+    vmax = _channel_powers(n, consts, None)  # (G, Q, C)
+    margin = np.empty(consts[n.inputs[1]].shape[:4])
+    ranges = np.empty(margin.shape + (2,)) if bound else None
+    for rows, weights in _weight_blocks(n, consts, profile):
+        margin[:, rows] = ERROR_SIGMAS * np.sqrt(
+            noise["weight_sigma"] ** 2 * (vmax ** 2).sum(axis=-1)[:, None, :, None]
+            + noise["rin_sigma"] ** 2 * np.einsum("grqbc,gqc->grqb", weights ** 2, vmax ** 2))
+        if bound:
+            low = np.einsum("grqbc,gqc->grqb", np.minimum(weights, 0), vmax)
+            high = np.einsum("grqbc,gqc->grqb", np.maximum(weights, 0), vmax)
+            magnitude = np.maximum(np.maximum(np.abs(high), np.abs(low)), 1e-30)
+            ranges[:, rows] = np.stack([low - margin[:, rows],
+                                        np.maximum(high, low + 1e-6 * magnitude) + margin[:, rows]], axis=-1)
+    return margin, ranges
 
 
 def _channel_powers(n, consts, x):
@@ -250,14 +269,14 @@ def _channel_powers(n, consts, x):
     return v.reshape(v.shape[:-1] + (q, c))
 
 
-def _partial_sum_extremes(n, consts, tiles, x):
+def _partial_sum_extremes(n, consts, w, x):
     """min and max over samples and positions of every photodetector's partial sum per tile
-    (G, R, Q, B): one batched product per block of positions (float32: the ADC's resolution is far
-    coarser); a convolution's input is unfolded whole samples or output rows of one sample at a
-    time. A block's products (about 2^18 values, 1 MB) stay in the core's cache for the min and
-    max that read them, and memory stays bounded whatever the image and batch size."""
-    groups, r, q, b, c = tiles.shape
-    w = np.ascontiguousarray(tiles.transpose(0, 2, 4, 1, 3).reshape(groups, q, c, r * b), np.float32)
+    (G, R, Q, B), for the bank's ``_product_weights`` w: one batched product per block of positions
+    (float32: the ADC's resolution is far coarser); a convolution's input is unfolded whole samples
+    or output rows of one sample at a time. A block's products (about 2^18 values, 1 MB) stay in
+    the core's cache for the min and max that read them, and memory stays bounded whatever the
+    image and batch size."""
+    groups, r, q, b, c = consts[n.inputs[1]].shape
     low, high = np.full((groups, q, r * b), np.inf), np.full((groups, q, r * b), -np.inf)
     budget = max(1, (1 << 18) // max(1, groups * q * max(r * b, c)))  # positions per block
     conv = n.attrs.get("conv")
@@ -290,6 +309,25 @@ def _partial_sum_extremes(n, consts, tiles, x):
     return tuple(a.reshape(groups, q, r, b).transpose(0, 2, 1, 3) for a in (low, high))
 
 
-def _weights(n, consts, profile) -> np.ndarray:
-    """The ring weights (G, R, Q, B, C) the noiseless device realises, in float64."""
-    return device_weights(consts[n.inputs[1]], n.attrs, profile, np.float64)
+WEIGHT_BLOCK = 1 << 20  # ring weights decoded at once (float64 blocks of 8 MB, at least one row of tiles)
+
+
+def _weight_blocks(n, consts, profile):
+    """(slice of tile rows, the ring weights (G, r, Q, B, C) the noiseless device realises there, in
+    float64) for the blocks of bank ``n``'s tile rows: no float64 copy of a whole layer."""
+    tiles = consts[n.inputs[1]]
+    per = max(1, WEIGHT_BLOCK // max(1, tiles[:, :1].size))
+    for r0 in range(0, tiles.shape[1], per):
+        rows = slice(r0, r0 + per)
+        yield rows, device_weights(tiles[:, rows], n.attrs, profile, np.float64)
+
+
+def _product_weights(n, consts, profile) -> np.ndarray:
+    """Bank ``n``'s realised ring weights as the right operand of its partial sums, float32
+    (G, Q, C, R*B): column r*B + b is photodetector b of tile row r."""
+    groups, r, q, b, c = consts[n.inputs[1]].shape
+    w = np.empty((groups, q, c, r * b), np.float32)
+    for rows, weights in _weight_blocks(n, consts, profile):
+        w[..., rows.start * b:rows.start * b + weights.shape[1] * b] = (
+            weights.transpose(0, 2, 4, 1, 3).reshape(groups, q, c, -1))
+    return w

@@ -53,6 +53,7 @@ import copy
 import numpy as np
 
 from . import kernels
+from .data import batches
 from .errors import DeviceError, ProgramError
 from .program import Program, levels, weight_step
 
@@ -173,10 +174,11 @@ def realised(weights: np.ndarray, attrs: dict, profile: dict, rng=None) -> np.nd
 
 class Simulator:
     def __init__(self, program: Program, seed: int | None = None, noiseless: bool = False,
-                 noise_model: str = "per-read", check: str | None = None):
+                 noise_model: str = "per-read", check: str | None = None, progress=None):
         """``check``: run the program's known-answer test (``selftest``, naming ``check`` in its
         error) once the device is loaded; a noisy statistical device then shares its decoded
-        weights with the noiseless twin the test runs on instead of loading that a second time."""
+        weights with the noiseless twin the test runs on instead of loading that a second time.
+        ``progress(done, total)`` after each bank loaded (photoncc/progress.py)."""
         if noise_model not in NOISE_MODELS:
             raise ValueError(f"noise model {noise_model!r}: expected one of {', '.join(NOISE_MODELS)}")
         self.program = program
@@ -201,6 +203,8 @@ class Simulator:
         for inst in self.manifest["instructions"]:
             if inst["op"] == "Bank":
                 self._banks[inst["name"]] = self._load_bank(inst, self.rng)
+                if progress is not None:
+                    progress(len(self._banks), len(banks))
             elif inst["op"] not in KERNELS:
                 raise ProgramError(f"program instruction {inst['name']!r}: unknown op {inst['op']!r}")
         if check is not None:
@@ -407,9 +411,10 @@ class Simulator:
             part += z
 
     # ------------------------------------------------------------------ running
-    def run(self, feeds: dict, keep=()) -> dict:
+    def run(self, feeds: dict, keep=(), progress=None) -> dict:
         """One batch: ``feeds`` maps input name -> array (batch first); returns the outputs by name
-        and the values named in ``keep`` (intermediate values, for per-layer metrics)."""
+        and the values named in ``keep`` (intermediate values, for per-layer metrics).
+        ``progress(done, total)`` after each instruction (photoncc/progress.py)."""
         env = dict(self.program.tensors)
         env.update(feeds)
         env[""] = None
@@ -431,6 +436,8 @@ class Simulator:
                 for name, value in zip(inst["outputs"], result):
                     if name:
                         env[name] = value
+                if progress is not None:
+                    progress(index + 1, len(self.manifest["instructions"]))
         return {name: env[name] for name in [o["name"] for o in self.manifest["outputs"]] + list(keep)}
 
     def _in_place(self, inst: dict, args: list, index: int, fresh: set, held: set):
@@ -635,19 +642,18 @@ class Simulator:
 
     def run_batches(self, feeds: dict, batch_size: int = DEFAULT_BATCH, progress=None, keep=(),
                     keep_samples: int | None = None) -> dict:
-        """All samples of ``feeds``, ``batch_size`` at a time; ``progress(done, total)`` after each.
-        The values named in ``keep`` are returned for the first ``keep_samples`` samples (all when
-        None), kept only from the batches that hold them."""
-        total = len(next(iter(feeds.values())))
+        """All samples of ``feeds``, ``batch_size`` at a time; ``progress(done, total)`` in samples,
+        after each instruction of each batch (photoncc/progress.py). The values named in ``keep``
+        are returned for the first ``keep_samples`` samples (all when None), kept only from the
+        batches that hold them."""
         outputs = {o["name"] for o in self.manifest["outputs"]}
-        parts, kept = {}, {}
-        for start in range(0, total, batch_size):
+        parts, kept, start = {}, {}, 0
+        for batch, step in batches(feeds, batch_size, progress):
             wanted = keep if keep_samples is None or start < keep_samples else ()
-            out = self.run({k: v[start:start + batch_size] for k, v in feeds.items()}, wanted)
+            out = self.run(batch, wanted, step)
             for name, value in out.items():
                 (parts if name in outputs else kept).setdefault(name, []).append(value)
-            if progress:
-                progress(min(start + batch_size, total), total)
+            start += batch_size
 
         def joined(values):  # one batch: its arrays as they are (nothing else holds them), no copy
             return values[0] if len(values) == 1 else np.concatenate(values)

@@ -32,6 +32,7 @@ import numpy as np
 from . import __version__
 from .errors import ProgramError
 from .program import Program
+from .progress import stage
 from .reference import run_onnxruntime
 from .simulator import Simulator
 
@@ -121,24 +122,27 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
            seed: int = 0, inputs_note: str = "", program_path: str = "<in memory>", progress=None,
            noise_model: str = "per-read") -> dict:
     """Compare and decide at ``tier`` with ``limits`` (see ``thresholds``); returns the report.
-    ``noise_model`` says how the noisy tier simulates tile reads (simulator.NOISE_MODELS)."""
+    ``noise_model`` says how the noisy tier simulates tile reads (simulator.NOISE_MODELS);
+    ``progress(done, total, stage)`` reports each trial's samples, stage "trial i/n" when there
+    are several, "" when one (photoncc/progress.py)."""
     layer_names = comparable_layers(program)
     reference, reference_note = run_onnxruntime(model_path, feeds, extra_outputs=layer_names)
     noise_model = noise_model if tier == "noisy" else "per-read"  # the quantised tier reads every tile
     trials = limits.get("trials", 1) if tier == "noisy" else 1
     runs, clipped = [], {}
     for trial in range(trials):
+        step = stage(progress, f"trial {trial + 1}/{trials}" if trials > 1 else "")
         simulator = Simulator(program, seed=seed + trial, noiseless=tier != "noisy", noise_model=noise_model)
         if trial == 0:  # the known-answer test (noiseless, in this noise model) and the layers' values
             kat = known_answer(simulator, program_path)
-            run = simulator.run_batches(feeds, progress=progress, keep=layer_names, keep_samples=LAYER_SAMPLES)
+            run = simulator.run_batches(feeds, progress=step, keep=layer_names, keep_samples=LAYER_SAMPLES)
             output_names = {spec["name"] for spec in program.manifest["outputs"]}
             inner = {name: run[name][:LAYER_SAMPLES] if name in output_names else run.pop(name) for name in layer_names}
             clipped = {k: v for k, v in sorted(simulator.clipped_fraction().items()) if v > 0}
             saturated = None if simulator.statistical else {  # the statistical model draws no reads
                 k: v for k, v in sorted(simulator.adc_saturated_fraction().items()) if v > 0}
         else:
-            run = simulator.run_batches(feeds, progress=progress)
+            run = simulator.run_batches(feeds, progress=step)
         runs.append(run)
     outputs = [_judge(spec["name"], reference[spec["name"]], [r[spec["name"]] for r in runs], tier, limits)
                for spec in program.manifest["outputs"]]

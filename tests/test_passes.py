@@ -301,3 +301,32 @@ def test_golden_ir_text_of_a_tiny_mlp_after_the_whole_pipeline(tmp_path):
     device = run_pipeline(import_model(save(model, tmp_path)), Context(profile, input_range=(-1.0, 1.0)))
     with open(os.path.join(GOLDEN, "tiny_mlp.txt")) as f:
         assert ir.to_text(device) == f.read()
+
+
+@pytest.mark.parametrize("profile, calibrated", [("mrr-incoherent-8b", True), ("mrr-balanced-8b", True),
+                                                 ("mrr-incoherent-8b", False)])
+def test_passes_that_work_a_block_of_rows_at_a_time_give_the_program_of_one_block(profile, calibrated, monkeypatch,
+                                                                                  tmp_path):
+    """to_nonnegative's split, quantise_banks and the ADC calibration read a layer's weights a block
+    of rows at a time (float64 blocks, not whole layers); one row per block must give the program
+    that whole layers give, byte for byte. Uncalibrated: a Tanh MLP whose every range is known from
+    --input-range, so that the ADC ranges come from the bound instead of calibration data."""
+    from photoncc import ranges
+    from photoncc.compiler import compile_model
+    from photoncc.passes import quantise_banks, to_nonnegative as nonnegative
+
+    if calibrated:
+        args = (os.path.join(DATA, "torch_legacy_cnn.onnx"), load_profile(profile),
+                os.path.join(DATA, "torch_legacy_cnn.npz"))
+    else:
+        w1, w2 = RNG.normal(0, 1, (30, 20)).astype(np.float32), RNG.normal(0, 1, (7, 30)).astype(np.float32)
+        nodes = [helper.make_node("Gemm", ["x", "w1"], ["h"], name="fc1", transB=1),
+                 helper.make_node("Tanh", ["h"], ["t"], name="tanh"),
+                 helper.make_node("Gemm", ["t", "w2"], ["y"], name="fc2", transB=1)]
+        model = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 20])],
+                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 7])], [("w1", w1), ("w2", w2)])
+        args = (save(model, tmp_path), load_profile(profile), None, (-3.0, 3.0))
+    whole = compile_model(*args).to_bytes()
+    for module, constant in ((nonnegative, "SPLIT_BLOCK"), (quantise_banks, "BLOCK"), (ranges, "WEIGHT_BLOCK")):
+        monkeypatch.setattr(module, constant, 1)
+    assert compile_model(*args).to_bytes() == whole

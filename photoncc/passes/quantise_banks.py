@@ -33,14 +33,19 @@ from ..program import weight_step
 from ..simulator import apply_crosstalk
 from .tile_banks import tile, untile
 
+BLOCK = 1 << 20  # weights quantised at once (float64 blocks of 8 MB, at least one row of tiles)
 
-def quantise_banks(g: Graph, profile) -> Graph:
+
+def quantise_banks(g: Graph, profile, progress=None) -> Graph:
+    """The graph with its banks quantised for ``profile`` (see the module docstring);
+    ``progress(done, total)`` after each bank (photoncc/progress.py)."""
     precision = profile["precision"]
     if not any(v is not None for v in precision.values()):
         return g
     consts, types, nodes = dict(g.consts), dict(g.types), []
     signed = profile["architecture"] == "balanced"
     w_min, w_max = profile["bank"].get("weight_range", (0.0, 1.0))
+    todo, done = sum(n.op == "Bank" and "weight_bits" not in n.attrs for n in g.nodes), 0
     for n in g.nodes:
         if n.op != "Bank" or "weight_bits" in n.attrs:
             nodes.append(n)
@@ -51,24 +56,18 @@ def quantise_banks(g: Graph, profile) -> Graph:
         m, j = gain.shape[1], q * rings
         attrs = {**n.attrs, **precision}
         inputs = n.inputs
-        if precision["weight_bits"]:  # float64 arrays of the layer's size: no more alive at once than needed
+        if precision["weight_bits"]:
             bits = precision["weight_bits"]
-            t = untile(consts[tname], m, j).astype(np.float64)
-            need = np.maximum(np.maximum(t, 0).max(-1) / w_max, np.maximum(-t, 0).max(-1) / -w_min if signed else 0)
-            need = np.where(need > 0, need, 1.0)
-            t /= need[..., None]
-            gain = gain * need
-            wanted = tile(t, banks, rings)
-            del t
-            step = weight_step(bits, signed)
-            low, high = (np.ceil(w_min / step), np.floor(w_max / step)) if signed else (0, 2 ** bits - 1)
             dtype = (np.int8 if bits <= 8 else np.int16) if signed else (np.uint8 if bits <= 8 else np.uint16)
-            codes = compensate_crosstalk(wanted, profile["noise"]["crosstalk"], (w_min, w_max) if signed else (0.0, 1.0)) / step
-            np.clip(np.round(codes, out=codes), low, high, out=codes)
-            offset = _correct_bias(codes, wanted, step, gain, consts[n.inputs[4]].astype(np.float64),
-                                   attrs, profile["noise"]["crosstalk"], signed)
-            del wanted
-            consts[tname] = codes.astype(dtype)
+            tiles, alpha = consts[tname], consts[n.inputs[4]].astype(np.float64)
+            codes, offset = np.empty(tiles.shape, dtype), np.empty(gain.shape)
+            per = max(1, BLOCK // (groups * q * banks * rings))  # tile rows per block
+            for r0 in range(0, tiles.shape[1], per):  # every step is row by row: float64 a block at a time
+                rows = slice(r0 * banks, min((r0 + per) * banks, m))
+                codes[:, r0:r0 + per], offset[:, rows] = _quantise_rows(
+                    tiles[:, r0:r0 + per], gain[:, rows], alpha, j, bits, (w_min, w_max) if signed else (0.0, 1.0),
+                    attrs, profile["noise"]["crosstalk"], signed)
+            consts[tname] = codes
             oname = fresh_name(types, f"{n.name}.offset")
             consts[oname] = offset.astype(g.consts[gname].dtype)
             types[oname] = type_of(consts[oname])
@@ -77,7 +76,28 @@ def quantise_banks(g: Graph, profile) -> Graph:
             for name in (tname, gname):
                 types[name] = type_of(consts[name])
         nodes.append(n.replace(inputs=inputs, attrs=attrs))
+        done += 1
+        if progress is not None:
+            progress(done, todo)
     return prune(g.replace(nodes=tuple(nodes), consts=consts, types=types))
+
+
+def _quantise_rows(tiles, gain, alpha, j, bits, reach, attrs, crosstalk, signed):
+    """Steps 1-4 of the module docstring for a block of tile rows (G, r, Q, B, C) of a bank whose
+    matrix has j columns: (codes as float64, offsets of the block's rows); ``gain`` (G, rows), the
+    block's rows' gains, is rescaled in place (step 1)."""
+    banks, rings = tiles.shape[3:]
+    step = weight_step(bits, signed)
+    t = untile(tiles, gain.shape[1], j).astype(np.float64)
+    need = np.maximum(np.maximum(t, 0).max(-1) / reach[1], np.maximum(-t, 0).max(-1) / -reach[0] if signed else 0)
+    need = np.where(need > 0, need, 1.0)
+    t /= need[..., None]
+    gain *= need
+    wanted = tile(t, banks, rings)
+    codes = compensate_crosstalk(wanted, crosstalk, reach) / step
+    low, high = (np.ceil(reach[0] / step), np.floor(reach[1] / step)) if signed else (0, 2 ** bits - 1)
+    np.clip(np.round(codes, out=codes), low, high, out=codes)
+    return codes, _correct_bias(codes, wanted, step, gain, alpha, attrs, crosstalk, signed)
 
 
 def set_adc_ranges(g: Graph, scales: dict) -> Graph:

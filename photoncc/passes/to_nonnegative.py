@@ -35,20 +35,21 @@ import numpy as np
 from ..ir import Graph, Node, fresh_name, prune, type_of
 
 
-def to_nonnegative(g: Graph, ranges: dict) -> Graph:
+def to_nonnegative(g: Graph, ranges: dict, progress=None) -> Graph:
     def split(w, b, lo, alpha, dtype):
         t, gain, shift, carrier = split_nonnegative(w, b, lo, alpha, dtype)
         return t, gain, {"shift": float(shift), "carrier": float(carrier)}
-    return banks_from_linears(g, ranges, split)
+    return banks_from_linears(g, ranges, split, progress)
 
 
-def banks_from_linears(g: Graph, ranges: dict, split) -> Graph:
+def banks_from_linears(g: Graph, ranges: dict, split, progress=None) -> Graph:
     """Every ``Linear`` node of ``g`` replaced by a ``Bank``: ``split(W, b, lo, alpha, dtype)``, on
     the per-group matrices and column ranges of ``column_ranges``, gives the bank's ring weights
     T (G, M, J), row gains (G, M) and attributes; the bank's inputs are x, T, gain, lo, alpha.
-    Shared by the incoherent (this module) and the balanced (``to_signed``) transforms."""
+    Shared by the incoherent (this module) and the balanced (``to_signed``) transforms.
+    ``progress(done, total)`` after each layer (photoncc/progress.py)."""
     consts, types = dict(g.consts), dict(g.types)
-    nodes = []
+    nodes, done, total = [], 0, sum(n.op == "Linear" for n in g.nodes)
     for n in g.nodes:
         if n.op != "Linear":
             nodes.append(n)
@@ -65,11 +66,15 @@ def banks_from_linears(g: Graph, ranges: dict, split) -> Graph:
             types[name] = type_of(consts[name])
         attrs = {**attrs, **({"conv": conv} if conv else {})}
         nodes.append(Node("Bank", (n.inputs[0], *names), n.outputs, attrs, n.name))
+        done += 1
+        if progress is not None:
+            progress(done, total)
     return prune(g.replace(nodes=tuple(nodes), consts=consts, types=types))
 
 
 def column_ranges(n: Node, consts: dict, ranges: dict):
-    """Per group: W (G, M/G, K/G), b (G, M/G), and lo, alpha (G, K/G) per matrix column, float64.
+    """Per group: W (G, M/G, K/G), a view of the weights in their dtype, and b (G, M/G), lo and
+    alpha (G, K/G) per matrix column in float64.
 
     Column order is the im2col order (channel, kernel offsets); a padded conv's range is widened to
     include 0 (see the module docstring).
@@ -78,7 +83,7 @@ def column_ranges(n: Node, consts: dict, ranges: dict):
     lo, hi = (np.asarray(v, np.float64) for v in ranges[n.inputs[0]])
     if conv and any(conv["pads"]):
         lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
-    w = consts[n.inputs[1]].astype(np.float64)
+    w = consts[n.inputs[1]]  # in its own dtype: the splits read it in float64 a block at a time
     groups = conv["group"] if conv else 1
     taps = int(np.prod(conv["kernel_shape"])) if conv else 1
     wg = w.reshape(groups, w.shape[0] // groups, -1)
@@ -88,25 +93,35 @@ def column_ranges(n: Node, consts: dict, ranges: dict):
     return wg, bg, lo_cols, alpha_cols
 
 
+SPLIT_BLOCK = 1 << 16  # weights split at once (a block of rows, 512 KB in float64: stays in the core's cache)
+
+
 def split_nonnegative(w, b, lo, alpha, dtype=np.float64):
     """(T, gain, shift, carrier) for per-group W (G, M, K), b (G, M), lo and alpha (G, K); see the
     module docstring. T (G, M, 2K + 1) in ``dtype``, gain (G, M) and the carrier power c satisfy
     gain * T == [Wp | Wn | b_nn / c] exactly. The gain is a power of two, so W / gain is exact and
     T's weight columns are max(W / gain, 0) and max(-W / gain, 0), written straight into T.
-    """
-    k = w.shape[-1]
-    wn = np.maximum(-w, 0.0)
-    # einsum, not BLAS: its summation order does not depend on the machine or its thread count
-    b_tilde = b + np.einsum("gmk,gk->gm", w, lo) - np.einsum("gmk,gk->gm", wn, alpha)
-    shift = max(0.0, -float(b_tilde.min()))
+    Everything but the shift and the carrier is row by row, so W (any float dtype) is read a block
+    of rows at a time in float64: no float64 copy of a layer's weights, nor of Wn, is ever whole."""
+    groups, m, k = w.shape
+    t = np.empty((groups, m, 2 * k + 1), dtype)
+    gain, b_tilde = np.empty((groups, m)), np.empty((groups, m))
+    rows = max(1, SPLIT_BLOCK // max(k, 1))
+    for g in range(groups):
+        for r in range(0, m, rows):
+            block = w[g:g + 1, r:r + rows].astype(np.float64)
+            wn = np.maximum(-block, 0.0)
+            # einsum, not BLAS: its summation order does not depend on the machine or its thread count
+            b_tilde[g:g + 1, r:r + rows] = (b[g:g + 1, r:r + rows] + np.einsum("gmk,gk->gm", block, lo[g:g + 1])
+                                            - np.einsum("gmk,gk->gm", wn, alpha[g:g + 1]))
+            row_gain = gain[g:g + 1, r:r + rows] = power_of_two_ceil(np.abs(block).max(axis=-1, initial=0.0))
+            block /= row_gain[..., None]
+            np.maximum(block, 0.0, out=t[g:g + 1, r:r + rows, :k], casting="same_kind")
+            np.negative(block, out=block)
+            np.maximum(block, 0.0, out=t[g:g + 1, r:r + rows, k:2 * k], casting="same_kind")
+    shift = max(0.0, -float(b_tilde.min(initial=np.inf)))
     b_nn = np.maximum(b_tilde + shift, 0.0)  # >= 0 by construction; max() removes a rounding -0.0
-    gain = power_of_two_ceil(np.abs(w).max(axis=-1, initial=0.0))
     carrier = bias_carrier(b_nn, gain)
-    scaled = w / gain[..., None]
-    t = np.empty(w.shape[:-1] + (2 * k + 1,), dtype)
-    np.maximum(scaled, 0.0, out=t[..., :k], casting="same_kind")
-    np.negative(scaled, out=scaled)
-    np.maximum(scaled, 0.0, out=t[..., k:2 * k], casting="same_kind")
     t[..., 2 * k] = b_nn / carrier / gain
     return t, gain, shift, carrier
 

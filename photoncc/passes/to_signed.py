@@ -26,10 +26,11 @@ from ..ir import Graph
 from .to_nonnegative import banks_from_linears, bias_carrier, power_of_two_ceil
 
 
-def to_signed(g: Graph, ranges: dict, weight_range: tuple[float, float]) -> Graph:
+def to_signed(g: Graph, ranges: dict, weight_range: tuple[float, float], progress=None) -> Graph:
     w_min, w_max = weight_range
 
     def split(wg, bg, lo_cols, alpha_cols, dtype):
+        wg = wg.astype(np.float64)
         b_prime = bg + np.einsum("gmk,gk->gm", wg, lo_cols)
         need = np.maximum(np.maximum(wg, 0).max(axis=-1) / w_max, np.maximum(-wg, 0).max(axis=-1) / -w_min)
         gain = power_of_two_ceil(need)
@@ -37,4 +38,4 @@ def to_signed(g: Graph, ranges: dict, weight_range: tuple[float, float]) -> Grap
         carrier = bias_carrier(b_prime / reach, gain)
         a = np.concatenate([wg, (b_prime / carrier)[..., None]], axis=-1)
         return a / gain[..., None], gain, {"shift": 0.0, "carrier": carrier, "signed": True}
-    return banks_from_linears(g, ranges, split)
+    return banks_from_linears(g, ranges, split, progress)
