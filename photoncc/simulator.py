@@ -61,6 +61,7 @@ DEFAULT_BATCH = 64
 NOISE_MODELS = ("per-read", "statistical")
 DITHER = 0.5  # detector noise (in ADC code steps) from which rounding errors are uniform and independent
 READ_BLOCK = 1 << 20  # partial sums formed at once by a noisy or quantised bank (8 MB in float64)
+LOAD_BLOCK = 1 << 20  # ring weights decoded at once when a bank is loaded for tile reads (8 MB in float64)
 INPUT_BLOCK = 1 << 22  # optical powers formed at once by such a bank (16 MB in float32)
 NOISE_BLOCK = 1 << 20  # outputs given their statistical read noise at once (4 MB in float32)
 STREAMS = 8  # a draw of at least STREAM_PAIRS pairs of normals comes from this many random streams,
@@ -149,7 +150,8 @@ def device_weights(tiles: np.ndarray, attrs: dict, profile: dict, dtype, rng=Non
     the compiler calibrates the ADC ranges on it (``ranges.adc_ranges``). In two steps,
     ``realised(coupled_weights(...), ...)``, so that one decoding serves a device with programming
     error and its noiseless twin."""
-    return realised(coupled_weights(tiles, attrs, profile, dtype), attrs, profile, rng)
+    error = None if rng is None else programming_error(rng, tiles.shape, profile)
+    return realised(coupled_weights(tiles, attrs, profile, dtype), attrs, profile, error)
 
 
 def coupled_weights(tiles: np.ndarray, attrs: dict, profile: dict, dtype) -> np.ndarray:
@@ -160,14 +162,19 @@ def coupled_weights(tiles: np.ndarray, attrs: dict, profile: dict, dtype) -> np.
     return apply_crosstalk(weights, profile["noise"]["crosstalk"])
 
 
-def realised(weights: np.ndarray, attrs: dict, profile: dict, rng=None) -> np.ndarray:
-    """``coupled_weights`` plus, given ``rng``, each ring's programming error, clipped to the reachable
-    range: with ``rng`` a new array (``weights`` is left as it was), without it ``weights`` clipped
-    in place (when crosstalk made it a new array) or returned as it is."""
-    noise = profile["noise"]
-    if rng is not None:  # in the weights' dtype (float64 for tile reads), a new array
-        weights = weights + gaussian(rng, weights.shape, noise["weight_sigma"])
-    if noise["crosstalk"] or rng is not None:
+def programming_error(rng: np.random.Generator, shape, profile: dict) -> np.ndarray:
+    """Each ring's programming error, N(0, weight_sigma), float32; drawn once per device load."""
+    return gaussian(rng, shape, profile["noise"]["weight_sigma"])
+
+
+def realised(weights: np.ndarray, attrs: dict, profile: dict, error: np.ndarray | None = None) -> np.ndarray:
+    """``coupled_weights`` plus, given them, the rings' programming errors (``programming_error``,
+    of ``weights``' shape), clipped to the reachable range: with ``error`` a new array (``weights``
+    is left as it was), without it ``weights`` clipped in place (when crosstalk made it a new
+    array) or returned as it is."""
+    if error is not None:  # in the weights' dtype (float64 for tile reads), a new array
+        weights = weights + error
+    if profile["noise"]["crosstalk"] or error is not None:
         weights = np.clip(weights, *reach(profile, bool(attrs.get("signed"))), out=weights)
     return weights
 
@@ -225,19 +232,17 @@ class Simulator:
         # noiseless, it runs that layer unquantised (the model's rounding error is part of its noise)
         statistical = self.noise_model == "statistical" and statistical_covers(a, self.profile)
         direct = (not a.get("output_bits") and not self.dynamic_noise) or statistical
-        # the device's weights, in the model's float type for the direct form, float64 for tile reads
-        work = (tiles.dtype if tiles.dtype.kind == "f" else np.float32) if direct else np.float64
-        error = rng if noise["weight_sigma"] and not self.noiseless else None  # drawn once per load
-        coupled = coupled_weights(tiles, a, self.profile, work)
-        weights = realised(coupled, a, self.profile, error)
-        groups, r, q, b, c = weights.shape
+        # the rings' programming errors, drawn once per load (whole: the draws never depend on blocks)
+        error = programming_error(rng, tiles.shape, self.profile) if noise["weight_sigma"] and not self.noiseless else None
+        groups, r, q, b, c = tiles.shape
         m, k = gain.shape[1], lo.shape[1]
         f64 = np.float64
         bank = {"gain": gain.astype(f64), "offset": offset.astype(f64), "lo": lo.astype(f64), "alpha": alpha.astype(f64),
                 "k": k, "padded": q * c, "shift": f64(a["shift"]), "carrier": f64(a.get("carrier", 1.0)),
                 "signed": signed, "input_bits": a.get("input_bits"), "output_bits": a.get("output_bits")}
-        rows = self._rows(weights, m)
-        if direct:
+        if direct:  # the device's weights in the model's float type
+            coupled = coupled_weights(tiles, a, self.profile, tiles.dtype if tiles.dtype.kind == "f" else np.float32)
+            rows = self._rows(realised(coupled, a, self.profile, error), m)
             bank["direct"] = self._direct_form(bank, rows, a.get("conv"))
             if self._twin is not None:  # the same bank without programming error (and without noise)
                 clean = dict(bank["direct"])
@@ -249,12 +254,18 @@ class Simulator:
                 if not self.noiseless:
                     bank["direct"]["noise"] = self._read_noise(bank, rows, adc, a)
             return bank
-        # the tile reads keep only their (G, Q, C [+ 1], M) float64 weights, built in place: on a large
-        # layer (VGG-19's first Gemm: 205 M rings, 1.6 GB each) every extra copy held counts
-        del coupled, weights
+        # the tile reads keep only their (G, Q, C [+ 1], M) float64 weights, built a block of tile rows
+        # at a time: on a large layer (VGG-19's first Gemm: 205 M rings, 1.6 GB in float64) no other
+        # float64 copy of the layer is ever whole
         per_tile = np.empty((groups, q, c + (adc is not None), m))
-        kernels.threaded(np.copyto, per_tile[:, :, :c], rows.reshape(groups, m, q, c).transpose(0, 2, 3, 1))
-        del rows
+        per = max(1, LOAD_BLOCK // tiles[:, :1].size)  # tile rows per block
+        for r0 in range(0, r, per):
+            part = slice(r0, r0 + per)
+            weights = realised(coupled_weights(tiles[:, part], a, self.profile, f64), a, self.profile,
+                               None if error is None else error[:, part])
+            count = min((r0 + per) * b, m) - r0 * b  # the block's matrix rows (the last tile row is padded)
+            per_tile[:, :, :c, r0 * b:r0 * b + count] = (
+                weights.transpose(0, 2, 4, 1, 3).reshape(groups, q, c, -1)[..., :count])
         bank["per_tile"], bank["adc"] = per_tile, None  # adc per (G, Q, M): the range [lo, hi] of row m's photodetector in tile q
         if adc is None:
             return bank

@@ -706,3 +706,19 @@ def test_adc_ranges_hold_the_calibration_reads_of_every_layer(model):
     assert set(saturated) == set(layers) and max(saturated.values()) < 0.01, saturated
     sqnr = {layer["name"]: layer["sqnr_db"] for layer in program.manifest["report"]["layers"]}
     assert min(sqnr.values()) > 30, sqnr
+
+
+@pytest.mark.parametrize("profile", ["mrr-incoherent-8b", "mrr-balanced-8b"])
+def test_a_bank_loaded_a_block_of_tile_rows_at_a_time_runs_as_one_loaded_whole(profile, digits, monkeypatch):
+    """The tile reads' float64 weights (crosstalk, programming error, the ADC's map) are built a
+    block of tile rows at a time; one tile row per block must give the same noisy outputs, bit for
+    bit, with the same seed (the programming errors are drawn whole, never per block)."""
+    from photoncc import simulator
+
+    program = compile_model(DIGITS, load_profile(profile), CALIBRATION)
+    feeds = {k: v[:8] for k, v in digits[0].items()}
+    whole = Simulator(program, seed=3).run(feeds)
+    monkeypatch.setattr(simulator, "LOAD_BLOCK", 1)
+    blocked = Simulator(program, seed=3).run(feeds)
+    for name in whole:
+        np.testing.assert_array_equal(blocked[name], whole[name])
