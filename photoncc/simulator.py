@@ -198,15 +198,21 @@ class Simulator:
         self.dynamic_noise = not noiseless and (self.profile["noise"]["rin_sigma"] > 0
                                                 or self.profile["noise"]["detector_sigma"] > 0)
         self.noise_model = noise_model
-        self.statistical = []  # layers whose reads are drawn by the statistical model
         self._banks = {}
         self._last_use = {name: i for i, inst in enumerate(self.manifest["instructions"]) for name in inst["inputs"]}
         banks = [inst for inst in self.manifest["instructions"] if inst["op"] == "Bank"]
+        # the layers whose reads are drawn by the statistical model: those with an ADC whose detector
+        # noise dithers its rounding; noiseless, it runs them unquantised (its rounding error is noise)
+        self.statistical = [inst["name"] for inst in banks
+                            if noise_model == "statistical" and statistical_covers(inst["attrs"], self.profile)]
         # the banks of this device's noiseless twin (no programming error, no read noise), when the
         # known-answer test runs on it: every layer statistical and the program's answer recorded for it
         self._twin = {} if (check is not None and noise_model == "statistical" and not noiseless and banks
                             and "statistical" in self.manifest["kat"]
                             and all(statistical_covers(inst["attrs"], self.profile) for inst in banks)) else None
+        if check is not None and self._twin is None and self._kat_device() is None:
+            self.selftest(check)  # on a noiseless device of its own, loaded and freed before this one
+            check = None
         for inst in self.manifest["instructions"]:
             if inst["op"] == "Bank":
                 self._banks[inst["name"]] = self._load_bank(inst, self.rng)
@@ -228,9 +234,7 @@ class Simulator:
         name, signed = inst["name"], bool(a.get("signed"))
         self._check_bank(name, tiles, gain, alpha, adc, a, signed)
         noise = self.profile["noise"]
-        # the statistical model covers a layer with an ADC whose detector noise dithers its rounding;
-        # noiseless, it runs that layer unquantised (the model's rounding error is part of its noise)
-        statistical = self.noise_model == "statistical" and statistical_covers(a, self.profile)
+        statistical = name in self.statistical
         direct = (not a.get("output_bits") and not self.dynamic_noise) or statistical
         # the rings' programming errors, drawn once per load (whole: the draws never depend on blocks)
         error = programming_error(rng, tiles.shape, self.profile) if noise["weight_sigma"] and not self.noiseless else None
@@ -249,10 +253,8 @@ class Simulator:
                 if error is not None:
                     clean = self._direct_form(bank, self._rows(realised(coupled, a, self.profile), m), a.get("conv"))
                 self._twin[name] = {**bank, "direct": clean}
-            if statistical:
-                self.statistical.append(name)
-                if not self.noiseless:
-                    bank["direct"]["noise"] = self._read_noise(bank, rows, adc, a)
+            if statistical and not self.noiseless:
+                bank["direct"]["noise"] = self._read_noise(bank, rows, adc, a)
             return bank
         # the tile reads keep only their (G, Q, C [+ 1], M) float64 weights, built a block of tile rows
         # at a time: on a large layer (VGG-19's first Gemm: 205 M rings, 1.6 GB in float64) no other
@@ -679,6 +681,27 @@ class Simulator:
     def clipped_fraction(self) -> dict:
         return {name: c / n for name, (c, n) in self.clipped.items() if n}
 
+    def _kat_key(self) -> str:
+        """The known answers this device is checked against: its own noise model's ("statistical"
+        when it has statistical layers and the program records them, else "outputs", per read)."""
+        return "statistical" if self.statistical and "statistical" in self.manifest["kat"] else "outputs"
+
+    def _kat_device(self):
+        """The device the known-answer test runs on: this one, when it is noiseless and of the
+        answers' form; its noiseless twin, loaded with it (``check``); else None: a noiseless
+        device of its own."""
+        noise = self.profile["noise"]
+        quiet = self.noiseless or not (noise["weight_sigma"] or noise["rin_sigma"] or noise["detector_sigma"])
+        statistical = self._kat_key() == "statistical"
+        if quiet and statistical == bool(self.statistical):
+            return self
+        if self._twin and statistical:
+            device = copy.copy(self)
+            device.noiseless, device.dynamic_noise, device._banks = True, False, self._twin
+            device.clipped, device.saturated = {}, {}
+            return device
+        return None
+
     def selftest(self, where: str = "<program>") -> None:
         """Run the program's known-answer test, noiseless, in this simulator's noise model; a mismatch
         means the program no longer computes what was compiled (edited weights) or the simulator
@@ -689,21 +712,11 @@ class Simulator:
         photoncc) is checked per read."""
         kat = self.manifest["kat"]
         t = self.program.tensors
-        key = "statistical" if self.statistical and "statistical" in kat else "outputs"
-        model = "statistical" if key == "statistical" else "per-read"
+        key = self._kat_key()
         layers = kat.get(KAT_LAYERS[key], {})  # the final optical layers' values
         expected = {**kat[key], **layers}
-        noise = self.profile["noise"]
-        quiet = self.noiseless or not (noise["weight_sigma"] or noise["rin_sigma"] or noise["detector_sigma"])
-        same_form = (model == "statistical") == bool(self.statistical)
-        if quiet and same_form:
-            device = self
-        elif self._twin and model == "statistical":  # loaded with this device (``check``)
-            device = copy.copy(self)
-            device.noiseless, device.dynamic_noise, device._banks = True, False, self._twin
-            device.clipped, device.saturated = {}, {}
-        else:
-            device = Simulator(self.program, noiseless=True, noise_model=model)
+        device = self._kat_device() or Simulator(self.program, noiseless=True,
+                                                 noise_model="statistical" if key == "statistical" else "per-read")
         out = device.run({name: t[ref] for name, ref in kat["inputs"].items()}, keep=list(layers))
         device.clipped, device.saturated = {}, {}
         for name, ref in expected.items():

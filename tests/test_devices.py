@@ -722,3 +722,17 @@ def test_a_bank_loaded_a_block_of_tile_rows_at_a_time_runs_as_one_loaded_whole(p
     blocked = Simulator(program, seed=3).run(feeds)
     for name in whole:
         np.testing.assert_array_equal(blocked[name], whole[name])
+
+
+def test_a_noisy_per_read_device_runs_its_known_answer_test_before_it_loads(monkeypatch):
+    """The known-answer test of a noisy per-read device needs a noiseless device of its own; it is
+    loaded, run and freed before the noisy one is loaded, so that the two never hold their tile
+    weights at once (VGG-19: 2.3 GB each)."""
+    program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
+    loads = []
+    original = Simulator._load_bank
+    monkeypatch.setattr(Simulator, "_load_bank",
+                        lambda self, inst, rng: loads.append(self.noiseless) or original(self, inst, rng))
+    Simulator(program, seed=0, check="digits.pcc")
+    banks = sum(i["op"] == "Bank" for i in program.instructions)
+    assert loads == [True] * banks + [False] * banks
