@@ -42,7 +42,7 @@ ADC's step), in chunks of positions to bound memory.
 
 The *statistical* noise model (``noise_model="statistical"``, opt-in) runs a noisy layer with an
 ADC in its direct form too and adds one Gaussian per output with the variance its tile reads add
-up to (``_read_noise``): much faster, but it does not model ADC saturation; noiseless, it runs those
+up to (``_read_noise_rows``): much faster, but it does not model ADC saturation; noiseless, it runs those
 layers unquantised (its rounding error is part of that noise). Electronic ops run in
 the model's dtype. Nothing loops in Python over samples, pixels or rings.
 """
@@ -244,17 +244,33 @@ class Simulator:
         bank = {"gain": gain.astype(f64), "offset": offset.astype(f64), "lo": lo.astype(f64), "alpha": alpha.astype(f64),
                 "k": k, "padded": q * c, "shift": f64(a["shift"]), "carrier": f64(a.get("carrier", 1.0)),
                 "signed": signed, "input_bits": a.get("input_bits"), "output_bits": a.get("output_bits")}
-        if direct:  # the device's weights in the model's float type
-            coupled = coupled_weights(tiles, a, self.profile, tiles.dtype if tiles.dtype.kind == "f" else np.float32)
-            rows = self._rows(realised(coupled, a, self.profile, error), m)
-            bank["direct"] = self._direct_form(bank, rows, a.get("conv"))
-            if self._twin is not None:  # the same bank without programming error (and without noise)
-                clean = dict(bank["direct"])
-                if error is not None:
-                    clean = self._direct_form(bank, self._rows(realised(coupled, a, self.profile), m), a.get("conv"))
-                self._twin[name] = {**bank, "direct": clean}
-            if statistical and not self.noiseless:
-                bank["direct"]["noise"] = self._read_noise(bank, rows, adc, a)
+        if direct:  # the device's weights in the model's float type, a block of tile rows at a time
+            dtype = tiles.dtype if tiles.dtype.kind == "f" else np.float32
+            own_twin = self._twin is not None and error is not None  # else the twin shares the form
+            noisy = statistical and not self.noiseless
+            weight, const = np.empty((groups, m, k), dtype), np.empty((groups, m))
+            clean = (np.empty_like(weight), np.empty_like(const)) if own_twin else (weight, const)
+            if noisy:
+                read_noise = {"var": np.empty((groups, m)), "gain": bank["gain"], "rin_u": None, "rin_c": None}
+                width = (adc[..., 1] - adc[..., 0]).astype(f64).transpose(0, 1, 3, 2).reshape(groups, r * b, q)
+            per = max(1, LOAD_BLOCK // tiles[:, :1].size)  # tile rows per block
+            for r0 in range(0, r, per):
+                part = slice(r0 * b, min((r0 + per) * b, m))  # the block's matrix rows
+                count = part.stop - part.start
+                coupled = coupled_weights(tiles[:, r0:r0 + per], a, self.profile, dtype)
+                rows = self._rows(realised(coupled, a, self.profile, None if error is None else error[:, r0:r0 + per]),
+                                  count)
+                weight[:, part], const[:, part] = self._direct_rows(bank, rows, part)
+                if own_twin:  # the same bank without programming error (and without noise)
+                    clean[0][:, part], clean[1][:, part] = self._direct_rows(
+                        bank, self._rows(realised(coupled, a, self.profile), count), part)
+                if noisy:
+                    self._read_noise_rows(read_noise, bank, rows, part, width[:, part], a)
+            bank["direct"] = self._direct_form(bank, weight, const, a.get("conv"))
+            if self._twin is not None:
+                self._twin[name] = {**bank, "direct": self._direct_form(bank, *clean, a.get("conv"))}
+            if noisy:
+                bank["direct"]["noise"] = read_noise
             return bank
         # the tile reads keep only their (G, Q, C [+ 1], M) float64 weights, built a block of tile rows
         # at a time: on a large layer (VGG-19's first Gemm: 205 M rings, 1.6 GB in float64) no other
@@ -318,7 +334,21 @@ class Simulator:
             raise DeviceError(f"layer {name!r}: every ADC needs an input range [lo, hi] with lo < hi")
 
     @staticmethod
-    def _direct_form(bank: dict, rows: np.ndarray, conv) -> dict:
+    def _direct_rows(bank: dict, rows: np.ndarray, part: slice):
+        """The direct form of matrix rows ``part`` (a slice of M) from their ``rows`` (G, rows, Q*C)
+        in the model's float type: the signed weights g (T_u - T_c) (G, rows, K) and the constants
+        (G, rows) of ``_direct_form``."""
+        gain, offset, k = bank["gain"][:, part], bank["offset"][:, part], bank["k"]
+        width = k if bank["signed"] else 2 * k
+        signed = rows[:, :, :k] if bank["signed"] else rows[:, :, :k] - rows[:, :, k:2 * k]   # (G, rows, K)
+        const = gain * rows[:, :, width].astype(np.float64) * bank["carrier"] - bank["shift"] + offset
+        if not bank["signed"]:
+            const += gain * _rowdot(rows[:, :, k:2 * k], bank["alpha"])
+        const -= gain * _rowdot(signed, bank["lo"])
+        return signed * gain[..., None].astype(rows.dtype), const
+
+    @staticmethod
+    def _direct_form(bank: dict, weight: np.ndarray, const: np.ndarray, conv) -> dict:
         """The same layer as one signed matrix product, for reads that are neither quantised nor noisy.
 
         Without an ADC or per-read noise the photodetected sums are only ever added, so
@@ -328,35 +358,31 @@ class Simulator:
         computed with the device's weights (codes, crosstalk, programming error), and free of the
         large offset T_c alpha that the physical sum carries, so the model's float32 keeps it to
         rounding (T_u - T_c is exact: one of the two is zero; the constants are float64 sums).
-        ``rows`` is (G, M, Q*C) in the model's float type.
+        ``weight`` (G, M, K) and ``const`` (G, M) come from ``_direct_rows``, a block of rows at a time.
         """
-        gain, k = bank["gain"], bank["k"]
-        groups, m = gain.shape
-        width = k if bank["signed"] else 2 * k
-        signed = rows[:, :, :k] if bank["signed"] else rows[:, :, :k] - rows[:, :, k:2 * k]   # (G, M, K)
-        const = gain * rows[:, :, width].astype(np.float64) * bank["carrier"] - bank["shift"] + bank["offset"]
-        if not bank["signed"]:
-            const += gain * _rowdot(rows[:, :, k:2 * k], bank["alpha"])
-        const -= gain * _rowdot(signed, bank["lo"])
-        weight = (signed * gain[..., None].astype(rows.dtype)).reshape(groups * m, k)     # (M, K) per group
+        groups, m, k = weight.shape
         taps = int(np.prod(conv["kernel_shape"])) if conv else 1
         lo = bank["lo"].reshape(groups, -1, taps)[..., 0].reshape(-1)                      # per input channel
         alpha = bank["alpha"].reshape(groups, -1, taps)[..., 0].reshape(-1)
+        weight = weight.reshape(groups * m, k)                                              # (M, K) per group
         if conv:
             weight = weight.reshape((groups * m, k // taps) + tuple(conv["kernel_shape"]))
-        dtype = rows.dtype
-        return {"weight": np.ascontiguousarray(weight), "bias": const.reshape(-1).astype(dtype),
-                "lo": lo.astype(dtype), "alpha": alpha.astype(dtype)}
+        dtype = weight.dtype
+        return {"weight": weight, "bias": const.reshape(-1).astype(dtype), "lo": lo.astype(dtype),
+                "alpha": alpha.astype(dtype)}
 
-    def _read_noise(self, bank: dict, rows: np.ndarray, adc: np.ndarray, attrs: dict) -> dict:
-        """The statistical noise model's constants: what every tile read adds, drawn once per output.
+    def _read_noise_rows(self, noise: dict, bank: dict, rows: np.ndarray, part: slice, width: np.ndarray,
+                         attrs: dict) -> None:
+        """The statistical noise model's constants for matrix rows ``part``, written into ``noise``:
+        what every tile read adds, drawn once per output.
 
         Per read (row m, tile q) the device adds detector noise N(0, (det w_q)^2) (w_q: the width of
-        that photodetector's ADC range) and rounds to one of top + 1 levels, a step of w_q / top.
-        With detector noise of at least DITHER steps the rounding error is (to a few parts in a
-        thousand) uniform and independent of the signal, of variance (w_q / top)^2 / 12; RIN makes
-        each channel's power v_j (1 + N(0, rin^2)), adding sum_j T_mj^2 v_j^2 rin^2. Summed over a
-        row's tiles (independent reads), each output gets one Gaussian of variance
+        that photodetector's ADC range, ``width`` (G, rows, Q)) and rounds to one of top + 1 levels,
+        a step of w_q / top. With detector noise of at least DITHER steps the rounding error is (to
+        a few parts in a thousand) uniform and independent of the signal, of variance
+        (w_q / top)^2 / 12; RIN makes each channel's power v_j (1 + N(0, rin^2)), adding
+        sum_j T_mj^2 v_j^2 rin^2. Summed over a row's tiles (independent reads), each output gets
+        one Gaussian of variance
 
             var_m = sum_q (w_q / top)^2 ((det top)^2 + 1/12) + rin^2 (sum_j T_mj^2 E[v_j^2] + t_b^2 c^2)
 
@@ -364,30 +390,32 @@ class Simulator:
         and each input channel's mean over the feature map for a convolution (the variance is exact
         on average over positions; how it varies from one position to the next is not modelled).
         Not modelled: ADC saturation of a read (the per-read model clips it) and the correlation of
-        RIN between the rows a channel feeds. Returns the input-independent variance ``var`` (G, M)
-        and the RIN weights ``rin_u``, ``rin_c`` (G, M, channels) for E[u^2] and E[(alpha - u)^2].
+        RIN between the rows a channel feeds. ``noise`` holds the input-independent variance
+        ``var`` (G, M) and the RIN weights ``rin_u``, ``rin_c`` (G, M, channels) for E[u^2] and
+        E[(alpha - u)^2] (allocated at the first block).
         """
-        noise, top = self.profile["noise"], levels(attrs["output_bits"])
-        det, rin = noise["detector_sigma"], noise["rin_sigma"]
-        groups, m = bank["gain"].shape
-        _, r, q, b, _ = adc.shape
-        width = (adc[..., 1] - adc[..., 0]).astype(np.float64).transpose(0, 1, 3, 2).reshape(groups, r * b, q)[:, :m]
-        var = ((width / top) ** 2).sum(axis=-1) * ((det * top) ** 2 + 1.0 / 12.0)
+        top = levels(attrs["output_bits"])
+        det, rin = self.profile["noise"]["detector_sigma"], self.profile["noise"]["rin_sigma"]
+        groups, count = rows.shape[:2]
         k = bank["k"]
         conv = attrs.get("conv")
         taps = int(np.prod(conv["kernel_shape"])) if conv else 1
         carrier = k if bank["signed"] else 2 * k                          # the bias carrier's channel
+        var = ((width / top) ** 2).sum(axis=-1) * ((det * top) ** 2 + 1.0 / 12.0)
         var += rin ** 2 * rows[:, :, carrier].astype(np.float64) ** 2 * bank["carrier"] ** 2
+        noise["var"][:, part] = var
 
         def per_channel(t):  # sum over a channel's taps of T^2, in float32 (enough for a variance), no copy
-            t = t.reshape(groups, m, k // taps, taps)
+            t = t.reshape(groups, count, k // taps, taps)
             return rin ** 2 * np.einsum("gmct,gmct->gmc", t, t).astype(np.float64)
-        return {"var": var, "rin_u": per_channel(rows[:, :, :k]),
-                "rin_c": None if bank["signed"] else per_channel(rows[:, :, k:2 * k]),
-                "gain": bank["gain"]}
+        for key, channels in (("rin_u", rows[:, :, :k]), ("rin_c", None if bank["signed"] else rows[:, :, k:2 * k])):
+            if channels is not None:
+                if noise[key] is None:
+                    noise[key] = np.empty((groups, bank["gain"].shape[1], k // taps))
+                noise[key][:, part] = per_channel(channels)
 
     def _add_read_noise(self, y: np.ndarray, u: np.ndarray, d: dict, conv) -> None:
-        """Add the statistical model's noise (``_read_noise``) to a bank's outputs ``y``, in place;
+        """Add the statistical model's noise (``_read_noise_rows``) to a bank's outputs ``y``, in place;
         ``u`` holds the modulated inputs x' (channel-last for a convolution). A convolution's channel
         moments come from sums over the feature map without a copy (E[u] in float64, E[u^2] summed in
         float32: a few parts in a million, enough for a variance); the noise is drawn a block of

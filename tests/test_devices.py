@@ -708,18 +708,22 @@ def test_adc_ranges_hold_the_calibration_reads_of_every_layer(model):
     assert min(sqnr.values()) > 30, sqnr
 
 
-@pytest.mark.parametrize("profile", ["mrr-incoherent-8b", "mrr-balanced-8b"])
-def test_a_bank_loaded_a_block_of_tile_rows_at_a_time_runs_as_one_loaded_whole(profile, digits, monkeypatch):
-    """The tile reads' float64 weights (crosstalk, programming error, the ADC's map) are built a
-    block of tile rows at a time; one tile row per block must give the same noisy outputs, bit for
-    bit, with the same seed (the programming errors are drawn whole, never per block)."""
+@pytest.mark.parametrize("profile", ["ideal", "mrr-incoherent-8b", "mrr-balanced-8b"])
+@pytest.mark.parametrize("noise_model", ["per-read", "statistical"])
+def test_a_bank_loaded_a_block_of_tile_rows_at_a_time_runs_as_one_loaded_whole(profile, noise_model, digits,
+                                                                               monkeypatch):
+    """A bank's weights are loaded a block of tile rows at a time: the tile reads' float64 weights
+    (crosstalk, programming error, the ADC's map), or the direct form with the statistical model's
+    read-noise constants and the self-test's noiseless twin. One tile row per block must give the
+    same outputs, bit for bit, with the same seed (the programming errors are drawn whole, never
+    per block), and the same known-answer test."""
     from photoncc import simulator
 
     program = compile_model(DIGITS, load_profile(profile), CALIBRATION)
     feeds = {k: v[:8] for k, v in digits[0].items()}
-    whole = Simulator(program, seed=3).run(feeds)
+    whole = Simulator(program, seed=3, noise_model=noise_model, check="digits.pcc").run(feeds)
     monkeypatch.setattr(simulator, "LOAD_BLOCK", 1)
-    blocked = Simulator(program, seed=3).run(feeds)
+    blocked = Simulator(program, seed=3, noise_model=noise_model, check="digits.pcc").run(feeds)
     for name in whole:
         np.testing.assert_array_equal(blocked[name], whole[name])
 
