@@ -23,5 +23,9 @@ class ProgramError(UserError):
     """A device program that is corrupted, truncated or of an unknown format version."""
 
 
+class KnownAnswerError(ProgramError):
+    """A program's known-answer test failed: it no longer computes what was compiled."""
+
+
 class DeviceError(UserError):
     """The program asks the device for something it cannot do (a negative weight on an incoherent bank)."""

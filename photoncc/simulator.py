@@ -54,7 +54,7 @@ import numpy as np
 
 from . import kernels
 from .data import batches
-from .errors import DeviceError, ProgramError
+from .errors import DeviceError, KnownAnswerError, ProgramError
 from .program import Program, levels, weight_step
 
 DEFAULT_BATCH = 64
@@ -751,12 +751,12 @@ class Simulator:
             want, got = t[ref], out[name]
             what = f"{'layer value' if name in layers else 'output'} {name!r}"
             if want.shape != got.shape:
-                raise ProgramError(f"{where}: known-answer test failed: {what} has shape {got.shape}")
+                raise KnownAnswerError(f"{where}: known-answer test failed: {what} has shape {got.shape}")
             if want.dtype.kind == "f":
                 scale = max(float(np.ptp(want)), float(np.abs(want).max()), 1e-30)
                 err = float(np.abs(got.astype(np.float64) - want).max()) / scale
                 if not err <= kat["rtol"]:
-                    raise ProgramError(f"{where}: known-answer test failed: {what} differs by "
+                    raise KnownAnswerError(f"{where}: known-answer test failed: {what} differs by "
                                        f"{err:.3g} of its range (allowed {kat['rtol']})")
             elif not np.array_equal(want, got):
-                raise ProgramError(f"{where}: known-answer test failed: {what} differs")
+                raise KnownAnswerError(f"{where}: known-answer test failed: {what} differs")

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import __version__
-from .errors import ProgramError
+from .errors import KnownAnswerError
 from .program import Program
 from .progress import stage
 from .reference import run_onnxruntime
@@ -132,9 +132,9 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
     runs, clipped = [], {}
     for trial in range(trials):
         step = stage(progress, f"trial {trial + 1}/{trials}" if trials > 1 else "")
-        simulator = Simulator(program, seed=seed + trial, noiseless=tier != "noisy", noise_model=noise_model)
+        device = {"seed": seed + trial, "noiseless": tier != "noisy", "noise_model": noise_model}
         if trial == 0:  # the known-answer test (noiseless, in this noise model) and the layers' values
-            kat = known_answer(simulator, program_path)
+            simulator, kat = known_answer(program, program_path, device)
             run = simulator.run_batches(feeds, progress=step, keep=layer_names, keep_samples=LAYER_SAMPLES)
             output_names = {spec["name"] for spec in program.manifest["outputs"]}
             inner = {name: run[name][:LAYER_SAMPLES] if name in output_names else run.pop(name) for name in layer_names}
@@ -142,6 +142,7 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
             saturated = None if simulator.statistical else {  # the statistical model draws no reads
                 k: v for k, v in sorted(simulator.adc_saturated_fraction().items()) if v > 0}
         else:
+            simulator = Simulator(program, **device)
             run = simulator.run_batches(feeds, progress=step)
         runs.append(run)
     outputs = [_judge(spec["name"], reference[spec["name"]], [r[spec["name"]] for r in runs], tier, limits)
@@ -173,14 +174,16 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
     }
 
 
-def known_answer(simulator: Simulator, program_path: str) -> str:
-    """The known-answer test of ``simulator``'s program, noiseless, in its noise model (run before
-    the simulator runs anything: it resets the clipping counts)."""
+def known_answer(program: Program, program_path: str, device: dict) -> tuple[Simulator, str]:
+    """A ``Simulator(program, **device)`` and the verdict of the program's known-answer test in its
+    noise model, noiseless: "passed" or "failed: <what differs>". The test runs as the device loads
+    (``check``): when it needs a noiseless device of its own, that one is loaded and freed first,
+    never beside the noisy one. A failed test is a verdict, not an error: the device is then
+    loaded without it."""
     try:
-        simulator.selftest(program_path)
-        return "passed"
-    except ProgramError as e:  # the program no longer computes what was compiled: a failed check
-        return f"failed: {str(e).split('known-answer test failed: ', 1)[-1]}"
+        return Simulator(program, check=program_path, **device), "passed"
+    except KnownAnswerError as e:  # the program no longer computes what was compiled
+        return Simulator(program, **device), f"failed: {str(e).split('known-answer test failed: ', 1)[-1]}"
 
 
 def comparable_layers(program: Program) -> list[str]:

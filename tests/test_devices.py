@@ -740,3 +740,24 @@ def test_a_noisy_per_read_device_runs_its_known_answer_test_before_it_loads(monk
     Simulator(program, seed=0, check="digits.pcc")
     banks = sum(i["op"] == "Bank" for i in program.instructions)
     assert loads == [True] * banks + [False] * banks
+
+
+def test_verify_runs_the_known_answer_test_before_its_first_noisy_device_loads(monkeypatch):
+    """verify's first trial takes its device from ``known_answer``: the test's noiseless device is
+    loaded and freed first; a failed test is a verdict, and the device still comes back."""
+    from photoncc.verify import known_answer
+
+    program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
+    loads = []
+    original = Simulator._load_bank
+    monkeypatch.setattr(Simulator, "_load_bank",
+                        lambda self, inst, rng: loads.append(self.noiseless) or original(self, inst, rng))
+    device = {"seed": 0, "noiseless": False, "noise_model": "per-read"}
+    simulator, verdict = known_answer(program, "digits.pcc", device)
+    banks = sum(i["op"] == "Bank" for i in program.instructions)
+    assert verdict == "passed" and not simulator.noiseless
+    assert loads == [True] * banks + [False] * banks
+    bank = [i for i in program.instructions if i["op"] == "Bank"][-1]
+    changed = program.with_tensor(bank["inputs"][6], program.tensors[bank["inputs"][6]] + np.float32(1.0))
+    simulator, verdict = known_answer(changed, "changed.pcc", device)
+    assert verdict.startswith("failed: ") and "differs" in verdict and not simulator.noiseless
