@@ -310,6 +310,16 @@ def row_blocks(samples: int, rows: int, per_row: int, budget: int) -> list[tuple
             for i in range(0, samples, step[0]) for r in range(0, rows, step[1])]
 
 
+def tile_row_blocks(tiles: np.ndarray, m: int, budget: int) -> list[tuple[slice, slice]]:
+    """(tile rows, matrix rows) slices that cover a bank's tiles (G, R, Q, B, C) a block of whole
+    tile rows at a time, about ``budget`` rings each (at least one tile row): tile rows r0..r1
+    hold matrix rows r0 B .. min(r1 B, m), the last tile row's padding excluded."""
+    banks = tiles.shape[3]
+    per = max(1, budget // max(1, tiles[:, :1].size))
+    return [(slice(r0, r0 + per), slice(r0 * banks, min((r0 + per) * banks, m)))
+            for r0 in range(0, tiles.shape[1], per)]
+
+
 def threaded(fn, out, source, axis: int | None = None) -> None:
     """``fn(out, source)``, a function that writes ``out`` from ``source`` position by position
     (``np.copyto``, or a chain of elementwise ops), split over ``THREADS`` threads along ``axis``

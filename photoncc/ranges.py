@@ -316,9 +316,7 @@ def _weight_blocks(n, consts, profile):
     """(slice of tile rows, the ring weights (G, r, Q, B, C) the noiseless device realises there, in
     float64) for the blocks of bank ``n``'s tile rows: no float64 copy of a whole layer."""
     tiles = consts[n.inputs[1]]
-    per = max(1, WEIGHT_BLOCK // max(1, tiles[:, :1].size))
-    for r0 in range(0, tiles.shape[1], per):
-        rows = slice(r0, r0 + per)
+    for rows, _ in kernels.tile_row_blocks(tiles, tiles.shape[1] * tiles.shape[3], WEIGHT_BLOCK):
         yield rows, device_weights(tiles[:, rows], n.attrs, profile, np.float64)
 
 

@@ -61,7 +61,7 @@ DEFAULT_BATCH = 64
 NOISE_MODELS = ("per-read", "statistical")
 DITHER = 0.5  # detector noise (in ADC code steps) from which rounding errors are uniform and independent
 READ_BLOCK = 1 << 20  # partial sums formed at once by a noisy or quantised bank (8 MB in float64)
-LOAD_BLOCK = 1 << 20  # ring weights decoded at once when a bank is loaded for tile reads (8 MB in float64)
+LOAD_BLOCK = 1 << 20  # ring weights decoded at once when a bank is loaded (8 MB in float64)
 INPUT_BLOCK = 1 << 22  # optical powers formed at once by such a bank (16 MB in float32)
 NOISE_BLOCK = 1 << 20  # outputs given their statistical read noise at once (4 MB in float32)
 STREAMS = 8  # a draw of at least STREAM_PAIRS pairs of normals comes from this many random streams,
@@ -253,13 +253,10 @@ class Simulator:
             if noisy:
                 read_noise = {"var": np.empty((groups, m)), "gain": bank["gain"], "rin_u": None, "rin_c": None}
                 width = (adc[..., 1] - adc[..., 0]).astype(f64).transpose(0, 1, 3, 2).reshape(groups, r * b, q)
-            per = max(1, LOAD_BLOCK // tiles[:, :1].size)  # tile rows per block
-            for r0 in range(0, r, per):
-                part = slice(r0 * b, min((r0 + per) * b, m))  # the block's matrix rows
+            for block, part in kernels.tile_row_blocks(tiles, m, LOAD_BLOCK):  # part: the block's matrix rows
                 count = part.stop - part.start
-                coupled = coupled_weights(tiles[:, r0:r0 + per], a, self.profile, dtype)
-                rows = self._rows(realised(coupled, a, self.profile, None if error is None else error[:, r0:r0 + per]),
-                                  count)
+                coupled = coupled_weights(tiles[:, block], a, self.profile, dtype)
+                rows = self._rows(realised(coupled, a, self.profile, None if error is None else error[:, block]), count)
                 weight[:, part], const[:, part] = self._direct_rows(bank, rows, part)
                 if own_twin:  # the same bank without programming error (and without noise)
                     clean[0][:, part], clean[1][:, part] = self._direct_rows(
@@ -276,14 +273,11 @@ class Simulator:
         # at a time: on a large layer (VGG-19's first Gemm: 205 M rings, 1.6 GB in float64) no other
         # float64 copy of the layer is ever whole
         per_tile = np.empty((groups, q, c + (adc is not None), m))
-        per = max(1, LOAD_BLOCK // tiles[:, :1].size)  # tile rows per block
-        for r0 in range(0, r, per):
-            part = slice(r0, r0 + per)
-            weights = realised(coupled_weights(tiles[:, part], a, self.profile, f64), a, self.profile,
-                               None if error is None else error[:, part])
-            count = min((r0 + per) * b, m) - r0 * b  # the block's matrix rows (the last tile row is padded)
-            per_tile[:, :, :c, r0 * b:r0 * b + count] = (
-                weights.transpose(0, 2, 4, 1, 3).reshape(groups, q, c, -1)[..., :count])
+        for block, part in kernels.tile_row_blocks(tiles, m, LOAD_BLOCK):  # part: the block's matrix rows
+            weights = realised(coupled_weights(tiles[:, block], a, self.profile, f64), a, self.profile,
+                               None if error is None else error[:, block])
+            per_tile[:, :, :c, part] = (
+                weights.transpose(0, 2, 4, 1, 3).reshape(groups, q, c, -1)[..., :part.stop - part.start])
         bank["per_tile"], bank["adc"] = per_tile, None  # adc per (G, Q, M): the range [lo, hi] of row m's photodetector in tile q
         if adc is None:
             return bank

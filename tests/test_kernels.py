@@ -134,6 +134,22 @@ def test_row_blocks_cover_the_output_once_in_contiguous_blocks(samples, rows, pe
         assert taken[0] * taken[1] * per_row <= budget or taken == (1, 1)
 
 
+@given(groups=st.integers(1, 3), m=st.integers(1, 40), banks=st.integers(1, 6), q=st.integers(1, 4),
+       rings=st.integers(1, 5), budget=st.integers(1, 400))
+def test_tile_row_blocks_cover_every_tile_row_and_matrix_row_once(groups, m, banks, q, rings, budget):
+    """Whole tile rows, in order, each once; each block's matrix rows are its tile rows' (the last
+    tile row's padding left out); no block over the budget unless it is a single tile row."""
+    r = -(-m // banks)
+    tiles = np.zeros((groups, r, q, banks, rings), np.uint8)
+    blocks = K.tile_row_blocks(tiles, m, budget)
+    assert [t for block, _ in blocks for t in range(r)[block]] == list(range(r))
+    assert [row for _, part in blocks for row in range(m)[part]] == list(range(m))
+    for block, part in blocks:
+        held = range(r)[block]
+        assert (part.start, part.stop) == (held[0] * banks, min((held[-1] + 1) * banks, m))
+        assert len(held) * tiles[:, :1].size <= budget or len(held) == 1
+
+
 @pytest.mark.parametrize("shape", [(7, 5, 3), (1, 2, 9), (1, 1, 4), (2, 1, 1)])
 def test_threaded_copy_of_a_strided_source(shape, monkeypatch):
     """Split along the first axis with room for every thread (or not at all): the same values."""

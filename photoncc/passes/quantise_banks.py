@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..ir import Graph, fresh_name, prune, type_of
 from ..program import weight_step
 from ..simulator import apply_crosstalk
@@ -52,7 +53,7 @@ def quantise_banks(g: Graph, profile, progress=None) -> Graph:
             continue
         tname, gname = n.inputs[1], n.inputs[2]
         gain = consts[gname].astype(np.float64)
-        groups, _, q, banks, rings = consts[tname].shape
+        q, rings = consts[tname].shape[2], consts[tname].shape[4]
         m, j = gain.shape[1], q * rings
         attrs = {**n.attrs, **precision}
         inputs = n.inputs
@@ -61,11 +62,9 @@ def quantise_banks(g: Graph, profile, progress=None) -> Graph:
             dtype = (np.int8 if bits <= 8 else np.int16) if signed else (np.uint8 if bits <= 8 else np.uint16)
             tiles, alpha = consts[tname], consts[n.inputs[4]].astype(np.float64)
             codes, offset = np.empty(tiles.shape, dtype), np.empty(gain.shape)
-            per = max(1, BLOCK // (groups * q * banks * rings))  # tile rows per block
-            for r0 in range(0, tiles.shape[1], per):  # every step is row by row: float64 a block at a time
-                rows = slice(r0 * banks, min((r0 + per) * banks, m))
-                codes[:, r0:r0 + per], offset[:, rows] = _quantise_rows(
-                    tiles[:, r0:r0 + per], gain[:, rows], alpha, j, bits, (w_min, w_max) if signed else (0.0, 1.0),
+            for block, rows in kernels.tile_row_blocks(tiles, m, BLOCK):  # every step is row by row
+                codes[:, block], offset[:, rows] = _quantise_rows(
+                    tiles[:, block], gain[:, rows], alpha, j, bits, (w_min, w_max) if signed else (0.0, 1.0),
                     attrs, profile["noise"]["crosstalk"], signed)
             consts[tname] = codes
             oname = fresh_name(types, f"{n.name}.offset")
