@@ -44,3 +44,19 @@ def test_target_verdicts_follow_the_whole_process_ratio_with_the_in_process_one_
     in_process = "within" if ideal[0] <= 2 else "over"
     assert f"in-process beside it: {ideal[0]:.3f} s vs 1.000 s ({ideal[0]:.1f}x, {in_process} 2x)" in simulate
     assert f"({compile_[0]:.2f}x, {'within' if compile_[0] <= 1 else 'over'} 1x)" in compile_line
+
+
+def test_photoncc_is_compiled_to_bytecode_before_the_measurements(bench, monkeypatch, tmp_path):
+    """As pip compiles an installed package: every module of photoncc gets its bytecode file."""
+    import importlib.util as util
+    import shutil
+    import sys
+
+    import photoncc
+    copy = tmp_path / "photoncc"
+    shutil.copytree(Path(photoncc.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(photoncc, "__file__", str(copy / "__init__.py"))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    bench.compile_bytecode()
+    modules = sorted(copy.rglob("*.py"))
+    assert modules and all(Path(util.cache_from_source(str(m))).is_file() for m in modules)
