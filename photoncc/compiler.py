@@ -81,7 +81,8 @@ PIPELINE: tuple[tuple[str, Callable[[Graph, Context], Graph], frozenset], ...] =
     ("fold_affine", lambda g, ctx: fold_affine(g), frozenset({"Linear"})),
     ("map_activations", lambda g, ctx: map_activations(g, ctx.profile["activation"]), frozenset({"Linear"})),
     ("to_banks", _to_banks, frozenset({"Bank"})),
-    ("tile_banks", lambda g, ctx: tile_banks(g, ctx.profile.banks, ctx.profile.rings), frozenset({"Bank"})),
+    ("tile_banks", lambda g, ctx: tile_banks(g, ctx.profile.banks, ctx.profile.rings, stage(ctx.progress, "tiling")),
+     frozenset({"Bank"})),
     ("quantise_banks", lambda g, ctx: quantise_banks(g, ctx.profile, stage(ctx.progress, "quantising weights")),
      frozenset({"Bank"})),
     ("adc_ranges", _adc_ranges, frozenset({"Bank"})),  # a pass of its own: the float weights are gone by then

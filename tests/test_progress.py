@@ -37,8 +37,8 @@ def assert_counts_up_to_the_total(calls, stage=""):
 
 
 @pytest.mark.parametrize("profile, expected", [
-    ("ideal", ["input ranges", "bank form", "loading the device", "known-answer test"]),
-    ("mrr-incoherent-8b", ["input ranges", "bank form", "quantising weights", "ADC margins", "ADC ranges",
+    ("ideal", ["input ranges", "bank form", "tiling", "loading the device", "known-answer test"]),
+    ("mrr-incoherent-8b", ["input ranges", "bank form", "tiling", "quantising weights", "ADC margins", "ADC ranges",
                            "loading the device", "known-answer test", "loading the device (statistical model)",
                            "known-answer test (statistical model)"]),
 ])
@@ -52,7 +52,7 @@ def test_compile_reports_each_long_stage_in_order_each_ending_at_its_total(profi
     banks = sum(i["op"] == "Bank" for i in program.instructions)
     samples = len(next(iter(load_calibration(CALIBRATION, import_model(CNN)).values())))
     totals = {stage: seen[-1][1] for stage, seen in found.items()}
-    assert totals["bank form"] == totals["loading the device"] == banks
+    assert totals["bank form"] == totals["tiling"] == totals["loading the device"] == banks
     assert totals["input ranges"] == samples  # calibration samples
     assert totals["known-answer test"] == len(program.instructions)
     if "ADC ranges" in totals:

@@ -19,15 +19,19 @@ import numpy as np
 from ..ir import Graph, prune, type_of
 
 
-def tile_banks(g: Graph, banks: int, rings: int) -> Graph:
+def tile_banks(g: Graph, banks: int, rings: int, progress=None) -> Graph:
+    """Every bank's T cut into tiles of ``banks`` x ``rings``; ``progress(done, total)`` after each
+    bank (photoncc/progress.py)."""
     consts, types = dict(g.consts), dict(g.types)
-    for n in g.nodes:
-        if n.op == "Bank":
-            name = n.inputs[1]
-            rows, cols = n.inputs[2], n.inputs[3]  # gain (G, M) and lo (G, K) give the true sizes
-            m, k = consts[rows].shape[1], consts[cols].shape[1]
-            consts[name] = tile(untile(consts[name], m, 2 * k + 1), banks, rings)
-            types[name] = type_of(consts[name])
+    todo = [n for n in g.nodes if n.op == "Bank"]
+    for done, n in enumerate(todo, 1):
+        name = n.inputs[1]
+        rows, cols = n.inputs[2], n.inputs[3]  # gain (G, M) and lo (G, K) give the true sizes
+        m, k = consts[rows].shape[1], consts[cols].shape[1]
+        consts[name] = tile(untile(consts[name], m, 2 * k + 1), banks, rings)
+        types[name] = type_of(consts[name])
+        if progress is not None:
+            progress(done, len(todo))
     return prune(g.replace(consts=consts, types=types))
 
 
