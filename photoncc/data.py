@@ -147,4 +147,5 @@ def batches(feeds: dict, size: int, progress=None):
     (``progress.within``; None without ``progress``)."""
     count = len(next(iter(feeds.values())))
     for start in range(0, count, size):
-        yield {k: v[start:start + size] for k, v in feeds.items()}, within(progress, start, min(size, count - start), count)
+        batch = {k: v[start:start + size] for k, v in feeds.items()}
+        yield batch, within(progress, start, min(size, count - start), count)

@@ -250,8 +250,12 @@ class Simulator:
             noisy = statistical and not self.noiseless
             weight, const = np.empty((groups, m, k), dtype), np.empty((groups, m))
             clean = (np.empty_like(weight), np.empty_like(const)) if own_twin else (weight, const)
-            if noisy:
-                read_noise = {"var": np.empty((groups, m)), "gain": bank["gain"], "rin_u": None, "rin_c": None}
+            if noisy:  # the read-noise constants of _read_noise_rows, per row and input channel
+                conv = a.get("conv")
+                channels = k // (int(np.prod(conv["kernel_shape"])) if conv else 1)
+                read_noise = {"var": np.empty((groups, m)), "gain": bank["gain"],
+                              "rin_u": np.empty((groups, m, channels)),
+                              "rin_c": None if signed else np.empty((groups, m, channels))}
                 width = (adc[..., 1] - adc[..., 0]).astype(f64).transpose(0, 1, 3, 2).reshape(groups, r * b, q)
             for block, part in kernels.tile_row_blocks(tiles, m, LOAD_BLOCK):  # part: the block's matrix rows
                 count = part.stop - part.start
@@ -385,8 +389,8 @@ class Simulator:
         on average over positions; how it varies from one position to the next is not modelled).
         Not modelled: ADC saturation of a read (the per-read model clips it) and the correlation of
         RIN between the rows a channel feeds. ``noise`` holds the input-independent variance
-        ``var`` (G, M) and the RIN weights ``rin_u``, ``rin_c`` (G, M, channels) for E[u^2] and
-        E[(alpha - u)^2] (allocated at the first block).
+        ``var`` (G, M) and the RIN weights ``rin_u``, ``rin_c`` (G, M, channels; ``rin_c`` None on
+        a signed bank) for E[u^2] and E[(alpha - u)^2].
         """
         top = levels(attrs["output_bits"])
         det, rin = self.profile["noise"]["detector_sigma"], self.profile["noise"]["rin_sigma"]
@@ -402,11 +406,9 @@ class Simulator:
         def per_channel(t):  # sum over a channel's taps of T^2, in float32 (enough for a variance), no copy
             t = t.reshape(groups, count, k // taps, taps)
             return rin ** 2 * np.einsum("gmct,gmct->gmc", t, t).astype(np.float64)
-        for key, channels in (("rin_u", rows[:, :, :k]), ("rin_c", None if bank["signed"] else rows[:, :, k:2 * k])):
-            if channels is not None:
-                if noise[key] is None:
-                    noise[key] = np.empty((groups, bank["gain"].shape[1], k // taps))
-                noise[key][:, part] = per_channel(channels)
+        noise["rin_u"][:, part] = per_channel(rows[:, :, :k])
+        if not bank["signed"]:
+            noise["rin_c"][:, part] = per_channel(rows[:, :, k:2 * k])
 
     def _add_read_noise(self, y: np.ndarray, u: np.ndarray, d: dict, conv) -> None:
         """Add the statistical model's noise (``_read_noise_rows``) to a bank's outputs ``y``, in place;

@@ -145,6 +145,7 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
             simulator = Simulator(program, **device)
             run = simulator.run_batches(feeds, progress=step)
         runs.append(run)
+        del simulator  # before the next trial's device is loaded
     outputs = [_judge(spec["name"], reference[spec["name"]], [r[spec["name"]] for r in runs], tier, limits)
                for spec in program.manifest["outputs"]]
     layers = [_layer_metrics(name, reference[name][:LAYER_SAMPLES], inner[name])

@@ -303,19 +303,28 @@ def test_golden_ir_text_of_a_tiny_mlp_after_the_whole_pipeline(tmp_path):
         assert ir.to_text(device) == f.read()
 
 
-@pytest.mark.parametrize("profile, calibrated", [("mrr-incoherent-8b", True), ("mrr-balanced-8b", True),
-                                                 ("mrr-incoherent-8b", False)])
-def test_passes_that_work_a_block_of_rows_at_a_time_give_the_program_of_one_block(profile, calibrated, monkeypatch,
+@pytest.mark.parametrize("profile, model", [("mrr-incoherent-8b", "cnn"), ("mrr-balanced-8b", "cnn"),
+                                            ("mrr-incoherent-8b", "depthwise"), ("mrr-incoherent-8b", "tanh")])
+def test_passes_that_work_a_block_of_rows_at_a_time_give_the_program_of_one_block(profile, model, monkeypatch,
                                                                                   tmp_path):
     """to_nonnegative's split, quantise_banks and the ADC calibration read a layer's weights a block
-    of rows at a time (float64 blocks, not whole layers); one row per block must give the program
-    that whole layers give, byte for byte. Uncalibrated: a Tanh MLP whose every range is known from
-    --input-range, so that the ADC ranges come from the bound instead of calibration data."""
+    of rows at a time (float64 blocks of whole groups or rows, not whole layers); one row per block
+    must give the program that whole layers give, byte for byte. A depthwise convolution has a
+    group per channel; the Tanh MLP's every range is known from --input-range, so that its ADC
+    ranges come from the bound instead of calibration data."""
     from photoncc import ranges
     from photoncc.compiler import compile_model
     from photoncc.passes import quantise_banks, to_nonnegative as nonnegative
 
-    if calibrated:
+    if model == "depthwise":
+        c = 6
+        w = RNG.normal(0, 0.5, (c, 1, 3, 3)).astype(np.float32)
+        nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="dw", group=c, pads=[1, 1, 1, 1])]
+        dw = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c, 5, 5])],
+                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", c, 5, 5])], [("w", w)])
+        args = (save(dw, tmp_path), load_profile(profile),
+                {"x": RNG.normal(0, 1, (4, c, 5, 5)).astype(np.float32)})
+    elif model == "cnn":
         args = (os.path.join(DATA, "torch_legacy_cnn.onnx"), load_profile(profile),
                 os.path.join(DATA, "torch_legacy_cnn.npz"))
     else:
@@ -323,9 +332,9 @@ def test_passes_that_work_a_block_of_rows_at_a_time_give_the_program_of_one_bloc
         nodes = [helper.make_node("Gemm", ["x", "w1"], ["h"], name="fc1", transB=1),
                  helper.make_node("Tanh", ["h"], ["t"], name="tanh"),
                  helper.make_node("Gemm", ["t", "w2"], ["y"], name="fc2", transB=1)]
-        model = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 20])],
-                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 7])], [("w1", w1), ("w2", w2)])
-        args = (save(model, tmp_path), load_profile(profile), None, (-3.0, 3.0))
+        tanh = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 20])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 7])], [("w1", w1), ("w2", w2)])
+        args = (save(tanh, tmp_path), load_profile(profile), None, (-3.0, 3.0))
     whole = compile_model(*args).to_bytes()
     for module, constant in ((nonnegative, "SPLIT_BLOCK"), (quantise_banks, "BLOCK"), (ranges, "WEIGHT_BLOCK")):
         monkeypatch.setattr(module, constant, 1)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..ir import Graph, Node, fresh_name, prune, type_of
 
 
@@ -93,7 +94,7 @@ def column_ranges(n: Node, consts: dict, ranges: dict):
     return wg, bg, lo_cols, alpha_cols
 
 
-SPLIT_BLOCK = 1 << 16  # weights split at once (a block of rows, 512 KB in float64: stays in the core's cache)
+SPLIT_BLOCK = 1 << 16  # weights split at once (whole groups or rows of one, 512 KB in float64: stays in cache)
 
 
 def split_nonnegative(w, b, lo, alpha, dtype=np.float64):
@@ -106,19 +107,17 @@ def split_nonnegative(w, b, lo, alpha, dtype=np.float64):
     groups, m, k = w.shape
     t = np.empty((groups, m, 2 * k + 1), dtype)
     gain, b_tilde = np.empty((groups, m)), np.empty((groups, m))
-    rows = max(1, SPLIT_BLOCK // max(k, 1))
-    for g in range(groups):
-        for r in range(0, m, rows):
-            block = w[g:g + 1, r:r + rows].astype(np.float64)
-            wn = np.maximum(-block, 0.0)
-            # einsum, not BLAS: its summation order does not depend on the machine or its thread count
-            b_tilde[g:g + 1, r:r + rows] = (b[g:g + 1, r:r + rows] + np.einsum("gmk,gk->gm", block, lo[g:g + 1])
-                                            - np.einsum("gmk,gk->gm", wn, alpha[g:g + 1]))
-            row_gain = gain[g:g + 1, r:r + rows] = power_of_two_ceil(np.abs(block).max(axis=-1, initial=0.0))
-            block /= row_gain[..., None]
-            np.maximum(block, 0.0, out=t[g:g + 1, r:r + rows, :k], casting="same_kind")
-            np.negative(block, out=block)
-            np.maximum(block, 0.0, out=t[g:g + 1, r:r + rows, k:2 * k], casting="same_kind")
+    for gs, rs in kernels.row_blocks(groups, m, k, SPLIT_BLOCK):  # whole groups, or rows of one group
+        block = w[gs, rs].astype(np.float64)
+        wn = np.maximum(-block, 0.0)
+        # einsum, not BLAS: its summation order does not depend on the machine or its thread count
+        b_tilde[gs, rs] = (b[gs, rs] + np.einsum("gmk,gk->gm", block, lo[gs])
+                           - np.einsum("gmk,gk->gm", wn, alpha[gs]))
+        row_gain = gain[gs, rs] = power_of_two_ceil(np.abs(block).max(axis=-1, initial=0.0))
+        block /= row_gain[..., None]
+        np.maximum(block, 0.0, out=t[gs, rs, :k], casting="same_kind")
+        np.negative(block, out=block)
+        np.maximum(block, 0.0, out=t[gs, rs, k:2 * k], casting="same_kind")
     shift = max(0.0, -float(b_tilde.min(initial=np.inf)))
     b_nn = np.maximum(b_tilde + shift, 0.0)  # >= 0 by construction; max() removes a rounding -0.0
     carrier = bias_carrier(b_nn, gain)
