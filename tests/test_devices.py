@@ -761,3 +761,29 @@ def test_verify_runs_the_known_answer_test_before_its_first_noisy_device_loads(m
     changed = program.with_tensor(bank["inputs"][6], program.tensors[bank["inputs"][6]] + np.float32(1.0))
     simulator, verdict = known_answer(changed, "changed.pcc", device)
     assert verdict.startswith("failed: ") and "differs" in verdict and not simulator.noiseless
+
+
+def test_verify_frees_each_trials_device_before_it_loads_the_next(digits, monkeypatch):
+    """A noisy verify runs several trials, each on a device of its own seed: no two noisy devices
+    (their tile weights) are ever held at once."""
+    import gc
+    import weakref
+
+    from photoncc.verify import thresholds, verify
+
+    program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
+    noisy, most = weakref.WeakSet(), []
+    original = Simulator._load_bank
+
+    def load(self, inst, rng):
+        if not self.noiseless:
+            noisy.add(self)
+            gc.collect()
+            most.append(len(noisy))
+        return original(self, inst, rng)
+    monkeypatch.setattr(Simulator, "_load_bank", load)
+    limits = {**thresholds(program.manifest["profile"], "noisy", program), "trials": 3}
+    feeds = {k: v[:16] for k, v in digits[0].items()}
+    report = verify(program, DIGITS, feeds, tier="noisy", limits=limits)
+    assert report["trials"] == 3 and report["known_answer_test"] == "passed"
+    assert most and max(most) == 1
