@@ -271,14 +271,20 @@ def _channel_powers(n, consts, x):
 
 def _partial_sum_extremes(n, consts, w, x):
     """min and max over samples and positions of every photodetector's partial sum per tile
-    (G, R, Q, B), for the bank's ``_product_weights`` w: one batched product per block of positions
+    (G, R, Q, B), for the bank's ``_product_weights`` w: batched products over blocks of positions
     (float32: the ADC's resolution is far coarser); a convolution's input is unfolded whole samples
-    or output rows of one sample at a time. A block's products (about 2^18 values, 1 MB) stay in
-    the core's cache for the min and max that read them, and memory stays bounded whatever the
-    image and batch size."""
+    or output rows of one sample at a time. A block's channel powers (p, G, Q, C) are formed at
+    once (at most PRODUCT_BLOCK values), its products a span of tiles at a time, position-major
+    (p, G, span, R*B) and again at most PRODUCT_BLOCK values, so that they stay in the core's cache
+    for the min and max that read them. Position-major, each (g, q) product is a strided BLAS
+    matrix on both sides and the min and max over positions are elementwise over contiguous rows
+    (reducing a middle axis was 2-4x slower). Memory stays bounded whatever the image and batch."""
     groups, r, q, b, c = consts[n.inputs[1]].shape
     low, high = np.full((groups, q, r * b), np.inf), np.full((groups, q, r * b), -np.inf)
-    budget = max(1, (1 << 18) // max(1, groups * q * max(r * b, c)))  # positions per block
+    # positions per block; r * b * c: each (g, q) product (p x C times C x R*B) stays below the size
+    # from which OpenBLAS shares a product over its own threads (M N K = 2^18): the blocks are
+    # already shared over the cores here, and two such calls at once ran 2x slower than one
+    budget = max(1, PRODUCT_BLOCK // max(1, groups * q * c, groups * r * b, r * b * c))
     conv = n.attrs.get("conv")
     if conv:  # (N, *out, C, *k): blocks of whole samples, or of output rows of one sample
         cols = kernels.unfold(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
@@ -293,14 +299,18 @@ def _partial_sum_extremes(n, consts, w, x):
         lo, hi = np.full((groups, q, r * b), np.inf, np.float32), np.full((groups, q, r * b), -np.inf, np.float32)
         buffer = np.empty(0, np.float32)
         for block in share:
-            v = _channel_powers(n, consts, block.reshape(-1, groups * consts[n.inputs[3]].shape[1]))
-            vt = np.ascontiguousarray(v.transpose(1, 2, 0, 3))  # (G, Q, p, C)
-            size = groups * q * vt.shape[2] * r * b
-            if buffer.size < size:
-                buffer = np.empty(size, np.float32)
-            partial = np.matmul(vt, w, out=buffer[:size].reshape(groups, q, vt.shape[2], r * b))  # (G, Q, p, R*B)
-            np.minimum(lo, partial.min(axis=2), out=lo)
-            np.maximum(hi, partial.max(axis=2), out=hi)
+            v = _channel_powers(n, consts, block.reshape(-1, groups * consts[n.inputs[3]].shape[1]))  # (p, G, Q, C)
+            span = max(1, PRODUCT_BLOCK // (len(v) * groups * r * b))  # tiles per product
+            for t in range(0, q, span):
+                tiles = slice(t, t + span)
+                part = v[:, :, tiles]
+                size = part.size // c * r * b
+                if buffer.size < size:
+                    buffer = np.empty(size, np.float32)
+                partial = buffer[:size].reshape(part.shape[:3] + (r * b,))  # (p, G, span, R*B)
+                np.matmul(part.transpose(1, 2, 0, 3), w[:, tiles], out=partial.transpose(1, 2, 0, 3))
+                np.minimum(lo[:, tiles], partial.min(axis=0), out=lo[:, tiles])
+                np.maximum(hi[:, tiles], partial.max(axis=0), out=hi[:, tiles])
         return lo, hi
 
     # the blocks, views of x (or of its unfolded view), dealt round-robin to the cores
@@ -309,6 +319,7 @@ def _partial_sum_extremes(n, consts, w, x):
     return tuple(a.reshape(groups, q, r, b).transpose(0, 2, 1, 3) for a in (low, high))
 
 
+PRODUCT_BLOCK = 1 << 18  # partial sums (and channel powers) formed at once for the ADC ranges (1 MB)
 WEIGHT_BLOCK = 1 << 20  # ring weights decoded at once (float64 blocks of 8 MB, at least one row of tiles)
 
 

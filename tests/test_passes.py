@@ -336,6 +336,57 @@ def test_passes_that_work_a_block_of_rows_at_a_time_give_the_program_of_one_bloc
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 7])], [("w1", w1), ("w2", w2)])
         args = (save(tanh, tmp_path), load_profile(profile), None, (-3.0, 3.0))
     whole = compile_model(*args).to_bytes()
-    for module, constant in ((nonnegative, "SPLIT_BLOCK"), (quantise_banks, "BLOCK"), (ranges, "WEIGHT_BLOCK")):
+    for module, constant in ((nonnegative, "SPLIT_BLOCK"), (quantise_banks, "BLOCK"), (ranges, "WEIGHT_BLOCK"),
+                             (ranges, "PRODUCT_BLOCK")):
         monkeypatch.setattr(module, constant, 1)
     assert compile_model(*args).to_bytes() == whole
+
+
+@pytest.mark.parametrize("block", [1, 3000, None])
+@pytest.mark.parametrize("model", ["cnn", "depthwise"])
+def test_adc_calibration_finds_the_extremes_of_every_tile_read(model, block, monkeypatch, tmp_path):
+    """The ADC calibration's min and max of every photodetector's partial sum per tile, over all
+    positions of a layer's inputs, formed in blocks of positions and spans of tiles: equal to the
+    extremes of the partial sums written out by definition (v_p . w_(g,q,:,m) for every position
+    p, float64 here, float32 products there), and bit for bit the same for any block size (one
+    value per block, 3000, the default)."""
+    from photoncc import kernels, ranges
+    from photoncc.compiler import load_calibration
+
+    profile = load_profile("mrr-incoherent-8b")
+    if model == "cnn":
+        path, calibration = os.path.join(DATA, "torch_legacy_cnn.onnx"), os.path.join(DATA, "torch_legacy_cnn.npz")
+        g = import_model(path)
+        feeds = load_calibration(calibration, g)
+    else:
+        c = 6
+        nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="dw", group=c, pads=[1, 1, 1, 1], strides=[2, 1])]
+        dw = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c, 9, 7])],
+                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", c, 5, 7])],
+                        [("w", RNG.normal(0, 0.5, (c, 1, 3, 3)).astype(np.float32))])
+        g = import_model(save(dw, tmp_path))
+        feeds = {"x": RNG.normal(0, 1, (4, c, 9, 7)).astype(np.float32)}
+    device = run_pipeline(g, Context(profile, calibration=feeds), until="quantise_banks")
+    banks = [n for n in device.nodes if n.op == "Bank"]
+    assert banks
+    for n in banks:
+        groups, r, q, b, c = device.consts[n.inputs[1]].shape
+        lo = device.consts[n.inputs[3]]
+        conv = n.attrs.get("conv")
+        shape = (5, groups * lo.shape[1], 9, 7) if conv else (40, groups * lo.shape[1])
+        x = RNG.uniform(-1.0, 3.0, shape).astype(np.float32)  # some inputs outside [lo, hi]: clipped
+        w = ranges._product_weights(n, device.consts, profile)
+        cols = (kernels.unfold(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
+                if conv else x)
+        v = ranges._channel_powers(n, device.consts, cols.reshape(-1, groups * lo.shape[1]))  # (P, G, Q, C)
+        reads = np.einsum("pgqc,gqcm->pgqm", v.astype(np.float64), w.astype(np.float64))
+        expected = [a.reshape(groups, q, r, b).transpose(0, 2, 1, 3) for a in (reads.min(axis=0), reads.max(axis=0))]
+        if block is not None:
+            monkeypatch.setattr(ranges, "PRODUCT_BLOCK", block)
+        low, high = ranges._partial_sum_extremes(n, device.consts, w, x)
+        scale = np.abs(reads).max()
+        np.testing.assert_allclose(low, expected[0], rtol=1e-5, atol=1e-6 * scale)
+        np.testing.assert_allclose(high, expected[1], rtol=1e-5, atol=1e-6 * scale)
+        monkeypatch.undo()
+        assert block is None or [a.tobytes() for a in ranges._partial_sum_extremes(n, device.consts, w, x)] == \
+            [low.tobytes(), high.tobytes()]
