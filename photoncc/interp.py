@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from . import kernels
-from .ir import Graph, type_of
+from .ir import Graph, dead_after, type_of
 from .program import weight_step
 
 OPS: dict[str, Callable] = {}
@@ -37,11 +37,13 @@ def run(g: Graph, feeds: dict, watch: Callable[[str, np.ndarray], None] | None =
 
     ``watch(name, value)`` is called for every value a node produces, in order; ``ops`` maps op
     names to their functions (``OPS``; ``infer_types`` replaces the matrix products);
-    ``progress(done, total)`` after each node (see photoncc/progress.py).
+    ``progress(done, total)`` after each node (see photoncc/progress.py). A value is dropped after
+    the last node that reads it (``ir.dead_after``), so memory holds the live values, not all of them.
     """
     env = dict(g.consts)
     env.update(feeds)
     env[""] = None
+    dead = dead_after([(n.inputs, n.outputs) for n in g.nodes], set(g.outputs))
     with np.errstate(all="ignore"):
         for index, n in enumerate(g.nodes):
             args = [env[i] for i in n.inputs]
@@ -53,6 +55,9 @@ def run(g: Graph, feeds: dict, watch: Callable[[str, np.ndarray], None] | None =
                     env[name] = value
                     if watch is not None:
                         watch(name, value)
+            del args, result
+            for name in dead[index]:
+                del env[name]
             if progress is not None:
                 progress(index + 1, len(g.nodes))
     return {o: env[o] for o in g.outputs}

@@ -55,6 +55,7 @@ import numpy as np
 from . import kernels
 from .data import batches
 from .errors import DeviceError, KnownAnswerError, ProgramError
+from .ir import dead_after
 from .program import Program, levels, weight_step
 
 DEFAULT_BATCH = 64
@@ -457,6 +458,7 @@ class Simulator:
         env[""] = None
         held = {o["name"] for o in self.manifest["outputs"]} | set(keep)
         fresh = set()  # values in memory of their own that no other live value shares
+        dead = dead_after([(inst["inputs"], inst["outputs"]) for inst in self.manifest["instructions"]], held)
         with np.errstate(all="ignore"):
             for index, inst in enumerate(self.manifest["instructions"]):
                 args = [env[i] for i in inst["inputs"]]
@@ -473,6 +475,10 @@ class Simulator:
                 for name, value in zip(inst["outputs"], result):
                     if name:
                         env[name] = value
+                del args, result
+                for name in dead[index]:  # no later instruction reads it: its memory can go
+                    del env[name]
+                    fresh.discard(name)
                 if progress is not None:
                     progress(index + 1, len(self.manifest["instructions"]))
         return {name: env[name] for name in [o["name"] for o in self.manifest["outputs"]] + list(keep)}
