@@ -100,23 +100,6 @@ def prune(g: Graph) -> Graph:
     return g.replace(nodes=tuple(kept), consts=consts, types=types)
 
 
-def dead_after(steps, keep) -> list[list[str]]:
-    """Per step of a straight-line program (``steps``: its (inputs, outputs) name lists in order),
-    the values not in ``keep`` that no later step reads: its inputs read for the last time and
-    its outputs that nothing reads. An evaluator drops them after that step, so that memory holds
-    the live values, not every value of the run."""
-    last = {}
-    for index, (inputs, outputs) in enumerate(steps):
-        for name in list(inputs) + list(outputs):
-            if name:
-                last[name] = index
-    dead = [[] for _ in steps]
-    for name, index in last.items():
-        if name not in keep:
-            dead[index].append(name)
-    return dead
-
-
 def check(g: Graph) -> None:
     """Invariants every graph keeps after every pass; a failure is a compiler bug."""
     defined = set(g.inputs) | set(g.consts)

@@ -236,6 +236,23 @@ def levels(bits: int) -> int:
     return 2 ** bits - 1
 
 
+def dead_after(steps, keep) -> list[list[str]]:
+    """Per step of a straight-line program (``steps``: the (inputs, outputs) name lists of a
+    program's instructions or a graph's nodes, in order), the values not in ``keep`` that no later
+    step reads: its inputs read for the last time and its outputs that nothing reads. An evaluator
+    drops them after that step, so that memory holds the live values, not every value of the run."""
+    last = {}
+    for index, (inputs, outputs) in enumerate(steps):
+        for name in list(inputs) + list(outputs):
+            if name:
+                last[name] = index
+    dead = [[] for _ in steps]
+    for name, index in last.items():
+        if name not in keep:
+            dead[index].append(name)
+    return dead
+
+
 def write_atomic(path: str | Path, data) -> None:
     """Write ``data`` (bytes, or a function that writes to an open binary file) to ``path``
     through a temporary file in the same folder, then rename: never a half-written ``path``."""

@@ -55,8 +55,7 @@ import numpy as np
 from . import kernels
 from .data import batches
 from .errors import DeviceError, KnownAnswerError, ProgramError
-from .ir import dead_after
-from .program import Program, levels, weight_step
+from .program import Program, dead_after, levels, weight_step
 
 DEFAULT_BATCH = 64
 NOISE_MODELS = ("per-read", "statistical")

@@ -816,3 +816,16 @@ def test_the_simulator_holds_only_the_values_a_later_instruction_reads(tmp_path)
         tracemalloc.stop()
     assert len(held) == 9 and max(held[1:]) <= 2.5 * value, [h / value for h in held]
     np.testing.assert_allclose(out["v8"], run_onnxruntime(str(path), {"x": x})[0]["v8"], rtol=0, atol=1e-5)
+
+
+def test_the_simulator_imports_nothing_of_the_compiler():
+    """The simulator is an independent account of the device (docs/design.md): importing it loads
+    none of the compiler's modules (the IR, the interpreter, the passes, the importer)."""
+    import subprocess
+    import sys
+
+    code = "import sys, photoncc.simulator; print(' '.join(sorted(m for m in sys.modules if m.startswith('photoncc'))))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    assert "photoncc.simulator" in loaded
+    assert loaded <= {"photoncc", "photoncc.simulator", "photoncc.program", "photoncc.kernels", "photoncc.errors",
+                      "photoncc.data", "photoncc.progress"}, loaded
