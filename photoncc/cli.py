@@ -74,6 +74,24 @@ def _say(message: str) -> None:
     click.echo(message, err=True)
 
 
+WARN_LAYERS = 5  # layers named per kind of warning; the rest are counted on one line
+
+
+def _warn_layers(fractions: dict, what: str, short: str) -> None:
+    """One warning per layer with a nonzero share (``fractions``: layer -> share) of its ``what``,
+    worst first, for at most WARN_LAYERS layers; one more line counts the others (with ``short``
+    things) and gives the range of their shares."""
+    hit = sorted(((fraction, layer) for layer, fraction in fractions.items() if fraction > 0),
+                 key=lambda item: (-item[0], item[1]))
+    for fraction, layer in hit[:WARN_LAYERS]:
+        _say(f"photoncc: warning: layer {layer!r}: {_percent(fraction)} of its {what}; "
+             "compile with calibration data that covers your inputs")
+    rest = hit[WARN_LAYERS:]
+    if rest:
+        shares = _percent(rest[0][0]) if len(rest) == 1 else f"{_percent(rest[-1][0])} to {_percent(rest[0][0])}"
+        _say(f"photoncc: warning: {len(rest)} more layer(s) with {short}: {shares} each")
+
+
 class Progress:
     """A progress bar on stderr, shown only on a terminal and only once the work has run 2 s.
 
@@ -206,14 +224,9 @@ def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_s
     with Progress("simulate") as progress:
         outputs = simulator.run_batches(feeds, batch_size, progress)
     _write_npz(output, outputs)
-    for layer, fraction in sorted(simulator.clipped_fraction().items()):
-        if fraction > 0:
-            _say(f"photoncc: warning: layer {layer!r}: {_percent(fraction)} of its inputs were outside the "
-                 "calibrated range and clipped; compile with calibration data that covers your inputs")
-    for layer, fraction in sorted(simulator.adc_saturated_fraction().items()):
-        if fraction > 0:
-            _say(f"photoncc: warning: layer {layer!r}: {_percent(fraction)} of its ADC reads were outside "
-                 "their calibrated ranges and saturated; compile with calibration data that covers your inputs")
+    _warn_layers(simulator.clipped_fraction(), "inputs were outside the calibrated range and clipped", "clipped inputs")
+    _warn_layers(simulator.adc_saturated_fraction(), "ADC reads were outside their calibrated ranges and saturated",
+                 "saturated ADC reads")
     count = len(next(iter(feeds.values())))
     _say(f"photoncc: simulated {count} sample(s) -> {output}")
 

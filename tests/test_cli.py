@@ -312,6 +312,35 @@ def test_simulate_warns_of_clipped_inputs_with_a_nonzero_share(capsys, cnn, tmp_
     assert any(abs(s - 100 / x.size) <= 0.01 * 100 / x.size for s in shares)  # the first layer: 1 value of all
 
 
+def test_simulate_names_the_five_worst_layers_and_counts_the_rest(capsys, tmp_path):
+    """8 Gemm layers, each on its own model input, and inputs of which layer i gets (i + 1) x 5 %
+    far above its calibrated range: the warnings name the 5 layers with the largest shares, worst
+    first, and one more line counts the other 3 with the range of their shares, so that a deep
+    network's simulate does not print a line per layer."""
+    from helpers import make_model, save, vinfo
+    from onnx import helper as oh
+
+    rng = np.random.default_rng(4)
+    nodes = [oh.make_node("Gemm", [f"x{i}", f"w{i}"], [f"y{i}"], name=f"fc{i}", transB=1) for i in range(8)]
+    nodes.append(oh.make_node("Sum", [f"y{i}" for i in range(8)], ["y"], name="sum"))
+    inits = [(f"w{i}", rng.normal(0, 0.5, (4, 20)).astype(np.float32)) for i in range(8)]
+    model = save(make_model(nodes, [vinfo(f"x{i}", [None, 20]) for i in range(8)], [vinfo("y", [None, 4])], inits),
+                 tmp_path)
+    np.savez(tmp_path / "cal.npz", **{f"x{i}": rng.uniform(0, 1, (16, 20)).astype(np.float32) for i in range(8)})
+    far = {f"x{i}": rng.uniform(0, 1, (40, 20)).astype(np.float32) for i in range(8)}
+    for i in range(8):
+        far[f"x{i}"].flat[:40 * (i + 1)] = 5.0  # (i + 1) x 5 % of layer i's inputs
+    np.savez(tmp_path / "far.npz", **far)
+    assert run_cli(capsys, "compile", model, "--calibration", tmp_path / "cal.npz", "-o", tmp_path / "m.pcc")[0] == 0
+    code, _, err = run_cli(capsys, "simulate", tmp_path / "m.pcc", "--inputs", tmp_path / "far.npz",
+                           "-o", tmp_path / "o.npz")
+    assert code == 0, err
+    named = [line for line in err.splitlines() if "of its inputs were outside" in line]
+    assert [line.split("'")[1] for line in named] == ["fc7", "fc6", "fc5", "fc4", "fc3"], err
+    assert [float(line.split(": ")[3].split("%")[0]) for line in named] == [40, 35, 30, 25, 20], err
+    assert "photoncc: warning: 3 more layer(s) with clipped inputs: 5% to 15% each" in err.splitlines(), err
+
+
 def test_simulate_default_output_path(capsys, cnn):
     default = cnn["program"].with_suffix(".outputs.npz")
     default.unlink(missing_ok=True)
