@@ -38,7 +38,7 @@ def run(g: Graph, feeds: dict, watch: Callable[[str, np.ndarray], None] | None =
     ``watch(name, value)`` is called for every value a node produces, in order; ``ops`` maps op
     names to their functions (``OPS``; ``infer_types`` replaces the matrix products);
     ``progress(done, total)`` after each node (see photoncc/progress.py). A value is dropped after
-    the last node that reads it (``program.dead_after``), so memory holds the live values, not all of them.
+    the last node that reads it (``program.dead_after``): memory holds the live values, not all.
     """
     env = dict(g.consts)
     env.update(feeds)
