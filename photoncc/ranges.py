@@ -302,15 +302,15 @@ def _partial_sum_extremes(n, consts, w, x):
             v = _channel_powers(n, consts, block.reshape(-1, groups * consts[n.inputs[3]].shape[1]))  # (p, G, Q, C)
             span = max(1, PRODUCT_BLOCK // (len(v) * groups * r * b))  # tiles per product
             for t in range(0, q, span):
-                tiles = slice(t, t + span)
-                part = v[:, :, tiles]
+                cut = slice(t, t + span)  # tile columns q of this product
+                part = v[:, :, cut]
                 size = part.size // c * r * b
                 if buffer.size < size:
                     buffer = np.empty(size, np.float32)
                 partial = buffer[:size].reshape(part.shape[:3] + (r * b,))  # (p, G, span, R*B)
-                np.matmul(part.transpose(1, 2, 0, 3), w[:, tiles], out=partial.transpose(1, 2, 0, 3))
-                np.minimum(lo[:, tiles], partial.min(axis=0), out=lo[:, tiles])
-                np.maximum(hi[:, tiles], partial.max(axis=0), out=hi[:, tiles])
+                np.matmul(part.transpose(1, 2, 0, 3), w[:, cut], out=partial.transpose(1, 2, 0, 3))
+                np.minimum(lo[:, cut], partial.min(axis=0), out=lo[:, cut])
+                np.maximum(hi[:, cut], partial.max(axis=0), out=hi[:, cut])
         return lo, hi
 
     # the blocks, views of x (or of its unfolded view), dealt round-robin to the cores
