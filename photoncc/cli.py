@@ -281,6 +281,7 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
         if inputs:
             feeds, labels = match_inputs(inputs, load_npz(inputs), input_specs(g))
         cal = load_calibration(calibration, g) if calibration else feeds
+        del g  # compile_model imports the model again: its weights are not held twice
         with progress:
             program = compile_model(model, _profile(profile_spec), cal, _input_range(input_range), progress=progress)
         program_path = f"{target} compiled in memory for {profile_spec}"

@@ -45,7 +45,8 @@ class Context:
     headroom: float | None = None  # None: the profile's calibration.headroom
     percentile: float | None = None  # None: the profile's calibration.percentile
     range_info: dict = field(default_factory=dict)
-    layers: Graph | None = None  # the graph before to_banks: its Linear layers compute the model's own values
+    layers: Graph | None = None  # the graph before to_banks (its Linear layers compute the model's own
+    # values), kept for the ADC calibration only: without ADCs its weights are freed once the banks exist
     progress: Callable | None = None  # progress(done, total, stage) of the long passes (photoncc/progress.py)
 
     @property
@@ -56,7 +57,7 @@ class Context:
 def _to_banks(g: Graph, ctx: Context) -> Graph:
     """Measure the layers' input ranges, then the bank form the profile's architecture needs."""
     percentile = ctx.profile["calibration"]["percentile"] if ctx.percentile is None else ctx.percentile
-    ctx.layers = g
+    ctx.layers = g if ctx.profile["precision"]["output_bits"] else None  # read by adc_ranges alone
     ranges, ctx.range_info = measure_ranges(g, ctx.calibration, ctx.input_range, ctx.range_headroom, percentile,
                                             stage(ctx.progress, "input ranges"))
     form = stage(ctx.progress, "bank form")
@@ -146,18 +147,22 @@ def compile_model(model_path: str | Path, profile: Profile, calibration: dict | 
     g = import_model(model_path)
     if isinstance(calibration, (str, Path)):
         calibration = load_calibration(calibration, g)
+    inputs = {name: g.types[name] for name in g.inputs}
+    ranges = _input_ranges(inputs, calibration, input_range)
+    sqnr = calibration is not None and (profile.quantised or profile.noisy)
+    source = g if sqnr else None  # the imported graph: the model's own values, for the report's SQNR
     ctx = Context(profile, calibration, input_range, headroom, percentile, progress=progress)
     dump = _dumper(Path(dump_ir)) if dump_ir else None
-    device = run_pipeline(g, ctx, on_stage=dump)
-    ranges = _input_ranges(g, calibration, input_range)
+    handed = [g]
+    del g  # the pipeline alone holds the imported graph, so weights it replaces are freed (memory)
+    device = run_pipeline(handed.pop(), ctx, on_stage=dump)
     report = compile_report(device, ctx.profile, ctx.range_info)
-    sqnr = calibration is not None and (profile.quantised or profile.noisy)
     # the known-answer inputs are the samples the report's SQNR runs on: one simulation serves both
-    kat = _kat_feeds(g, calibration, ranges, error_samples(report, profile) if sqnr else 1)
+    kat = _kat_feeds(inputs, calibration, ranges, error_samples(report, profile) if sqnr else 1)
     program, values = emit(device, dict(profile), ranges, kat, report, keep=error_layers(device) if sqnr else (),
                            progress=progress)
     if sqnr:
-        add_quantisation_error(program, g, kat, values)
+        add_quantisation_error(program, source, kat, values)
     return program
 
 
@@ -173,11 +178,12 @@ def _dumper(folder: Path):
     return dump
 
 
-def _input_ranges(g: Graph, calibration, input_range) -> dict:
-    """Per model input, per channel (axis 1; the only axis for 2-D inputs) [lo, hi] it was compiled for."""
+def _input_ranges(inputs: dict, calibration, input_range) -> dict:
+    """Per model input (``inputs``: name -> its type), per channel (axis 1; the only axis for 2-D
+    inputs) [lo, hi] it was compiled for."""
     ranges = {}
-    for name in g.inputs:
-        shape = g.types[name].shape
+    for name, t in inputs.items():
+        shape = t.shape
         channels = shape[1] if len(shape) > 1 else 1
         if calibration is not None:
             data = np.asarray(calibration[name], np.float64)
@@ -190,15 +196,14 @@ def _input_ranges(g: Graph, calibration, input_range) -> dict:
     return ranges
 
 
-def _kat_feeds(g: Graph, calibration, ranges, samples: int) -> dict:
+def _kat_feeds(inputs: dict, calibration, ranges, samples: int) -> dict:
     """The known-answer test's inputs: the first ``samples`` calibration samples, or without
     calibration data one sample drawn (seed 0) inside the input ranges ([0, 1] where unknown)."""
     if calibration is not None:
         return {k: v[:samples] for k, v in calibration.items()}
     rng = np.random.default_rng(0)
     feeds = {}
-    for name in g.inputs:
-        t = g.types[name]
+    for name, t in inputs.items():
         lo, hi = ranges[name]
         if np.isnan(lo).any():
             lo, hi = np.zeros_like(lo), np.ones_like(hi)

@@ -304,3 +304,35 @@ def test_small_banks_tile_more_and_still_match(torch_cnn, tmp_path):
         assert small.tensors[inst["inputs"][1]].shape[3:] == (3, 5)
     assert any(small.tensors[i["inputs"][1]].shape[1] * small.tensors[i["inputs"][1]].shape[2] > 1
                for i in bank_instructions(small))
+
+
+@pytest.mark.parametrize("profile, kept", [("ideal", False), ("mrr-incoherent-8b", True)])
+def test_compile_frees_the_float_weights_it_no_longer_needs(profile, kept, tmp_path, monkeypatch):
+    """Once the banks are formed, an ideal compile holds neither the imported graph's weights nor
+    the graph before the banks (a float copy of the model's weights each); a profile with ADCs keeps
+    both, for the ADC calibration and the report's SQNR. Weights: constants of 2 or more axes,
+    watched through weak references until the program is emitted."""
+    import gc
+    import weakref
+
+    from photoncc import compiler
+    path = copy_fixture("torch_legacy_cnn_nofold", tmp_path)
+    watched, alive = {}, {}
+
+    def watch(key, g):
+        watched[key] = [weakref.ref(v) for v in g.consts.values() if np.ndim(v) >= 2]
+        return g
+
+    def emitting(*args, **kwargs):
+        gc.collect()
+        alive.update({key: sum(ref() is not None for ref in refs) for key, refs in watched.items()})
+        return real_emit(*args, **kwargs)
+
+    real_import, real_measure, real_emit = compiler.import_model, compiler.measure_ranges, compiler.emit
+    monkeypatch.setattr(compiler, "import_model", lambda p: watch("imported", real_import(p)))
+    monkeypatch.setattr(compiler, "measure_ranges", lambda g, *a: real_measure(watch("layers", g), *a))
+    monkeypatch.setattr(compiler, "emit", emitting)
+    compile_model(path, load_profile(profile), calibration=fixture_feeds("torch_legacy_cnn_nofold"))
+    assert all(watched[key] for key in ("imported", "layers"))
+    want = {key: len(refs) if kept else 0 for key, refs in watched.items()}
+    assert alive == want
