@@ -32,7 +32,7 @@ from .passes.to_signed import to_signed
 from .profile import Profile
 from .progress import stage
 from .ranges import adc_ranges, measure_ranges
-from .report import add_quantisation_error, compile_report, error_layers, error_samples
+from .report import add_quantisation_error, compile_report, error_layers, error_samples, model_values
 
 PROGRAM_OPS = frozenset(kernels.ELECTRONIC) | frozenset(kernels.PHOTONIC)  # besides the banks
 
@@ -46,7 +46,7 @@ class Context:
     percentile: float | None = None  # None: the profile's calibration.percentile
     range_info: dict = field(default_factory=dict)
     layers: Graph | None = None  # the graph before to_banks (its Linear layers compute the model's own
-    # values), kept for the ADC calibration only: without ADCs its weights are freed once the banks exist
+    # values), kept for the ADC calibration only, so that its weights are freed once they are not needed
     progress: Callable | None = None  # progress(done, total, stage) of the long passes (photoncc/progress.py)
 
     @property
@@ -70,8 +70,9 @@ def _adc_ranges(g: Graph, ctx: Context) -> Graph:
     """Each photodetector's ADC range, for a profile with ADCs (after quantise_banks: on the codes)."""
     if not ctx.profile["precision"]["output_bits"]:
         return g
-    return set_adc_ranges(g, adc_ranges(g, ctx.layers, ctx.calibration, ctx.range_headroom, ctx.profile,
-                                        ctx.progress))
+    ranges = adc_ranges(g, ctx.layers, ctx.calibration, ctx.range_headroom, ctx.profile, ctx.progress)
+    ctx.layers = None  # its weights are not needed after the ADC calibration
+    return set_adc_ranges(g, ranges)
 
 
 # name, pass, ops allowed after it (besides the electronic ones)
@@ -159,10 +160,12 @@ def compile_model(model_path: str | Path, profile: Profile, calibration: dict | 
     report = compile_report(device, ctx.profile, ctx.range_info)
     # the known-answer inputs are the samples the report's SQNR runs on: one simulation serves both
     kat = _kat_feeds(inputs, calibration, ranges, error_samples(report, profile) if sqnr else 1)
-    program, values = emit(device, dict(profile), ranges, kat, report, keep=error_layers(device) if sqnr else (),
-                           progress=progress)
+    layers = error_layers(device) if sqnr else ()
+    reference = model_values(source, kat, layers) if sqnr else None
+    del source  # the imported graph's weights are not held while the device is loaded and run
+    program, values = emit(device, dict(profile), ranges, kat, report, keep=layers, progress=progress)
     if sqnr:
-        add_quantisation_error(program, source, kat, values)
+        add_quantisation_error(program, reference, values)
     return program
 
 

@@ -89,14 +89,20 @@ def error_layers(g: Graph) -> list[str]:
     return [n.outputs[0] for n in g.nodes if n.op == "Bank" and n.outputs[0] not in photonic_inputs]
 
 
-def add_quantisation_error(program: Program, source: Graph, feeds: dict, device: dict) -> None:
-    """Each layer's SQNR (dB) on ``feeds`` (the first ``error_samples`` calibration samples):
-    ``device``, the noiseless device's values of ``error_layers`` on them (every tile read
-    simulated), against the model's own (the interpreter on ``source``, the imported graph)."""
+def model_values(source: Graph, feeds: dict, names) -> dict:
+    """The model's own values named in ``names`` on ``feeds``: the interpreter on ``source``, the
+    imported graph."""
+    wanted, values = set(names), {}
+    interp.run(source, feeds, watch=lambda name, value: values.__setitem__(name, value) if name in wanted else None)
+    return values
+
+
+def add_quantisation_error(program: Program, reference: dict, device: dict) -> None:
+    """Each layer's SQNR (dB) on the first ``error_samples`` calibration samples: ``device``, the
+    noiseless device's values of ``error_layers`` on them (every tile read simulated), against
+    ``reference``, the model's own (``model_values``)."""
     report = program.manifest["report"]
     names = list(device)
-    wanted, reference = set(names), {}
-    interp.run(source, feeds, watch=lambda name, value: reference.__setitem__(name, value) if name in wanted else None)
     by_output = {i["outputs"][0]: i["name"] for i in program.instructions if i["op"] == "Bank"}
     sqnr = {}
     for name in names:
