@@ -277,13 +277,13 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
             raise UserError(f"--model {model}: TARGET {target} is an ONNX model, compiled in memory and compared "
                             "with itself; --model names the source model of a program (.pcc) TARGET")
         model = target
-        g = import_model(model)
+        graph = [import_model(model)]  # handed over to compile_model, which frees its weights as it goes
         if inputs:
-            feeds, labels = match_inputs(inputs, load_npz(inputs), input_specs(g))
-        cal = load_calibration(calibration, g) if calibration else feeds
-        del g  # compile_model imports the model again: its weights are not held twice
+            feeds, labels = match_inputs(inputs, load_npz(inputs), input_specs(graph[0]))
+        cal = load_calibration(calibration, graph[0]) if calibration else feeds
         with progress:
-            program = compile_model(model, _profile(profile_spec), cal, _input_range(input_range), progress=progress)
+            program = compile_model(graph.pop(), _profile(profile_spec), cal, _input_range(input_range),
+                                    progress=progress)
         program_path = f"{target} compiled in memory for {profile_spec}"
     else:
         program = _load_program(target)

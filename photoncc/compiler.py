@@ -140,12 +140,15 @@ def load_calibration(path, g: Graph) -> dict:
     return feeds
 
 
-def compile_model(model_path: str | Path, profile: Profile, calibration: dict | str | Path | None = None,
+def compile_model(model: str | Path | Graph, profile: Profile, calibration: dict | str | Path | None = None,
                   input_range: tuple[float, float] | None = None, dump_ir: str | Path | None = None,
                   headroom: float | None = None, percentile: float | None = None, progress=None):
-    """Compile an ONNX file for ``profile``; returns the Program (see program.py).
+    """Compile an ONNX file, or the Graph ``import_model`` read from one, for ``profile``; returns
+    the Program (see program.py). A Graph is the compile's to consume: the passes free its weights
+    as they replace them, unless the caller still holds it (``cli.verify`` hands it over).
     ``progress(done, total, stage)`` reports the long stages (photoncc/progress.py)."""
-    g = import_model(model_path)
+    g = model if isinstance(model, Graph) else import_model(model)
+    del model
     if isinstance(calibration, (str, Path)):
         calibration = load_calibration(calibration, g)
     inputs = {name: g.types[name] for name in g.inputs}

@@ -531,3 +531,15 @@ def test_ops_table_lists_exactly_the_operators_the_importer_accepts():
     accepted = set(interp.OPS) - {"Linear", "Bank", "PhotonicSigmoid"}  # IR-only ops, not ONNX
     assert accepted <= listed, sorted(accepted - listed)
     assert listed - accepted <= {"Constant"}, sorted(listed - accepted)  # Constant: folded by the importer
+
+
+def test_verify_onnx_target_reads_the_model_once(capsys, tmp_path, monkeypatch):
+    """verify of an ONNX model imports it once: the graph read for the input specs is compiled."""
+    from photoncc import compiler, importer
+    model = copy_fixture(CNN, tmp_path)
+    reads, real = [], importer.import_model
+    for module in (compiler, importer):
+        monkeypatch.setattr(module, "import_model", lambda path: reads.append(path) or real(path))
+    code, out, err = run_cli(capsys, "verify", model, "--inputs", tmp_path / f"{CNN}.npz")
+    assert code == 0, out + err
+    assert reads == [Path(model)]

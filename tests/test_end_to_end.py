@@ -18,7 +18,7 @@ import onnx
 import pytest
 
 from helpers import (DATA, assert_outputs_match, bank_instructions, compile_and_compare, data_inputs,
-                     ideal, read_pb, save)
+                     ideal, read_pb, run_cli, save)
 from models import LIGHT, ONNX_DATA, image_batch, light_model
 from photoncc import kernels
 from photoncc.compiler import Context, compile_model, run_pipeline
@@ -306,18 +306,20 @@ def test_small_banks_tile_more_and_still_match(torch_cnn, tmp_path):
                for i in bank_instructions(small))
 
 
-@pytest.mark.parametrize("profile", ["ideal", "mrr-incoherent-8b"])
-def test_compile_frees_the_float_weights_before_the_device_runs(profile, tmp_path, monkeypatch):
+@pytest.mark.parametrize("profile, how", [("ideal", "path"), ("mrr-incoherent-8b", "path"), ("ideal", "verify")])
+def test_compile_frees_the_float_weights_before_the_device_runs(profile, how, tmp_path, monkeypatch, capsys):
     """By the time the program is emitted (its device loaded and run for the known answer), the
     compile holds neither the imported graph's weights nor those of the graph before the banks (a
     float copy of the model's weights each): the report's SQNR reference is computed before, and
-    the ADC calibration has run. Weights: constants of 2 or more axes, watched by weak reference."""
+    the ADC calibration has run. ``verify`` of an ONNX model hands the graph it imported for the
+    input specs over to the compile. Weights: constants of 2 or more axes, watched by weak reference."""
     import gc
     import weakref
 
-    from photoncc import compiler
+    from photoncc import compiler, importer
     path = copy_fixture("torch_legacy_cnn_nofold", tmp_path)
-    watched, alive = {}, {}
+    feeds = fixture_feeds("torch_legacy_cnn_nofold")
+    watched, alive, programs = {}, {}, []
 
     def watch(key, g):
         watched[key] = [weakref.ref(v) for v in g.consts.values() if np.ndim(v) >= 2]
@@ -326,14 +328,21 @@ def test_compile_frees_the_float_weights_before_the_device_runs(profile, tmp_pat
     def emitting(*args, **kwargs):
         gc.collect()
         alive.update({key: sum(ref() is not None for ref in refs) for key, refs in watched.items()})
-        return real_emit(*args, **kwargs)
+        programs.append(real_emit(*args, **kwargs))
+        return programs[-1]
 
-    real_import, real_measure, real_emit = compiler.import_model, compiler.measure_ranges, compiler.emit
-    monkeypatch.setattr(compiler, "import_model", lambda p: watch("imported", real_import(p)))
+    real_import, real_measure, real_emit = importer.import_model, compiler.measure_ranges, compiler.emit
+    for module in (compiler, importer):  # the compile's own import, and verify's
+        monkeypatch.setattr(module, "import_model", lambda p: watch("imported", real_import(p)))
     monkeypatch.setattr(compiler, "measure_ranges", lambda g, *a: real_measure(watch("layers", g), *a))
     monkeypatch.setattr(compiler, "emit", emitting)
-    program = compile_model(path, load_profile(profile), calibration=fixture_feeds("torch_legacy_cnn_nofold"))
+    if how == "path":
+        compile_model(path, load_profile(profile), calibration=feeds)
+    else:
+        np.savez(tmp_path / "inputs.npz", **feeds)
+        code, out, err = run_cli(capsys, "verify", path, "-p", profile, "--inputs", tmp_path / "inputs.npz")
+        assert code == 0, out + err
     assert all(watched[key] for key in ("imported", "layers"))
     assert alive == {"imported": 0, "layers": 0}
-    sqnr = [layer.get("sqnr_db") for layer in program.manifest["report"]["layers"]]
+    sqnr = [layer.get("sqnr_db") for layer in programs[0][0].manifest["report"]["layers"]]
     assert all(sqnr) if profile != "ideal" else not any(sqnr)  # the reference still served the report
