@@ -45,8 +45,9 @@ class Context:
     headroom: float | None = None  # None: the profile's calibration.headroom
     percentile: float | None = None  # None: the profile's calibration.percentile
     range_info: dict = field(default_factory=dict)
-    layers: Graph | None = None  # the graph before to_banks (its Linear layers compute the model's own
-    # values), kept for the ADC calibration only, so that its weights are freed once they are not needed
+    # the graph before to_banks (its Linear layers compute the model's own values): kept for the ADC
+    # calibration only, so that its weights are freed once nothing needs them
+    layers: Graph | None = None
     progress: Callable | None = None  # progress(done, total, stage) of the long passes (photoncc/progress.py)
 
     @property

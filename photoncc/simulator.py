@@ -689,13 +689,12 @@ class Simulator:
         are returned for the first ``keep_samples`` samples (all when None), kept only from the
         batches that hold them."""
         outputs = {o["name"] for o in self.manifest["outputs"]}
-        parts, kept, start = {}, {}, 0
-        for batch, step in batches(feeds, batch_size, progress):
-            wanted = keep if keep_samples is None or start < keep_samples else ()
+        parts, kept = {}, {}
+        for index, (batch, step) in enumerate(batches(feeds, batch_size, progress)):
+            wanted = keep if keep_samples is None or index * batch_size < keep_samples else ()
             out = self.run(batch, wanted, step)
             for name, value in out.items():
                 (parts if name in outputs else kept).setdefault(name, []).append(value)
-            start += batch_size
 
         def joined(values):  # one batch: its arrays as they are (nothing else holds them), no copy
             return values[0] if len(values) == 1 else np.concatenate(values)
