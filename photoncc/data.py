@@ -7,7 +7,9 @@ the file and the array.
 """
 from __future__ import annotations
 
+import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,11 @@ LABEL = "label"
 
 
 def load_npz(path: str | Path, headers_only: bool = False) -> dict:
-    """The arrays of an .npz file by key; with ``headers_only`` StreamedArray views of them."""
+    """The arrays of an .npz file by key; with ``headers_only`` StreamedArray views of them.
+
+    Every member's .npy header is read and checked against the member's size before any array
+    is read, so that a header declaring more data than the file holds (a corrupted or hostile
+    file) is refused without allocating it."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
@@ -33,34 +39,53 @@ def load_npz(path: str | Path, headers_only: bool = False) -> dict:
     if not magic.startswith(b"PK"):
         raise UserError(f"{path}: not an .npz file (expected a NumPy archive written by np.savez)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {}
-            for key in archive.files:
-                try:
-                    if headers_only:
-                        arrays[key] = StreamedArray(path, f"{key}.npy")
-                        if arrays[key].dtype.hasobject:
-                            raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
-                        continue
-                    arrays[key] = archive[key]
-                except ValueError as e:
-                    if "pickle" in str(e):
-                        raise UserError(f"{path}: array {key!r} holds Python objects (pickled data); "
-                                        "photoncc never unpickles: save plain numeric arrays") from e
-                    raise UserError(f"{path}: array {key!r} cannot be read: {e}") from e
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+        keys = [_key(path, info.filename) for info in members]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise UserError(f"{path}: array {twice[0]!r} is stored twice in the archive")
+        arrays = {key: StreamedArray(path, info.filename) for key, info in zip(keys, members)}
+        if not headers_only:
+            limit = _memory_bytes()
+            for key, array in arrays.items():
+                if array.nbytes > limit:
+                    raise UserError(f"{path}: array {key!r} of shape {list(array.shape)} needs "
+                                    f"{array.nbytes / 2**30:.1f} GiB, more than this machine's memory")
+            for array in arrays.values():
+                array.close()
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {key: archive[key] for key in arrays}
     except UserError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise UserError(f"{path}: not a readable .npz file ({e})") from e
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError,
+            NotImplementedError, RuntimeError) as e:  # zipfile's and np.load's ways of saying "corrupted"
+        raise UserError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from e
     if not arrays:
         raise UserError(f"{path}: holds no arrays")
     return arrays
 
 
+def _key(path, member: str) -> str:
+    if not member.endswith(".npy"):
+        raise UserError(f"{path}: member {member!r} is not a NumPy array (.npy); write the file with np.savez")
+    return member[:-4]
+
+
+def _memory_bytes() -> int:
+    """This machine's physical memory (no limit where it cannot be told)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 1 << 62
+
+
 class StreamedArray:
     """One array of an .npz file, read a batch of rows at a time: memory does not grow with the
-    number of samples. Has ``shape``, ``dtype``, ``ndim``, ``len()`` and ``[start:stop]`` (rows,
-    as an ndarray of ``cast`` or the stored dtype); reads are cheapest in increasing order."""
+    number of samples. Has ``shape``, ``dtype``, ``ndim``, ``nbytes``, ``len()`` and
+    ``[start:stop]`` (rows, as an ndarray of ``cast`` or the stored dtype); reads are cheapest in
+    increasing order. The header is checked when it is opened: an object dtype (pickled data) or
+    a shape that declares another size than the member holds is a UserError."""
 
     def __init__(self, path, member: str, cast=None):
         self.path, self.member, self.cast = str(path), member, cast
@@ -68,17 +93,34 @@ class StreamedArray:
         self._open()
         self.shape, self.fortran, self.dtype = self._header
         self.ndim = len(self.shape)
+        self.nbytes = int(np.prod(self.shape, dtype=object)) * self.dtype.itemsize
         self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        key = member[:-4]
+        if self.dtype.hasobject:
+            raise UserError(f"{path}: array {key!r} holds Python objects (pickled data); "
+                            "photoncc never unpickles: save plain numeric arrays")
+        stored = self._archive.getinfo(member).file_size - self._data_start
+        if stored != self.nbytes:
+            raise UserError(f"{path}: array {key!r} is truncated or corrupted: its header declares shape "
+                            f"{list(self.shape)} ({self.nbytes} bytes), the file holds {stored} bytes")
 
     def _open(self):
         self._file = self._archive.open(self.member)
         version = np.lib.format.read_magic(self._file)
-        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        self._header = reader(self._file)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0,
+                   (3, 0): getattr(np.lib.format, "_read_array_header", None)}
+        if readers.get(version) is None:
+            raise ValueError(f"member {self.member!r}: unsupported .npy version {version}")
+        self._header = (readers[version](self._file) if version != (3, 0)
+                        else readers[version](self._file, version))
+        self._data_start = self._file.tell()
         self._row = 0
 
     def __len__(self) -> int:
         return self.shape[0] if self.shape else 0
+
+    def close(self) -> None:
+        self._archive.close()
 
     def astype(self, cast) -> "StreamedArray":
         return StreamedArray(self.path, self.member, np.dtype(cast))
@@ -88,22 +130,31 @@ class StreamedArray:
         if self.fortran or start < self._row:  # Fortran order or going back: start the member again
             if self.fortran:
                 data = np.load(self.path, allow_pickle=False)[self.member[:-4]][start:stop]
-                return np.ascontiguousarray(data, self.cast or data.dtype)
+                return _checked(self.path, self.member[:-4], data, self.cast or data.dtype, start)
             self._open()
-        if start > self._row:
-            self._file.read((start - self._row) * self.row_bytes)
         count = max(stop - start, 0)
-        data = np.frombuffer(self._file.read(count * self.row_bytes), self.dtype).reshape((count,) + self.shape[1:])
+        try:
+            if start > self._row:
+                self._file.read((start - self._row) * self.row_bytes)
+            raw = bytearray(self._file.read(count * self.row_bytes))  # a copy of its own, writable
+            data = np.frombuffer(raw, self.dtype).reshape((count,) + self.shape[1:])
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
+            raise UserError(f"{self.path}: array {self.member[:-4]!r} cannot be read at sample {start}: "
+                            f"the file is corrupted ({type(e).__name__}: {e})") from e
         self._row = stop
-        return data.astype(self.cast or self.dtype)
+        return _checked(self.path, self.member[:-4], data, self.cast or self.dtype, start)
 
 
 def match_inputs(path, arrays: dict, specs: dict[str, tuple[tuple[int, ...], str]]):
     """Pick and check the model inputs from ``arrays``.
 
-    ``specs`` maps input name -> (per-sample shape, dtype name). Returns (feeds, labels or None),
-    feeds cast to the model's dtypes when only the precision differs (float64 data for a float32
-    input). Raises UserError naming the file and the array for a missing, extra or misshapen array.
+    ``specs`` maps input name -> (per-sample shape, dtype name). Returns (feeds, labels or None).
+    One rule for dtypes (``convertible``): an array is converted to its input's dtype when every
+    value it can hold keeps its meaning there (floats of any precision, integers and booleans feed
+    a float input; integers and booleans whose values fit feed an integer input); anything else is
+    refused. Every value must be finite (a modulator cannot emit NaN); streamed arrays are checked
+    batch by batch as they are read. Raises UserError naming the file and the array for a
+    missing, extra or misshapen array.
     """
     arrays = dict(arrays)
     labels = arrays.pop(LABEL, None)
@@ -120,9 +171,9 @@ def match_inputs(path, arrays: dict, specs: dict[str, tuple[tuple[int, ...], str
     for name, (shape, dtype) in specs.items():
         a = arrays[name]
         want = np.dtype(dtype)
-        if a.dtype.kind not in ("f", "i", "u", "b") or (want.kind == "f") != (a.dtype.kind == "f"):
-            raise UserError(f"{path}: array {name!r} has dtype {a.dtype}, expected {want} "
-                            f"(convert it with .astype(np.{want}))")
+        if not convertible(a.dtype, want):
+            raise UserError(f"{path}: array {name!r} has dtype {a.dtype}, which cannot feed the model's {want} "
+                            f"input (convert it with .astype(np.{want}))")
         if a.ndim != len(shape) + 1 or tuple(a.shape[1:]) != tuple(shape):
             raise UserError(f"{path}: array {name!r} has shape {list(a.shape)}, expected "
                             f"[N, {', '.join(str(d) for d in shape)}] (batch first)")
@@ -131,14 +182,54 @@ def match_inputs(path, arrays: dict, specs: dict[str, tuple[tuple[int, ...], str
         count = a.shape[0]
         if count == 0:
             raise UserError(f"{path}: array {name!r} holds no samples")
-        feeds[name] = a.astype(want) if isinstance(a, StreamedArray) else np.ascontiguousarray(a, want)
+        feeds[name] = a.astype(want) if isinstance(a, StreamedArray) else _checked(path, name, a, want)
     if labels is not None:
-        labels = labels[:len(labels)] if isinstance(labels, StreamedArray) else labels
         if labels.dtype.kind not in ("i", "u") or labels.ndim != 1 or len(labels) != count:
             raise UserError(f"{path}: array 'label' must be {count} integer class ids, got dtype "
                             f"{labels.dtype} shape {list(labels.shape)}")
-        labels = labels.astype(np.int64)
+        labels = (labels[:len(labels)] if isinstance(labels, StreamedArray) else labels).astype(np.int64)
     return feeds, labels
+
+
+def convertible(have: np.dtype, want: np.dtype) -> bool:
+    """Whether data of dtype ``have`` may feed an input of dtype ``want`` (``match_inputs``'s rule):
+    real numbers (float, int, bool) into a float input; integers and booleans into an integer or
+    boolean one. Complex numbers, strings, structured records and objects never."""
+    if have.kind not in "fiub" or have.fields is not None:
+        return False
+    return want.kind == "f" or have.kind in "iub"
+
+
+def _checked(path, name: str, data: np.ndarray, want: np.dtype, start: int = 0) -> np.ndarray:
+    """``data`` (rows ``start``.. of array ``name``) converted to ``want``, contiguous, after checking
+    that every value is finite and, for an integer input, fits ``want``."""
+    want = np.dtype(want)
+    if data.dtype.kind == "f" and data.size and not np.isfinite(data).all():
+        index = np.unravel_index(int(np.argmin(np.isfinite(data).reshape(-1))), data.shape)
+        value = data[index]
+        raise UserError(f"{path}: array {name!r} holds {value} at sample {start + int(index[0])}: "
+                        "device inputs must be finite numbers")
+    if want.kind in "iub" and data.size:
+        low, high = data.min(), data.max()
+        lowest, highest = (0, 1) if want.kind == "b" else (np.iinfo(want).min, np.iinfo(want).max)
+        if low < lowest or high > highest:
+            raise UserError(f"{path}: array {name!r} holds {low if low < lowest else high}, "
+                            f"outside the model's {want} input")
+    return np.ascontiguousarray(data, want)
+
+
+def fixed_batches(feeds: dict, size: int):
+    """Yield (batch, count) for a model exported with a fixed batch of ``size`` samples (its
+    reshapes are written for that batch): consecutive batches of exactly ``size`` samples, the
+    last one filled up with copies of its last sample; ``count`` is how many of the batch's
+    samples are real (the caller drops the rest of its results)."""
+    total = len(next(iter(feeds.values())))
+    for start in range(0, total, size):
+        batch = {k: np.asarray(v[start:start + size]) for k, v in feeds.items()}
+        count = len(next(iter(batch.values())))
+        if count < size:
+            batch = {k: np.concatenate([v, np.repeat(v[-1:], size - count, axis=0)]) for k, v in batch.items()}
+        yield batch, count
 
 
 def batches(feeds: dict, size: int, progress=None):

@@ -3,9 +3,12 @@ file, key, node or option at fault, no traceback (unless --debug), and leaves no
 """
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -194,8 +197,14 @@ def _image():
     ("extra_key", ("bad.npz", "'extra'", "matches no model input")),
     ("wrong_shape", ("bad.npz", "'image'", "[8, 3, 8, 16]", "[N, 3, 16, 16]")),
     ("no_batch_axis", ("bad.npz", "'image'", "[N, 3, 16, 16]")),
-    ("int_dtype", ("bad.npz", "'image'", "int32", "float32")),
+    ("complex_dtype", ("bad.npz", "'image'", "complex64", "float32")),
+    ("nan_value", ("bad.npz", "'image'", "nan at sample 3", "finite")),
+    ("inf_value", ("bad.npz", "'image'", "-inf at sample 5", "finite")),
     ("object_array", ("bad.npz", "'image'", "never unpickles")),
+    ("huge_header", ("bad.npz", "'image'", "[1000000000000, 3, 16, 16]", "truncated or corrupted")),
+    ("short_member", ("bad.npz", "'image'", "[8, 3, 16, 16]", "truncated or corrupted")),
+    ("twice", ("bad.npz", "'image'", "stored twice")),
+    ("not_npy_member", ("bad.npz", "'notes.txt'", "not a NumPy array")),
     ("empty_batch", ("bad.npz", "'image'", "no samples")),
     ("float_labels", ("bad.npz", "'label'", "integer class ids")),
     ("no_arrays", ("bad.npz", "no arrays")),
@@ -215,10 +224,29 @@ def test_bad_inputs_file(capsys, scratch, case, needles):
         np.savez(bad, image=x[:, :, :8])
     elif case == "no_batch_axis":
         np.savez(bad, image=x[0])
-    elif case == "int_dtype":
-        np.savez(bad, image=x.astype(np.int32))
+    elif case == "complex_dtype":
+        np.savez(bad, image=x.astype(np.complex64))
+    elif case in ("nan_value", "inf_value"):
+        x = x.copy()
+        x[3 if case == "nan_value" else 5, 1, 2, 3] = np.nan if case == "nan_value" else -np.inf
+        np.savez(bad, image=x)
     elif case == "object_array":
         np.savez(bad, image=np.array([x[0], "a", None], dtype=object))  # pickled by np.savez
+    elif case in ("huge_header", "short_member"):  # a header that declares more than the member holds
+        header = io.BytesIO()
+        shape = (10 ** 12,) + x.shape[1:] if case == "huge_header" else x.shape
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        with zipfile.ZipFile(bad, "w") as archive:
+            archive.writestr("image.npy", header.getvalue() + x[:2].tobytes())
+    elif case == "twice":
+        np.savez(bad, image=x)
+        with zipfile.ZipFile(bad, "a") as archive, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zipfile warns of the duplicate name it writes
+            archive.writestr("image.npy", archive.read("image.npy"))
+    elif case == "not_npy_member":
+        np.savez(bad, image=x)
+        with zipfile.ZipFile(bad, "a") as archive:
+            archive.writestr("notes.txt", "calibration set")
     elif case == "empty_batch":
         np.savez(bad, image=x[:0])
     elif case == "float_labels":
