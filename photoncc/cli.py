@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 import time
 import traceback
@@ -18,6 +19,7 @@ import numpy as np
 
 from . import __version__
 from .errors import UserError
+from .files import output_path, write_files
 from .simulator import NOISE_MODELS
 
 DEBUG_FLAG = "--debug"
@@ -45,24 +47,15 @@ def _input_range(text: str | None):
     return lo, hi
 
 
-def _writable(path: Path, option: str) -> Path:
-    if path.is_dir():
-        raise UserError(f"{option} {path}: is a directory")
-    if not path.parent.exists():
-        raise UserError(f"{option} {path}: folder {str(path.parent)!r} does not exist")
-    return path
+def _profile_file(spec: str):
+    """A ``-p`` argument that names a file (not a built-in profile), else None."""
+    return Path(spec) if spec and Path(spec).is_file() else None
 
 
-def _write_text(path: Path, text: str) -> None:
-    from .program import write_atomic
-    write_atomic(path, text.encode())
-
-
-def _write_npz(path: Path, arrays: dict) -> None:
-    from .program import write_atomic
+def _npz_bytes(arrays: dict) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    write_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def _percent(fraction: float) -> str:
@@ -74,22 +67,32 @@ def _say(message: str) -> None:
     click.echo(message, err=True)
 
 
-WARN_LAYERS = 5  # layers named per kind of warning; the rest are counted on one line
+WARN_LAYERS = 5  # layers named per list of layers; the rest are counted on one line
 
 
-def _warn_layers(fractions: dict, what: str, short: str) -> None:
-    """One warning per layer with a nonzero share (``fractions``: layer -> share) of its ``what``,
-    worst first, for at most WARN_LAYERS layers; one more line counts the others (with ``short``
-    things) and gives the range of their shares."""
+def natural(name: str) -> tuple:
+    """Sort key that orders the numbers inside names by value: features.2 before features.10."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name))
+
+
+def _worst_layers(fractions: dict, what: str, short: str) -> list[str]:
+    """Lines for the layers with a nonzero share (``fractions``: layer -> share) of their ``what``,
+    worst first (ties in natural order), at most WARN_LAYERS of them, and one more line counting
+    the others (with ``short`` things) with the range of their shares."""
     hit = sorted(((fraction, layer) for layer, fraction in fractions.items() if fraction > 0),
-                 key=lambda item: (-item[0], item[1]))
-    for fraction, layer in hit[:WARN_LAYERS]:
-        _say(f"photoncc: warning: layer {layer!r}: {_percent(fraction)} of its {what}; "
-             "compile with calibration data that covers your inputs")
+                 key=lambda item: (-item[0], natural(item[1])))
+    lines = [f"layer {layer!r}: {_percent(fraction)} of its {what}" for fraction, layer in hit[:WARN_LAYERS]]
     rest = hit[WARN_LAYERS:]
     if rest:
         shares = _percent(rest[0][0]) if len(rest) == 1 else f"{_percent(rest[-1][0])} to {_percent(rest[0][0])}"
-        _say(f"photoncc: warning: {len(rest)} more layer(s) with {short}: {shares} each")
+        lines.append(f"{len(rest)} more layer(s) with {short}: {shares} each")
+    return lines
+
+
+def _warn_layers(fractions: dict, what: str, short: str) -> None:
+    for line in _worst_layers(fractions, what, short):
+        _say(f"photoncc: warning: {line}" + ("; compile with calibration data that covers your inputs"
+                                             if line.startswith("layer ") else ""))
 
 
 class Progress:
@@ -187,15 +190,17 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, per
     all listed at once (as `photoncc check` does).
     """
     from .compiler import compile_model
-    output = _writable(output or model.with_suffix(".pcc"), "-o")
+    inputs, outputs = {"MODEL": model, "--calibration": calibration, "-p": _profile_file(profile_spec)}, {}
+    output = output_path(output or model.with_suffix(".pcc"), "-o", inputs, outputs)
     if report:
-        _writable(report, "--report")
+        output_path(report, "--report", inputs, outputs)
     with Progress("compile") as progress:
         program = compile_model(model, _profile(profile_spec), calibration, _input_range(input_range), dump_ir,
                                 headroom, percentile, progress)
-    program.write(output)
+    files = {output: program.write_to}
     if report:
-        _write_text(report, json.dumps(program.manifest["report"], indent=1, sort_keys=True) + "\n")
+        files[report] = (json.dumps(program.manifest["report"], indent=1, sort_keys=True) + "\n").encode()
+    write_files(files)
     r = program.manifest["report"]
     _say(f"photoncc: compiled {model} for {r['profile']}: {r['optical_layers']} optical layer(s) in "
          f"{r['tiles']} tile(s), {sum(r['electronic_ops'].values())} electronic op(s) -> {output}")
@@ -217,13 +222,18 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, per
 def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_size):
     """Run PROGRAM on the device simulator and write its outputs (.npz, keyed by output name)."""
     from .simulator import Simulator
-    output = _writable(output or program_path.with_suffix(".outputs.npz"), "-o")
+    output = output_path(output or program_path.with_suffix(".outputs.npz"), "-o",
+                         {"PROGRAM": program_path, "--inputs": inputs}, {})
     program = _load_program(program_path)
     feeds, _ = _feeds_for_program(program, inputs, stream=True)
     simulator = Simulator(program, seed=seed, noiseless=noiseless, noise_model=noise_model, check=str(program_path))
     with Progress("simulate") as progress:
         outputs = simulator.run_batches(feeds, batch_size, progress)
-    _write_npz(output, outputs)
+    write_files({output: _npz_bytes(outputs)})
+    for name, value in outputs.items():
+        bad = int(np.count_nonzero(~np.isfinite(value))) if value.dtype.kind == "f" else 0
+        if bad:
+            _say(f"photoncc: warning: output {name!r}: {bad} of {value.size} values are NaN or infinite")
     _warn_layers(simulator.clipped_fraction(), "inputs were outside the calibrated range and clipped", "clipped inputs")
     _warn_layers(simulator.adc_saturated_fraction(), "ADC reads were outside their calibrated ranges and saturated",
                  "saturated ADC reads")
@@ -266,10 +276,12 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
     from .compiler import compile_model, input_specs, load_calibration
     from .data import load_npz, match_inputs
     from .importer import import_model
-    from .verify import draw_inputs, junit_xml, thresholds, verify as run_verify
+    from .verify import draw_inputs, junit_xml, report_json, thresholds, verify as run_verify
+    given, outputs = {"TARGET": target, "--model": model, "--inputs": inputs, "--calibration": calibration,
+                      "-p": _profile_file(profile_spec)}, {}
     for path, option in ((json_path, "--json"), (junit_path, "--junit")):
         if path:
-            _writable(path, option)
+            output_path(path, option, given, outputs)
     feeds = labels = None
     progress = Progress("verify")
     if target.suffix == ".onnx":
@@ -315,15 +327,29 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
     with progress:
         report = run_verify(program, str(model), feeds, labels, tier=tier, limits=limits, seed=seed,
                             inputs_note=note, program_path=program_path, progress=progress, noise_model=noise_model)
+    files = {json_path: report_json(report).encode(), junit_path: junit_xml(report).encode()}
+    write_files({path: data for path, data in files.items() if path})  # before the verdict is printed
     _print_verify(report)
-    if json_path:
-        _write_text(json_path, json.dumps(report, indent=1, sort_keys=True) + "\n")
-    if junit_path:
-        _write_text(junit_path, junit_xml(report))
     sys.exit(0 if report["passed"] else 1)
 
 
+def _layer_summary(layers: list) -> str:
+    """Each layer's SQNR, or for more than WARN_LAYERS layers the worst of them and a count."""
+    def sqnr(layer):
+        return "exact" if layer["exact"] else f"SQNR {layer['sqnr_db']} dB" if layer["sqnr_db"] is not None \
+            else "no signal"
+    if len(layers) <= WARN_LAYERS:
+        return ", ".join(f"{layer['name']} {sqnr(layer)}" for layer in layers)
+    measured = sorted((layer for layer in layers if layer["sqnr_db"] is not None),
+                      key=lambda layer: (layer["sqnr_db"], natural(layer["name"])))
+    worst = ", ".join(f"{layer['name']} {sqnr(layer)}" for layer in measured[:WARN_LAYERS])
+    exact = sum(layer["exact"] for layer in layers)
+    return (f"{len(layers)} layers" + (f", worst: {worst}" if worst else "") + (f", {exact} exact" if exact else "")
+            + " (--json lists every layer)")
+
+
 def _print_verify(report: dict) -> None:
+    from .verify import nonfinite_note
     t = report["thresholds"]
     click.echo(f"verify {report['program']} against {report['model']}")
     trials = f", {report['trials']} seeded trials ({report['noise_model']} noise model)" if report["tier"] == "noisy" else ""
@@ -340,6 +366,8 @@ def _print_verify(report: dict) -> None:
             parts.append(f"max abs error {o['max_abs_error']:.3g}, relative {o['relative_error']:.3g}")
         if o["top1_agreement"] is not None:
             parts.append(f"top-1 agreement {o['top1_agreement']:.2%}")
+        if o.get("nonfinite_mismatch"):
+            parts.append(nonfinite_note(o))
         if o.get("top1_lower_bound") is not None:
             parts.append(f"lower bound {o['top1_lower_bound']:.2%}")
         click.echo(f"  {'ok  ' if o['passed'] else 'FAIL'} {o['name']}: {', '.join(parts)}")
@@ -352,13 +380,12 @@ def _print_verify(report: dict) -> None:
             per_trial = " (trials: " + ", ".join(f"{v:.2%}" for v in a["device_per_trial"]) + ")"
         click.echo(f"  accuracy on labels ({a['output']}): model {a['model']:.2%}, device {a['device']:.2%}{per_trial}")
     if report["layers"]:
-        click.echo("  per layer (first samples): " + ", ".join(
-            f"{layer['name']} " + ("exact" if layer["exact"] else f"SQNR {layer['sqnr_db']} dB" if layer["sqnr_db"]
-                                   is not None else "no signal") for layer in report["layers"]))
-    for layer, fraction in report["clipped_fraction"].items():
-        click.echo(f"  clipped: layer {layer!r}: {_percent(fraction)} of its inputs outside the calibrated range")
-    for layer, fraction in (report["adc_saturated_fraction"] or {}).items():
-        click.echo(f"  saturated: layer {layer!r}: {_percent(fraction)} of its ADC reads outside their calibrated ranges")
+        click.echo("  per layer (first samples): " + _layer_summary(report["layers"]))
+    for line in _worst_layers(report["clipped_fraction"], "inputs outside the calibrated range", "clipped inputs"):
+        click.echo(f"  clipped: {line}")
+    for line in _worst_layers(report["adc_saturated_fraction"] or {}, "ADC reads outside their calibrated ranges",
+                              "saturated ADC reads"):
+        click.echo(f"  saturated: {line}")
     if report["clipped_fraction"] or report["adc_saturated_fraction"]:
         click.echo("  note: the device saturates outside the ranges the program was calibrated for; verify on "
                    "representative data (--inputs) or compile with calibration data that covers these inputs")
@@ -382,14 +409,19 @@ def inspect(program_path, as_json):
     click.echo(f"  profile: {p['name']}: {p['architecture']}, {p['bank']['banks']} banks x {p['bank']['rings']} "
                f"rings = {r['ring_count']} rings")
     for spec in m["inputs"]:
-        click.echo(f"  input {spec['name']}: {spec['dtype']}[N,{','.join(map(str, spec['shape']))}] "
-                   f"range [{min(spec['lo']):.4g}, {max(spec['hi']):.4g}]")
+        click.echo(f"  input {spec['name']}: {_type_text(spec)} range [{min(spec['lo'], default=np.nan):.4g}, "
+                   f"{max(spec['hi'], default=np.nan):.4g}]")
     for spec in m["outputs"]:
-        click.echo(f"  output {spec['name']}: {spec['dtype']}[N,{','.join(map(str, spec['shape']))}]")
+        click.echo(f"  output {spec['name']}: {_type_text(spec)}")
     click.echo(f"  {r['optical_layers']} optical layer(s), {r['tiles']} tile(s); electronic: "
                + (", ".join(f"{op} x{c}" for op, c in r["electronic_ops"].items()) or "none"))
     if r.get("activations"):
-        click.echo("  activations: " + ", ".join(f"{a['name']} ({a['op']}, {a['placement']})" for a in r["activations"]))
+        kinds: dict = {}
+        for a in r["activations"]:
+            kinds.setdefault((a["op"], a["placement"]), []).append(a["name"])
+        click.echo("  activations: " + "; ".join(
+            f"{op} ({placement}): " + (", ".join(names) if len(names) <= 3 else f"{len(names)} layers")
+            for (op, placement), names in kinds.items()))
     click.echo(f"  estimate per inference (profile timing/energy, optical core only): "
                f"{r['latency_us']:.4g} us, {r['energy_nj']:.4g} nJ")
     rows = [("layer", "kind", "matrix", "tiles", "rings used", "of rings", "alpha", "shift", "range from",
@@ -404,6 +436,11 @@ def inspect(program_path, as_json):
     for row in rows:
         click.echo("  " + "  ".join(cell.ljust(w) if i in (0, 1, 8, 10) else cell.rjust(w)
                                     for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+
+
+def _type_text(spec: dict) -> str:
+    """A tensor spec as ``float32[N,3,224,224]`` (N: the batch)."""
+    return f"{spec['dtype']}[{','.join(['N'] + [str(d) for d in spec['shape']])}]"
 
 
 @cli.command()

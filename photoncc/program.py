@@ -12,7 +12,8 @@ One file, a ZIP archive (stored, fixed timestamps, so the same content gives the
 
 ``read`` refuses a truncated or corrupted file (bad archive, manifest or tensor checksum mismatch,
 unknown format version) with a ProgramError and never returns a partial program. ``write`` writes
-to a temporary file and renames it, so no half-written program is ever left behind.
+to a temporary file and renames it (``files.write_atomic``), so no half-written program is ever
+left behind.
 """
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ import json
 import mmap
 import os
 import struct
-import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ProgramError
+from .files import write_atomic
 
 FORMAT = "photoncc-program"
 VERSION = 1
@@ -251,23 +252,6 @@ def dead_after(steps, keep) -> list[list[str]]:
         if name not in keep:
             dead[index].append(name)
     return dead
-
-
-def write_atomic(path: str | Path, data) -> None:
-    """Write ``data`` (bytes, or a function that writes to an open binary file) to ``path``
-    through a temporary file in the same folder, then rename: never a half-written ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_default(value):

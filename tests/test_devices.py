@@ -828,4 +828,4 @@ def test_the_simulator_imports_nothing_of_the_compiler():
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
     assert "photoncc.simulator" in loaded
     assert loaded <= {"photoncc", "photoncc.simulator", "photoncc.program", "photoncc.kernels", "photoncc.errors",
-                      "photoncc.data", "photoncc.progress"}, loaded
+                      "photoncc.data", "photoncc.progress", "photoncc.files"}, loaded
