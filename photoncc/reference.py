@@ -2,7 +2,8 @@
 
 Models older than opset 7 do not load in onnxruntime; they run as ``onnx_load.load_model`` upgraded
 them (the same ModelProto the importer reads), and the report says so. A model whose batch
-dimension is fixed runs in chunks of that size.
+dimension is fixed runs in batches of that size, the last one filled up with copies of its last
+sample.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import fixed_batches
 from .errors import UserError
 from .onnx_load import MIN_OPSET, default_opset, load_model
 
@@ -44,14 +46,23 @@ def run_onnxruntime(model_path: str | Path, feeds: dict, batch_size: int = 256,
         session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as e:
         raise UserError(f"{model_path}: onnxruntime cannot load the model: {str(e).splitlines()[0]}") from e
+    wanted = [i.name for i in session.get_inputs()]
+    if sorted(wanted) != sorted(feeds):
+        raise UserError(f"{model_path}: the model's inputs {wanted} are not the program's {list(feeds)}; "
+                        "pass the model the program was compiled from (--model)")
     fixed = {i.name: i.shape[0] for i in session.get_inputs() if i.shape and isinstance(i.shape[0], int)}
-    step = min(fixed.values()) if fixed else batch_size
     names = [o.name for o in session.get_outputs()]
-    total = len(next(iter(feeds.values())))
-    parts = []
-    for start in range(0, total, step):
-        chunk = {k: v[start:start + step] for k, v in feeds.items()}
-        if fixed and len(next(iter(chunk.values()))) != step:
-            raise UserError(f"{model_path}: the model's batch is fixed at {step}; give a multiple of {step} samples")
-        parts.append(session.run(names, chunk))
+    if fixed:  # exported for a fixed batch: that many samples at a time, the last batch filled up
+        chunks = fixed_batches(feeds, min(fixed.values()))
+    else:
+        total = len(next(iter(feeds.values())))
+        chunks = (({k: v[start:start + batch_size] for k, v in feeds.items()}, None)
+                  for start in range(0, total, batch_size))
+    try:
+        parts = [[value[:count] for value in session.run(names, chunk)] for chunk, count in chunks]
+    except UserError:
+        raise
+    except Exception as e:  # onnxruntime's own error types: the model does not run on these inputs
+        raise UserError(f"{model_path}: onnxruntime cannot run the model on these inputs: "
+                        f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from e
     return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(names)}, note

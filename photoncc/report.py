@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import interp
+from .data import fixed_batches
 from .ir import Graph
 from .program import Program
 
@@ -91,10 +92,18 @@ def error_layers(g: Graph) -> list[str]:
 
 def model_values(source: Graph, feeds: dict, names) -> dict:
     """The model's own values named in ``names`` on ``feeds``: the interpreter on ``source``, the
-    imported graph."""
-    wanted, values = set(names), {}
-    interp.run(source, feeds, watch=lambda name, value: values.__setitem__(name, value) if name in wanted else None)
-    return values
+    imported graph. A model exported with a fixed batch (``meta["dynamic_batch"]`` false, as
+    PyTorch's dynamo exporter writes by default) runs that many samples at a time: its reshapes
+    are written for that batch."""
+    wanted = set(names)
+    if source.meta.get("dynamic_batch", True) or not source.inputs:
+        values = {}
+        interp.run(source, feeds, watch=lambda name, value: values.__setitem__(name, value) if name in wanted else None)
+        return values
+    parts: dict[str, list] = {name: [] for name in wanted}
+    for batch, count in fixed_batches(feeds, source.types[source.inputs[0]].shape[0]):
+        interp.run(source, batch, watch=lambda name, value: parts[name].append(value[:count]) if name in wanted else None)
+    return {name: np.concatenate(chunks) for name, chunks in parts.items() if chunks}
 
 
 def add_quantisation_error(program: Program, reference: dict, device: dict) -> None:

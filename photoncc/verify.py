@@ -27,6 +27,8 @@ The report schema is docs/verify-report.md.
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from . import __version__
@@ -98,6 +100,9 @@ def draw_inputs(program: Program, samples: int, seed: int) -> dict:
 
 
 def compare(ref: np.ndarray, dev: np.ndarray) -> dict:
+    """The metrics of one output (module docstring). Non-finite values are compared by position: a
+    NaN where the model has NaN (or the same infinity) agrees; one where the model has another
+    value is counted in ``nonfinite_mismatch``, and the errors are taken over the other values."""
     result = {"shape": list(ref.shape), "max_abs_error": None, "output_range": None,
               "relative_error": None, "top1_agreement": None}
     if dev.shape != ref.shape:
@@ -107,12 +112,14 @@ def compare(ref: np.ndarray, dev: np.ndarray) -> dict:
         result["top1_agreement"] = float(np.mean(ref == dev)) if ref.size else 1.0
         return result
     ref64, dev64 = ref.astype(np.float64), dev.astype(np.float64)
-    err = float(np.abs(dev64 - ref64).max()) if ref.size else 0.0
-    if not np.isfinite(dev64).all():
-        err = float("inf")
-    scale = float(np.ptp(ref64)) if ref.size else 0.0
-    scale = scale or (float(np.abs(ref64).max()) if ref.size else 0.0) or 1.0
-    result.update(max_abs_error=err, output_range=scale, relative_error=err / scale)
+    finite = np.isfinite(ref64) & np.isfinite(dev64)
+    same = (ref64 == dev64) | (np.isnan(ref64) & np.isnan(dev64))  # the same infinity, or NaN on both sides
+    mismatched = int(np.count_nonzero(~finite & ~same))
+    err = float(np.abs(dev64 - ref64, where=finite, out=np.zeros_like(ref64)).max()) if ref.size else 0.0
+    known = ref64[np.isfinite(ref64)]
+    scale = float(np.ptp(known)) if known.size else 0.0
+    scale = scale or (float(np.abs(known).max()) if known.size else 0.0) or 1.0
+    result.update(max_abs_error=err, output_range=scale, relative_error=err / scale, nonfinite_mismatch=mismatched)
     if ref.ndim == 2 and ref.shape[1] >= 2:
         result["top1_agreement"] = float(np.mean(ref.argmax(axis=1) == dev.argmax(axis=1)))
     return result
@@ -209,6 +216,8 @@ def _judge(name: str, ref: np.ndarray, devs: list, tier: str, limits: dict) -> d
         metrics["top1_agreement"] = float(np.mean(agrees)) if agrees else None
         metrics["per_trial"] = {"relative_error": rels or None, "top1_agreement": agrees or None}
     rel, agree = metrics["relative_error"], metrics["top1_agreement"]
+    metrics["nonfinite_mismatch"] = max((m.get("nonfinite_mismatch") or 0 for m in per_trial), default=0) \
+        if ref.dtype.kind == "f" else None
     if tier == "noisy" and agree is not None:
         total = len(ref) * len(devs)
         metrics["top1_lower_bound"] = wilson_lower(agree * total, total, limits["confidence"])
@@ -216,15 +225,19 @@ def _judge(name: str, ref: np.ndarray, devs: list, tier: str, limits: dict) -> d
     else:
         agree_ok = agree is None or agree >= limits["top1"]
     judge_rel = rel is not None and (tier == "exact" or not metrics["classifier"])
-    metrics["passed"] = bool(agree_ok and (not judge_rel or rel <= limits["rtol"]))
+    metrics["passed"] = bool(agree_ok and (not judge_rel or rel <= limits["rtol"]) and not metrics["nonfinite_mismatch"])
     return metrics
 
 
 def _layer_metrics(name: str, ref: np.ndarray, dev: np.ndarray) -> dict:
     """SQNR and relative error of one layer, in float64 with one float64 array (the error, exact:
     the difference of two float32 values), not a float64 copy of each operand (64 samples of an
-    ImageNet network's early layer are hundreds of MB in float64)."""
+    ImageNet network's early layer are hundreds of MB in float64). Positions where either side is
+    NaN or infinite are left out (the outputs' comparison counts them)."""
     err = np.subtract(dev, ref, dtype=np.float64)
+    if not np.isfinite(err).all():
+        keep = np.isfinite(err)
+        err, ref = err[keep], ref[keep]
     largest = max(float(err.max(initial=0.0)), -float(err.min(initial=0.0)))
     noise = float(np.square(err, out=err).sum())
     flat = ref.reshape(-1)
@@ -244,9 +257,30 @@ def junit_xml(report: dict) -> str:
         if not o["passed"]:
             message = o.get("error") or (f"{report['tier']} tier: relative error {o['relative_error']} "
                                          f"(rtol {report['thresholds']['rtol']}), top-1 agreement "
-                                         f"{o['top1_agreement']} (min {report['thresholds']['top1']})")
+                                         f"{o['top1_agreement']} (min {report['thresholds']['top1']})"
+                                         + nonfinite_note(o, ", "))
             body = f"<failure message={quoteattr(message)}/>"
         cases.append(f'  <testcase classname="photoncc.verify" name={quoteattr(o["name"])}>{body}</testcase>')
     failures = sum(not o["passed"] for o in report["outputs"])
     return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name={quoteattr("photoncc verify " + report["model"])} '
             f'tests="{len(cases)}" failures="{failures}" errors="0">\n' + "\n".join(cases) + "\n</testsuite>\n")
+
+
+def nonfinite_note(output: dict, before: str = "") -> str:
+    """The words for an output's ``nonfinite_mismatch`` ("" when there is none)."""
+    count = output.get("nonfinite_mismatch")
+    return f"{before}{count} value(s) NaN or infinite where the model's are not, or the other way round" if count else ""
+
+
+def report_json(report: dict) -> str:
+    """The report as strict JSON (sorted keys, indent 1, a final newline): a non-finite number,
+    which JSON cannot hold, is written as null."""
+    def finite(value):
+        if isinstance(value, float):
+            return value if np.isfinite(value) else None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        return value
+    return json.dumps(finite(report), indent=1, sort_keys=True, allow_nan=False) + "\n"
