@@ -58,5 +58,5 @@ OP_TABLE = (
     ("Shape", "compile", ""), ("Size", "compile", ""), ("ConstantOfShape", "compile", ""),
     ("Constant", "compile", ""), ("Range", "compile", ""), ("Expand", "compile", "or electronic"),
     ("Tile", "compile", "or electronic"),
-    ("Identity", "removed", ""), ("Dropout", "removed", "inference: identity"),
+    ("Identity", "removed", "kept only to copy a graph input, or another output, to an output of its own name"), ("Dropout", "removed", "inference: identity"),
 )

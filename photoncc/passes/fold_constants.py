@@ -59,16 +59,25 @@ def _foldable(n: Node, consts: dict) -> bool:
 
 
 def _keep_output_names(g, nodes, consts, types, rename) -> Graph:
-    """Re-add an Identity for each graph output that folding renamed (it is not a node output any more)."""
-    nodes = list(nodes)
+    """Give each graph output that folding renamed its name back: the node that computes its value
+    writes it under the output's name. Only a value that cannot take the name (a graph input, or
+    one that is also another output) is copied to it by an Identity."""
+    produced = {o for n in nodes for o in n.outputs if o}
+    back, copies = {}, []
     for o in g.outputs:
         source = rename.get(o, o)
         while source in rename:
             source = rename[source]
-        if source != o:
-            if source in consts:  # a constant output: materialise by broadcasting at run time is
-                consts[o] = consts[source]  # not needed, the value is the constant itself
-                types[o] = types[source]
-            else:
-                nodes.append(Node("Identity", (source,), (o,), {}, f"output_{o}"))
+        if source == o:
+            continue
+        if source in consts:  # a constant output: the value is the constant itself
+            consts[o], types[o] = consts[source], types[source]
+        elif source in produced and source not in g.outputs and source not in back:
+            back[source] = o
+            types[o] = types[source]
+        else:
+            copies.append((source, o))
+    nodes = [n.replace(inputs=tuple(back.get(i, i) for i in n.inputs), outputs=tuple(back.get(o, o) for o in n.outputs))
+             for n in nodes]
+    nodes += [Node("Identity", (back.get(source, source),), (o,), {}, f"output_{o}") for source, o in copies]
     return prune(g.replace(nodes=tuple(nodes), consts=consts, types=types))
