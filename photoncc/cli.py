@@ -473,10 +473,19 @@ def profiles(name):
 
 @cli.command()
 def ops():
-    """The supported ONNX operators and how each is mapped onto the device."""
-    from .coverage import OP_TABLE
-    for op, mapping, note in OP_TABLE:
-        click.echo(f"{op:<22} {mapping:<12} {note}")
+    """The supported ONNX operators and how each is mapped onto the device.
+
+    \b
+    optical     a matrix product on the photonic banks (or a photonic activation)
+    folded      into the neighbouring bank at compile time when it follows one; else electronic
+    electronic  runs on the electronic side, after the ADC
+    layout      data movement on the electronic side (no arithmetic)
+    compile     evaluated at compile time (shape sub-graphs, constants); must not depend on data
+    removed     vanishes in inference
+    """
+    from . import ops as registry
+    for found in registry.table():
+        click.echo(f"{found.name:<22} {found.placement:<12} {found.note}".rstrip())
 
 
 # ---------------------------------------------------------------------- entry point
@@ -513,7 +522,3 @@ def main(argv=None) -> int:
              f"traceback): {type(e).__name__}: {e}")
         return 3
     return 0
-
-
-def entry() -> None:
-    sys.exit(main())

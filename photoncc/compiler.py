@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import ir, kernels
+from . import ir, ops
 from .data import load_npz, match_inputs
 from .emit import emit
 from .errors import UnsupportedModel, UserError
@@ -34,7 +34,7 @@ from .progress import stage
 from .ranges import adc_ranges, measure_ranges
 from .report import add_quantisation_error, compile_report, error_layers, error_samples, model_values
 
-PROGRAM_OPS = frozenset(kernels.ELECTRONIC) | frozenset(kernels.PHOTONIC)  # besides the banks
+PROGRAM_OPS = frozenset(ops.kernels())  # what a program may hold besides the banks: the ops with a kernel
 
 
 @dataclass

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import __version__
+from . import __version__, ops
 from .ir import Graph
 from .program import Program
 from .progress import stage
 from .simulator import KAT_LAYERS, Simulator, statistical_covers
 
 KAT_RTOL = 1e-5
-OPTICAL = {"Bank", "PhotonicSigmoid"}
 
 
 def bank_summary(node_attrs: dict, tiles_shape, gain_shape, lo_shape) -> dict:
@@ -43,7 +42,7 @@ def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: d
     instructions = []
     for n in g.nodes:
         inst = {"op": n.op, "name": n.name, "inputs": list(n.inputs), "outputs": list(n.outputs),
-                "attrs": dict(n.attrs), "placement": "optical" if n.op in OPTICAL else "electronic"}
+                "attrs": dict(n.attrs), "placement": "optical" if ops.get(n.op).placement == "optical" else "electronic"}
         if n.op == "Bank":
             inst["bank"] = bank_summary(n.attrs, g.consts[n.inputs[1]].shape,
                                         g.consts[n.inputs[2]].shape, g.consts[n.inputs[3]].shape)

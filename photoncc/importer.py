@@ -20,23 +20,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from . import interp
+from . import interp, ops
 from .errors import UnsupportedModel, UserError
 from .ir import Graph, Node, TensorType, UnsupportedNode, prune, type_of
 from .onnx_load import default_opset, load_model, np_dtype, sha256_of
 
-ML_OPS = {"Scaler", "ArrayFeatureExtractor"}
-
-HINTS = {
-    "ZipMap": "skl2onnx adds ZipMap for the probabilities; convert with options={id(model): {'zipmap': False}}",
-    "LinearClassifier": "a classic-ML operator; photoncc compiles neural networks (MatMul/Gemm chains), "
-                        "e.g. scikit-learn's MLPClassifier",
-    "ConvTranspose": "transposed convolutions are not mapped to banks yet",
-    "LSTM": "recurrent layers are not supported", "GRU": "recurrent layers are not supported",
-    "RNN": "recurrent layers are not supported",
-    "Resize": "resampling is not supported; upsample outside the model",
-    "Upsample": "resampling is not supported; upsample outside the model",
-}
 IGNORED_ATTRS = {"consumed_inputs", "is_test", "spatial", "momentum", "storage_order", "seed",
                  "ratio", "broadcast"}
 
@@ -132,13 +120,12 @@ def _constant_value(proto: onnx.NodeProto, source: str) -> np.ndarray:
 
 
 def _unsupported(proto: onnx.NodeProto, name: str) -> UnsupportedNode | None:
-    op = proto.op_type
-    if proto.domain not in ("", "ai.onnx") and not (proto.domain == "ai.onnx.ml" and op in ML_OPS):
-        return UnsupportedNode(name, op, f"operator of domain {proto.domain!r} is not supported",
-                               HINTS.get(op, "see `photoncc ops` for what is supported"))
-    if op not in interp.OPS:
-        return UnsupportedNode(name, op, "no photonic or electronic mapping for this operator",
-                               HINTS.get(op, "see `photoncc ops` for what is supported"))
+    op, found = proto.op_type, ops.get(proto.op_type)
+    hint = ops.REFUSED.get(op, "see `photoncc ops` for what is supported")
+    if proto.domain not in ("", "ai.onnx") and not (found and found.onnx_op and found.domain == proto.domain):
+        return UnsupportedNode(name, op, f"operator of domain {proto.domain!r} is not supported", hint)
+    if found is None or not found.onnx_op or (found.kernel is None and found.onnx is None):
+        return UnsupportedNode(name, op, "no photonic or electronic mapping for this operator", hint)
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in proto.attribute):
         return UnsupportedNode(name, op, "control flow with sub-graphs is not supported")
     if op == "BatchNormalization" and any(

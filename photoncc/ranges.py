@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import interp, kernels
+from . import cpu, interp, ops
 from .data import batches
 from .errors import UserError
 from .ir import Graph
+from .ops.conv import unfold
 from .progress import stage
 from .simulator import device_weights
 
-MONOTONE = {"Relu", "LeakyRelu", "Elu", "Selu", "Softplus", "Sigmoid", "Tanh", "HardSigmoid", "Clip",
-            "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape", "Transpose",
-            "Identity", "Pad", "Concat", "Slice", "Split", "Cast"}  # non-decreasing in every data input
-BOUNDED = {"Sigmoid": (0.0, 1.0), "Softmax": (0.0, 1.0), "Tanh": (-1.0, 1.0), "HardSigmoid": (0.0, 1.0)}
 BATCH = 32
 ROUNDING = 1e-4
 
@@ -73,35 +70,19 @@ def interval_bounds(g: Graph, input_range=None) -> dict:
 
 
 def _bound_of(n, ins, out_type):
-    if n.op == "PhotonicSigmoid":
-        return (np.full(out_type.shape, n.attrs["A1"]), np.full(out_type.shape, n.attrs["A2"]),
-                f"PhotonicSigmoid {n.name!r}")
-    if n.op in BOUNDED:
-        lo, hi = BOUNDED[n.op]
-        return np.full(out_type.shape, lo), np.full(out_type.shape, hi), f"{n.op} {n.name!r}"
-    if n.op == "Clip" and n.attrs.get("min") is not None and n.attrs.get("max") is not None:
-        low, high = float(n.attrs["min"]), float(n.attrs["max"])
-        return np.full(out_type.shape, min(low, high)), np.full(out_type.shape, high), f"Clip {n.name!r}"
-    if any(b is None for b in ins) or not ins:
+    """The bounds of ``n``'s output: its op's own (``Op.bounds``), else those its op's rule
+    (``Op.interval``) derives from its inputs' bounds ``ins`` (None where an input has none)."""
+    found = ops.get(n.op)
+    fixed = found.bounds(n.attrs) if found and found.bounds else None
+    if fixed is not None:
+        return np.full(out_type.shape, fixed[0]), np.full(out_type.shape, fixed[1]), f"{n.op} {n.name!r}"
+    if any(b is None for b in ins) or not ins or not found or not found.interval:
+        return None
+    derived = found.interval(n, [b[0] for b in ins], [b[1] for b in ins])
+    if derived is None:
         return None
     source = next((b[2] for b in ins if b[2] != "constant"), "constant")
-    if n.op in MONOTONE and n.attrs.get("alpha", 0.0) >= 0:  # LeakyRelu/Elu: non-decreasing for alpha >= 0
-        fn = interp.OPS[n.op]
-        lo, hi = fn(n, *[b[0] for b in ins]), fn(n, *[b[1] for b in ins])
-        return np.asarray(lo, np.float64), np.asarray(hi, np.float64), source
-    if n.op in ("Add", "Sub", "Mul", "Div") and len(ins) == 2:
-        (alo, ahi, _), (blo, bhi, _) = [(np.asarray(b[0], np.float64), np.asarray(b[1], np.float64), 0) for b in ins]
-        if n.op == "Add":
-            return alo + blo, ahi + bhi, source
-        if n.op == "Sub":
-            return alo - bhi, ahi - blo, source
-        if n.op == "Div":
-            if ((blo <= 0) & (bhi >= 0)).any():
-                return None
-            blo, bhi = 1.0 / bhi, 1.0 / blo
-        corners = np.stack(np.broadcast_arrays(alo * blo, alo * bhi, ahi * blo, ahi * bhi))
-        return corners.min(axis=0), corners.max(axis=0), source
-    return None
+    return np.asarray(derived[0], np.float64), np.asarray(derived[1], np.float64), source
 
 
 def measure_ranges(g: Graph, calibration: dict | None, input_range=None, headroom: float = 0.0,
@@ -287,10 +268,10 @@ def _partial_sum_extremes(n, consts, w, x):
     budget = max(1, PRODUCT_BLOCK // max(1, groups * q * c, groups * r * b, r * b * c))
     conv = n.attrs.get("conv")
     if conv:  # (N, *out, C, *k): blocks of whole samples, or of output rows of one sample
-        cols = kernels.unfold(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
+        cols = unfold(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
         lead = cols.shape[:cols.ndim - len(conv["kernel_shape"]) - 1]
         blocks = [cols[samples, rows] for samples, rows in
-                  kernels.row_blocks(lead[0], lead[1], int(np.prod(lead[2:], dtype=np.int64)), budget)]
+                  cpu.row_blocks(lead[0], lead[1], int(np.prod(lead[2:], dtype=np.int64)), budget)]
     else:
         flat = x.reshape(-1, x.shape[-1])
         blocks = [flat[r0:r0 + budget] for r0 in range(0, len(flat), budget)]
@@ -314,7 +295,7 @@ def _partial_sum_extremes(n, consts, w, x):
         return lo, hi
 
     # the blocks, views of x (or of its unfolded view), dealt round-robin to the cores
-    for lo, hi in kernels.threaded_map(extremes, [blocks[i::kernels.THREADS] for i in range(kernels.THREADS)]):
+    for lo, hi in cpu.threaded_map(extremes, [blocks[i::cpu.THREADS] for i in range(cpu.THREADS)]):
         low, high = np.minimum(low, lo), np.maximum(high, hi)
     return tuple(a.reshape(groups, q, r, b).transpose(0, 2, 1, 3) for a in (low, high))
 
@@ -327,7 +308,7 @@ def _weight_blocks(n, consts, profile):
     """(slice of tile rows, the ring weights (G, r, Q, B, C) the noiseless device realises there, in
     float64) for the blocks of bank ``n``'s tile rows: no float64 copy of a whole layer."""
     tiles = consts[n.inputs[1]]
-    for rows, _ in kernels.tile_row_blocks(tiles, tiles.shape[1] * tiles.shape[3], WEIGHT_BLOCK):
+    for rows, _ in cpu.tile_row_blocks(tiles, tiles.shape[1] * tiles.shape[3], WEIGHT_BLOCK):
         yield rows, device_weights(tiles[:, rows], n.attrs, profile, np.float64)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import interp
+from . import interp, ops
 from .data import fixed_batches
 from .ir import Graph
 from .program import Program
@@ -31,12 +31,11 @@ def compile_report(device: Graph, profile, range_info: dict) -> dict:
     ring_count = profile.banks * profile.rings
     layers, electronic, activations = [], {}, []
     for n in device.nodes:
-        if n.op in ("Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Elu", "Softplus", "Selu", "Clip",
-                    "HardSigmoid", "PhotonicSigmoid"):
-            activations.append({"name": n.name, "op": n.op,
-                                "placement": "optical" if n.op == "PhotonicSigmoid" else "electronic"})
+        optical = ops.get(n.op).placement == "optical"
+        if ops.get(n.op).activation:
+            activations.append({"name": n.name, "op": n.op, "placement": "optical" if optical else "electronic"})
         if n.op != "Bank":
-            electronic[n.op] = electronic.get(n.op, 0) + (n.op != "PhotonicSigmoid")
+            electronic[n.op] = electronic.get(n.op, 0) + (not optical)
             continue
         layers.append(_layer(n, device, profile, range_info, ring_count))
     electronic = {k: v for k, v in electronic.items() if v}

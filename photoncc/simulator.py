@@ -1,6 +1,7 @@
 """NumPy reference model of the device, executing a Program (program.py). Depends on the program
-format, the electronic kernels and NumPy only: never on the compiler's IR, passes or interpreter, so
-that ``verify`` compares the model against an independent account of what the device does.
+format, the operators' kernels (``photoncc.ops``) and NumPy only: never on the compiler's IR,
+passes or interpreter, so that ``verify`` compares the model against an independent account of
+what the device does.
 
 A photonic instruction ``Bank`` (one layer) runs as the hardware does:
 
@@ -52,9 +53,10 @@ import copy
 
 import numpy as np
 
-from . import kernels
+from . import cpu, ops
 from .data import batches
 from .errors import DeviceError, KnownAnswerError, ProgramError
+from .ops.conv import conv_padded, pad_channel_last, unfold
 from .program import Program, dead_after, levels, weight_step
 
 DEFAULT_BATCH = 64
@@ -67,11 +69,12 @@ NOISE_BLOCK = 1 << 20  # outputs given their statistical read noise at once (4 M
 STREAMS = 8  # a draw of at least STREAM_PAIRS pairs of normals comes from this many random streams,
 STREAM_PAIRS = 1 << 16  # shared by the cores (fixed numbers: the draws never depend on the machine)
 KAT_LAYERS = {"outputs": "layers", "statistical": "statistical_layers"}  # kat key -> its final layers' key
-KERNELS = {**kernels.ELECTRONIC, **kernels.PHOTONIC}
-# the same ops computed in their first input's memory, used when that input is a value in memory of
-# its own that nothing reads afterwards (saves a large fresh allocation and a pass per layer)
-IN_PLACE = {"Relu": lambda x: np.maximum(x, x.dtype.type(0), out=x),
-            "Add": lambda a, b: np.add(a, b, out=a), "Sum": lambda a, b: np.add(a, b, out=a)}
+KERNELS = ops.kernels()
+# the ops that can be computed in their first input's memory (``Op.in_place``), used when that input
+# is a value in memory of its own that nothing reads afterwards (saves a large fresh allocation and
+# a pass per layer), with how many inputs they then take
+IN_PLACE = {name: (found.in_place, found.in_place.__code__.co_argcount)
+            for name, found in ops.REGISTRY.items() if found.in_place is not None}
 
 
 def _rowdot(a: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -88,8 +91,8 @@ def gaussian(rng: np.random.Generator, shape, sigma: float = 1.0) -> np.ndarray:
     1 - u1 >= 2^-24 bounds |z| by 5.77 sigma (the cut tail has probability 8e-9).
     A large draw comes in STREAMS parts, each from its own stream spawned from ``rng``
     (``Generator.spawn``: independent streams), so that the cores share the drawing; the parts are
-    fixed, not the cores, so the samples do not depend on the machine. Uses ``kernels.threaded_map``:
-    not to be called from a task that ``kernels.threaded`` or ``threaded_map`` runs."""
+    fixed, not the cores, so the samples do not depend on the machine. Uses ``cpu.threaded_map``:
+    not to be called from a task that ``cpu.threaded`` or ``threaded_map`` runs."""
     count = int(np.prod(shape, dtype=np.int64))
     half = (count + 1) // 2
     z = np.empty((half, 2), np.float32)
@@ -109,7 +112,7 @@ def gaussian(rng: np.random.Generator, shape, sigma: float = 1.0) -> np.ndarray:
         np.sin(angle, out=z_part[:, 1])
         z_part[:, 0] *= radius
         z_part[:, 1] *= radius
-    kernels.threaded_map(draw, range(parts))
+    cpu.threaded_map(draw, range(parts))
     return z.reshape(-1)[:count].reshape(shape)
 
 
@@ -125,7 +128,7 @@ def apply_crosstalk(tiles: np.ndarray, c: float) -> np.ndarray:
         out *= c
         out += w
     out = np.empty_like(tiles)
-    kernels.threaded(couple, out, tiles)
+    cpu.threaded(couple, out, tiles)
     return out
 
 
@@ -257,7 +260,7 @@ class Simulator:
                               "rin_u": np.empty((groups, m, channels)),
                               "rin_c": None if signed else np.empty((groups, m, channels))}
                 width = (adc[..., 1] - adc[..., 0]).astype(f64).transpose(0, 1, 3, 2).reshape(groups, r * b, q)
-            for block, part in kernels.tile_row_blocks(tiles, m, LOAD_BLOCK):  # part: the block's matrix rows
+            for block, part in cpu.tile_row_blocks(tiles, m, LOAD_BLOCK):  # part: the block's matrix rows
                 count = part.stop - part.start
                 coupled = coupled_weights(tiles[:, block], a, self.profile, dtype)
                 rows = self._rows(realised(coupled, a, self.profile, None if error is None else error[:, block]), count)
@@ -277,7 +280,7 @@ class Simulator:
         # at a time: on a large layer (VGG-19's first Gemm: 205 M rings, 1.6 GB in float64) no other
         # float64 copy of the layer is ever whole
         per_tile = np.empty((groups, q, c + (adc is not None), m))
-        for block, part in kernels.tile_row_blocks(tiles, m, LOAD_BLOCK):  # part: the block's matrix rows
+        for block, part in cpu.tile_row_blocks(tiles, m, LOAD_BLOCK):  # part: the block's matrix rows
             weights = realised(coupled_weights(tiles[:, block], a, self.profile, f64), a, self.profile,
                                None if error is None else error[:, block])
             per_tile[:, :, :c, part] = (
@@ -300,7 +303,7 @@ class Simulator:
         transposing copy of the tiles (G, R, Q, B, C), shared over the cores."""
         groups, r, q, b, c = weights.shape
         rows = np.empty((groups, r * b, q * c), weights.dtype)
-        kernels.threaded(np.copyto, rows.reshape(groups, r, b, q, c), weights.transpose(0, 1, 3, 2, 4))
+        cpu.threaded(np.copyto, rows.reshape(groups, r, b, q, c), weights.transpose(0, 1, 3, 2, 4))
         return rows[:, :m]
 
     def _check_bank(self, name, tiles, gain, alpha, adc, a, signed) -> None:
@@ -490,7 +493,7 @@ class Simulator:
         input must be owned (``fresh``), not wanted afterwards (an output, kept, or read by a later
         instruction) and, for a binary op, already of the result's shape and dtype."""
         op, names = inst["op"], inst["inputs"]
-        if op not in IN_PLACE or len(names) != (1 if op == "Relu" else 2):
+        if op not in IN_PLACE or len(names) != IN_PLACE[op][1]:
             return None
         if len(names) == 2 and names[1] in fresh and self._last_use[names[1]] == index and names[1] not in held:
             names, args = names[::-1], args[::-1]  # Add and Sum commute: overwrite whichever operand dies
@@ -502,7 +505,7 @@ class Simulator:
             if not isinstance(b, np.ndarray) or np.result_type(a, b) != a.dtype or \
                     np.broadcast_shapes(a.shape, b.shape) != a.shape or np.may_share_memory(a, b):
                 return None
-        return IN_PLACE[op](*args)
+        return IN_PLACE[op][0](*args)
 
     @staticmethod
     def _track_ownership(inst: dict, args: list, result: tuple, fresh: set, in_place: bool) -> None:
@@ -537,7 +540,7 @@ class Simulator:
             return self._direct(inst["name"], bank, conv, x)
         groups, m = bank["gain"].shape
         if conv:  # im2col a block of output rows (all samples) at a time: (N, rows, *out[1:], C, *k)
-            cols = kernels.unfold(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
+            cols = unfold(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
             lead = cols.shape[:cols.ndim - len(conv["kernel_shape"]) - 1]
             per_row = int(np.prod((lead[0],) + lead[2:], dtype=np.int64))
         else:
@@ -594,13 +597,13 @@ class Simulator:
         count[0] += int(np.count_nonzero(last < lo - slack)) + int(np.count_nonzero(last > hi + slack))
         count[1] += x.size
         if conv:  # u: the interior of the padded buffer xp
-            xp, u = kernels.pad_channel_last(x.shape, conv["pads"], d["weight"].dtype)
+            xp, u = pad_channel_last(x.shape, conv["pads"], d["weight"].dtype)
         else:
             u = np.empty(x.shape, d["weight"].dtype)
         step = np.where(alpha > 0, alpha / levels(bank["input_bits"]), 1.0).astype(u.dtype) \
             if bank["input_bits"] else None
 
-        def modulate(u, x):  # a part of the inputs, elementwise (``kernels.threaded`` shares the parts)
+        def modulate(u, x):  # a part of the inputs, elementwise (``cpu.threaded`` shares the parts)
             np.clip(x, lo, hi, out=u, casting="same_kind")                # the modulators saturate
             if step is not None:                                           # the DAC's levels
                 u -= lo
@@ -609,9 +612,9 @@ class Simulator:
                 u *= step
                 np.minimum(u, alpha, out=u)
                 u += lo
-        kernels.threaded(modulate, u, last)
+        cpu.threaded(modulate, u, last)
         if conv:
-            y = kernels.conv_padded(xp, d["weight"], d["bias"], strides=conv["strides"],
+            y = conv_padded(xp, d["weight"], d["bias"], strides=conv["strides"],
                                     dilations=conv["dilations"], group=conv["group"])
         else:
             y = u @ d["weight"].T + d["bias"]
@@ -664,16 +667,16 @@ class Simulator:
         for start in range(0, v.shape[1], chunk):
             part = v[:, start:start + chunk].reshape(groups, -1, q, c).transpose(0, 2, 1, 3)  # (G, Q, p, C)
             vt = np.empty(part.shape[:3] + (w.shape[2],))                  # (G, Q, p, C [+ 1]) float64
-            kernels.threaded(np.copyto, vt[..., :c], part, axis=2)
+            cpu.threaded(np.copyto, vt[..., :c], part, axis=2)
             if scale is not None:
                 vt[..., c] = 1.0                                           # the ADC offset's channel
             if rin:  # each channel's power fluctuates, shared by every row it feeds
-                kernels.threaded(fluctuate, vt[..., :c], gaussian(self.rng, part.shape, rin))
+                cpu.threaded(fluctuate, vt[..., :c], gaussian(self.rng, part.shape, rin))
             partial = np.empty(part.shape[:3] + (m,))                      # (G, Q, p, M)
-            kernels.threaded(product, partial, vt, axis=2)
+            cpu.threaded(product, partial, vt, axis=2)
             if scale is not None:  # the ADC, position by position
                 detector = gaussian(self.rng, partial.shape, det * top) if det else partial
-                kernels.threaded(convert, partial, detector, axis=2)
+                cpu.threaded(convert, partial, detector, axis=2)
                 out[:, start:start + chunk] = partial.sum(axis=1) + low_sum
             else:
                 if det:  # no ADC: detector noise relative to the largest read of the tile

@@ -524,13 +524,19 @@ def test_verify_finds_the_recorded_model_from_another_folder(capsys, tmp_path, m
     assert "PASS" in out
 
 
-def test_ops_table_lists_exactly_the_operators_the_importer_accepts():
-    from photoncc import interp
-    from photoncc.coverage import OP_TABLE
-    listed = {op for op, _, _ in OP_TABLE}
-    accepted = set(interp.OPS) - {"Linear", "Bank", "PhotonicSigmoid"}  # IR-only ops, not ONNX
-    assert accepted <= listed, sorted(accepted - listed)
-    assert listed - accepted <= {"Constant"}, sorted(listed - accepted)  # Constant: folded by the importer
+def test_ops_lists_exactly_the_operators_the_importer_accepts(capsys):
+    """Every registered ONNX operator is listed with its placement, and each is accepted by the
+    importer in a one-node model (Constant: read by the importer itself); the IR's own ops are
+    neither listed nor accepted."""
+    from photoncc import ops
+    from photoncc.importer import _unsupported
+    code, out, _ = run_cli(capsys, "ops")
+    listed = {line.split()[0]: line.split()[1] for line in out.splitlines()}
+    assert listed == {o.name: o.placement for o in ops.REGISTRY.values() if o.onnx_op}
+    for name, found in ops.REGISTRY.items():
+        node = onnx.helper.make_node(name, ["x"], ["y"], domain=found.domain)
+        refused = _unsupported(node, "n")
+        assert (refused is None) == (found.onnx_op and name != "Constant"), (name, refused)
 
 
 def test_verify_onnx_target_reads_the_model_once(capsys, tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ import pytest
 from helpers import (DATA, assert_outputs_match, bank_instructions, compile_and_compare, data_inputs,
                      ideal, read_pb, run_cli, save)
 from models import LIGHT, ONNX_DATA, image_batch, light_model
-from photoncc import kernels
+from photoncc.ops import conv as kernels
 from photoncc.compiler import Context, compile_model, run_pipeline
 from photoncc.errors import UnsupportedModel
 from photoncc.importer import import_model

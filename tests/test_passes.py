@@ -350,7 +350,8 @@ def test_adc_calibration_finds_the_extremes_of_every_tile_read(model, block, mon
     extremes of the partial sums written out by definition (v_p . w_(g,q,:,m) for every position
     p, float64 here, float32 products there), and bit for bit the same for any block size (one
     value per block, 3000, the default)."""
-    from photoncc import kernels, ranges
+    from photoncc import ranges
+    from photoncc.ops import conv as kernels
     from photoncc.compiler import load_calibration
 
     profile = load_profile("mrr-incoherent-8b")

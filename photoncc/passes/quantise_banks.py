@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels
+from .. import cpu
 from ..ir import Graph, fresh_name, prune, type_of
 from ..program import weight_step
 from ..simulator import apply_crosstalk
@@ -62,7 +62,7 @@ def quantise_banks(g: Graph, profile, progress=None) -> Graph:
             dtype = (np.int8 if bits <= 8 else np.int16) if signed else (np.uint8 if bits <= 8 else np.uint16)
             tiles, alpha = consts[tname], consts[n.inputs[4]].astype(np.float64)
             codes, offset = np.empty(tiles.shape, dtype), np.empty(gain.shape)
-            for block, rows in kernels.tile_row_blocks(tiles, m, BLOCK):  # every step is row by row
+            for block, rows in cpu.tile_row_blocks(tiles, m, BLOCK):  # every step is row by row
                 codes[:, block], offset[:, rows] = _quantise_rows(
                     tiles[:, block], gain[:, rows], alpha, j, bits, (w_min, w_max) if signed else (0.0, 1.0),
                     attrs, profile["noise"]["crosstalk"], signed)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels
+from .. import cpu
 from ..ir import Graph, Node, fresh_name, prune, type_of
 
 
@@ -107,7 +107,7 @@ def split_nonnegative(w, b, lo, alpha, dtype=np.float64):
     groups, m, k = w.shape
     t = np.empty((groups, m, 2 * k + 1), dtype)
     gain, b_tilde = np.empty((groups, m)), np.empty((groups, m))
-    for gs, rs in kernels.row_blocks(groups, m, k, SPLIT_BLOCK):  # whole groups, or rows of one group
+    for gs, rs in cpu.row_blocks(groups, m, k, SPLIT_BLOCK):  # whole groups, or rows of one group
         block = w[gs, rs].astype(np.float64)
         wn = np.maximum(-block, 0.0)
         # einsum, not BLAS: its summation order does not depend on the machine or its thread count

@@ -1,0 +1,256 @@
+"""Data movement on the electronic side: reshapes, transposes, concatenation, slices, lookups,
+padding, casts. No arithmetic, so every one of them passes its input's bounds on (``monotone``).
+
+Axis 0 is the batch and must stay so: the canonical form of these ops (``Op.canonical``) holds
+positive axes and explicit settings, a ``Reshape`` the per-sample target shape (so a program runs
+on any number of samples), and an op that would mix the samples of a batch is annotated
+unsupported with the reason.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import BATCH_HINT, monotone, op, register, settings, unsupported
+
+_PAD_MODES = ("constant", "reflect", "edge", "wrap")  # numpy.pad's names too
+
+
+def _rank(graph, node) -> int:
+    return len(graph.types[node.inputs[0]].shape)
+
+
+def per_sample_reshape(node, graph, source):
+    """``Op.canonical`` of Reshape, Flatten, Squeeze and Unsqueeze: ``Reshape[shape]`` with the
+    per-sample target shape, unless the batch axis changes."""
+    x, out = graph.types[node.inputs[0]], graph.types[node.outputs[0]]
+    if out.shape[:1] != x.shape[:1] or (node.op == "Flatten" and node.attrs.get("axis", 1) % len(x.shape) == 0):
+        return unsupported(node, f"changes the batch axis ({x} -> {out})", BATCH_HINT)
+    return node.replace(op="Reshape", attrs={"shape": list(out.shape[1:])})
+
+
+def _reshape_canonical(node, graph, source):
+    """A constant target [1, ...] written in the model (not folded from its shape) mixes the
+    samples of a dynamic batch."""
+    target = source.inputs[1] if len(source.inputs) > 1 else None
+    if (target and graph.meta.get("dynamic_batch") and target in graph.meta.get("model_constants", ())
+            and int(graph.consts[target].reshape(-1)[0]) == 1):
+        return unsupported(source, "reshapes to a fixed leading dimension of 1 although the model's batch is "
+                                   "dynamic: at batch N it would mix the samples", "reshape with 0 or -1 on the batch axis")
+    return per_sample_reshape(node, graph, source)
+
+
+def batch_axis(default):
+    """``Op.canonical`` of an op with an ``axis`` attribute (ONNX default ``default``; None: the
+    importer always sets it): the axis made positive; axis 0, the batch, refused."""
+    def canonical(node, graph, source):
+        if node.op == "Gather" and node.inputs[0] in graph.consts:
+            return node  # a lookup table indexed by data: axis 0 is the table's, not the batch
+        a = dict(node.attrs)
+        a["axis"] = int(a.get("axis", default if default is not None else a.get("axis"))) % _rank(graph, node)
+        if a["axis"] == 0:
+            return unsupported(node.replace(attrs=a), "works across the batch axis (axis 0)", BATCH_HINT)
+        return node.replace(attrs=a)
+    return canonical
+
+
+def _transpose_canonical(node, graph, source):
+    rank = _rank(graph, node)
+    a = dict(node.attrs)
+    a["perm"] = [int(p) % rank for p in (a.get("perm") or list(range(rank))[::-1])]
+    if a["perm"][0] != 0:
+        return unsupported(node.replace(attrs=a), f"moves the batch axis (perm {a['perm']})", BATCH_HINT)
+    return node.replace(attrs=a)
+
+
+def _split_canonical(node, graph, source):
+    node = batch_axis(0)(node, graph, source)
+    if "unsupported" in node.attrs or "split" in node.attrs:
+        return node
+    a = dict(node.attrs)
+    a["split"] = [graph.types[o].shape[a["axis"]] for o in node.outputs]
+    a.pop("num_outputs", None)
+    return node.replace(attrs=a)
+
+
+def _slice_canonical(node, graph, source):
+    x, out = graph.types[node.inputs[0]], graph.types[node.outputs[0]]
+    a = dict(node.attrs)
+    axes = [int(v) % len(x.shape) for v in a.get("axes", range(len(a["starts"])))]
+    if 0 in axes and out.shape[0] != x.shape[0]:
+        return unsupported(node, "slices the batch axis", BATCH_HINT)
+    a["axes"] = axes
+    a.setdefault("steps", [1] * len(axes))
+    return node.replace(attrs=a)
+
+
+def _pad_canonical(node, graph, source):
+    rank = _rank(graph, node)
+    a = dict(node.attrs)
+    pads = list(a.get("pads", []))
+    if "axes" in a:
+        full = [0] * (2 * rank)
+        for i, axis in enumerate(int(v) % rank for v in a.pop("axes")):
+            full[axis], full[axis + rank] = pads[i], pads[i + len(pads) // 2]
+        pads = full
+    a["pads"] = pads
+    a["value"] = float(a.get("value", 0.0) or 0.0)
+    if pads[0] or pads[rank]:
+        return unsupported(node.replace(attrs=a), "pads the batch axis", BATCH_HINT)
+    return node.replace(attrs=a)
+
+
+def _reshape_onnx(node, x, *args):
+    a = settings(node, args)
+    if not args:  # canonical: per-sample shape
+        return reshape(x, shape=a["shape"])
+    shape = a["shape"]
+    if not a.get("allowzero", 0):
+        shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
+    return x.reshape(shape)
+
+
+@op("Reshape", "layout", onnx=_reshape_onnx, settings=("shape",), canonical=_reshape_canonical, interval=monotone,
+    note="must keep axis 0 as the batch")
+def reshape(x, *, shape):
+    """Keep the batch (axis 0), give each sample ``shape``."""
+    return x.reshape((x.shape[0],) + tuple(shape))
+
+
+def _flatten_onnx(node, x):
+    axis = node.attrs.get("axis", 1) % max(x.ndim, 1)
+    return x.reshape((int(np.prod(x.shape[:axis])), -1))
+
+
+def _squeeze_onnx(node, x, *args):
+    axes = settings(node, args).get("axes")
+    return np.squeeze(x, axis=None if axes is None else tuple(a % x.ndim for a in axes))
+
+
+def _unsqueeze_onnx(node, x, *args):
+    axes = settings(node, args)["axes"]
+    ndim = x.ndim + len(axes)
+    return np.expand_dims(x, tuple(sorted(a % ndim for a in axes)))
+
+
+@op("Transpose", "layout", canonical=_transpose_canonical, interval=monotone, note="must keep axis 0 first")
+def transpose(x, *, perm):
+    return np.transpose(x, perm)
+
+
+@op("Concat", "layout", canonical=batch_axis(None), interval=monotone, note="not on the batch axis")
+def concat(*xs, axis):
+    return np.concatenate(xs, axis=axis)
+
+
+def _split_onnx(node, x, *args):
+    a = settings(node, args)
+    axis = a.get("axis", 0) % x.ndim
+    sizes = a.get("split")
+    if sizes is None:
+        count = a.get("num_outputs", len(node.outputs))
+        chunk = -(-x.shape[axis] // count)
+        sizes = [min(chunk, x.shape[axis] - chunk * i) for i in range(count)]
+    return split(x, axis=axis, split=sizes)
+
+
+@op("Split", "layout", onnx=_split_onnx, settings=("split",), canonical=_split_canonical, interval=monotone,
+    note="not on the batch axis")
+def split(x, *, axis, split):
+    return tuple(np.split(x, np.cumsum(split)[:-1], axis=axis))
+
+
+def _slice_onnx(node, x, *args):
+    a = settings(node, args)
+    count = len(a["starts"])
+    axes = [int(v) % x.ndim for v in a.get("axes", range(count))]
+    return slice_(x, starts=a["starts"], ends=a["ends"], axes=axes, steps=a.get("steps", [1] * count))
+
+
+@op("Slice", "layout", onnx=_slice_onnx, settings=("starts", "ends", "axes", "steps"), canonical=_slice_canonical,
+    interval=monotone, note="not across the batch axis")
+def slice_(x, *, starts, ends, axes, steps):
+    """ONNX Slice: out-of-range starts/ends clamp to the axis, as Python slices do."""
+    index = [slice(None)] * x.ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        dim = x.shape[axis]
+        if step < 0 and end < -dim:
+            end = None  # through index 0 inclusive
+        index[axis] = slice(start, end, step)
+    return x[tuple(index)]
+
+
+@op("Gather", "layout", canonical=batch_axis(0), note="lookups; on shapes at compile time")
+def gather(x, indices, *, axis=0):
+    return np.take(x, indices.astype(np.int64), axis=axis)
+
+
+def _pad_onnx(node, x, *args):
+    a = settings(node, args)
+    pads, axes = a.pop("pads"), a.pop("axes", None)
+    if axes is not None:
+        full = [0] * (2 * x.ndim)
+        for i, axis in enumerate(int(v) % x.ndim for v in axes):
+            full[axis], full[axis + x.ndim] = pads[i], pads[i + len(axes)]
+        pads = full
+    return pad(x, pads=pads, mode=a.get("mode", "constant"), value=a.get("value", 0.0) or 0.0)
+
+
+@op("Pad", "layout", onnx=_pad_onnx, settings=("pads", "value", "axes"), canonical=_pad_canonical, interval=monotone,
+    note="constant, reflect, edge, wrap; not on the batch axis")
+def pad(x, *, pads, mode="constant", value=0.0) -> np.ndarray:
+    """ONNX Pad over every axis: ``pads = [b1, ..., bn, e1, ..., en]``.
+
+    Negative pads crop first; the cropped tensor is then padded by the positive pads with
+    ``value`` (constant), its mirror image excluding the edge (reflect; a pad may not exceed the
+    cropped size - 1, as in onnxruntime), its edge values (edge) or its periodic continuation
+    (wrap, any length).
+    """
+    x = np.asarray(x)
+    nd = x.ndim
+    pads = [int(p) for p in pads]
+    if len(pads) != 2 * nd:
+        raise ValueError(f"Pad: {len(pads)} pads for a rank-{nd} input")
+    if mode not in _PAD_MODES:
+        raise ValueError(f"Pad: unknown mode {mode!r}")
+    begin, end = pads[:nd], pads[nd:]
+    crop = tuple(slice(max(-b, 0), max(size - max(-e, 0), max(-b, 0)))
+                 for size, b, e in zip(x.shape, begin, end))
+    x = x[crop]
+    width = [(max(b, 0), max(e, 0)) for b, e in zip(begin, end)]
+    if mode == "reflect":
+        for axis, (b, e) in enumerate(width):
+            if (b or e) and max(b, e) > x.shape[axis] - 1:
+                raise ValueError(f"Pad reflect: pads {(b, e)} exceed {x.shape[axis] - 1}, the "
+                                 f"most axis {axis} of size {x.shape[axis]} can mirror")
+    if mode == "constant":
+        return np.pad(x, width, mode="constant", constant_values=0 if value is None else value)
+    return np.pad(x, width, mode=mode)
+
+
+@op("Cast", "electronic", interval=monotone, note="a Cast to the same type is removed")
+def cast(x, *, to):
+    return x.astype(to)
+
+
+@op("Identity", "removed", interval=monotone,
+    note="kept only to copy a graph input, or another output, to an output of its own name")
+def identity(x):
+    return x
+
+
+def _dropout_onnx(node, x, *rest):
+    return (x, np.ones(x.shape, bool)) if len(node.outputs) > 1 else x
+
+
+@op("ArrayFeatureExtractor", "electronic", domain="ai.onnx.ml", note="ai.onnx.ml (skl2onnx class-label lookup)")
+def array_feature_extractor(x, indices):
+    """ai.onnx.ml ArrayFeatureExtractor: x[..., indices]."""
+    return np.take(x, indices.astype(np.int64), axis=-1)
+
+
+register("Flatten", "layout", onnx=_flatten_onnx, canonical=per_sample_reshape, note="axis >= 1")
+register("Squeeze", "layout", onnx=_squeeze_onnx, settings=("axes",), canonical=per_sample_reshape,
+         note="not the batch axis")
+register("Unsqueeze", "layout", onnx=_unsqueeze_onnx, settings=("axes",), canonical=per_sample_reshape,
+         note="not the batch axis")
+register("Dropout", "removed", onnx=_dropout_onnx, note="inference: identity")

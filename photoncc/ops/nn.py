@@ -1,0 +1,148 @@
+"""Neural-network operators: the matrix products that become banks (Gemm, MatMul, Conv, lowered to
+the IR's ``Linear`` and then to ``Bank``), normalisation, softmax, and the photonic sigmoid.
+
+``Linear(x, W, b)[conv?]`` and ``Bank(x, T, gain, lo, alpha[, adc, offset])[shift, ...]`` are the
+IR's own ops (no ONNX file may use them). The interpreter evaluates a ``Bank`` in float arithmetic
+straight from its definition: u = x - lo, y = g * (T @ v) - s (+ offset), v the bank's optical
+input (``program.bank_channels``: [u ; alpha - u ; c] on an incoherent bank, [u ; c] on a
+balanced one); weight codes of a quantised program read as T = code * step. The device model, with
+its crosstalk, DAC and ADC, is the simulator's: with crosstalk a quantised bank's value here is
+not the device's.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from . import fixed_bounds, op, register
+from .conv import conv, explicit_pads, im2col, resolve_auto_pad
+from .elementwise import scalar
+from .layout import batch_axis
+from .reduce import norm_axis
+from ..program import weight_step
+
+
+def _gemm_onnx(node, a, b, c=None):
+    a = a.T if node.attrs.get("transA", 0) else a
+    b = b.T if node.attrs.get("transB", 0) else b
+    y = node.attrs.get("alpha", 1.0) * (a @ b)
+    if c is not None:
+        y = y + node.attrs.get("beta", 1.0) * c
+    return y.astype(a.dtype, copy=False)
+
+
+def _matmul_onnx(node, a, b):
+    return np.matmul(a, b)
+
+
+def _conv_onnx(node, x, w, b=None):
+    a = explicit_pads(node.attrs, x.shape[2:])
+    return conv(x, w, b, strides=a["strides"], pads=a["pads"], dilations=a["dilations"], group=a["group"])
+
+
+def _linear_onnx(node, x, w, b):
+    """y = W x + b; W is (M, K) for dense, the ONNX (M, C/group, *k) kernel for conv."""
+    geometry = node.attrs.get("conv")
+    if geometry is None:
+        y = x @ w.T
+        return y + b if b is not None else y
+    return conv(x, w, b, **geometry)
+
+
+def _bank_onnx(node, x, tiles, gain, lo, alpha, adc=None, offset=None):
+    """Float reference of a bank, from its definition (passes/to_nonnegative.py, to_signed.py):
+    y = gain * (T @ v) - shift (+ offset) with v = [u ; alpha - u ; c] (incoherent) or [u ; c] (signed),
+    u = x - lo. Weight codes (quantised programs) are read as T = code * step; the crosstalk the
+    codes compensate, the DAC and the ADC are not modelled here (the simulator models the device;
+    with crosstalk, a quantised bank's value here is not the device's)."""
+    a = node.attrs
+    groups, m = gain.shape
+    k = lo.shape[1]
+    if a.get("weight_bits"):
+        tiles = tiles * weight_step(a["weight_bits"], a.get("signed", False))
+    t = tiles.transpose(0, 1, 3, 2, 4).reshape(groups, tiles.shape[1] * tiles.shape[3], -1)
+    conv = a.get("conv")
+    if conv:
+        x = im2col(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
+    lead = x.shape[:-1]
+    u = x.reshape(lead + (groups, k)) - lo
+    parts = [u] if a.get("signed") else [u, alpha - u]
+    v = np.concatenate(parts + [np.full(u.shape[:-1] + (1,), a.get("carrier", 1.0), u.dtype)], axis=-1)
+    t = t[:, :m, :v.shape[-1]].astype(x.dtype)
+    vg = v.reshape(-1, groups, v.shape[-1]).transpose(1, 0, 2)                  # (G, P, J)
+    y = np.matmul(vg, t.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(lead + (groups, m))
+    y = y * gain - np.asarray(a["shift"], x.dtype)
+    if offset is not None:
+        y = y + offset.astype(x.dtype)
+    y = y.reshape(lead + (groups * m,)).astype(x.dtype)
+    return np.moveaxis(y, -1, 1) if conv else y
+
+
+@op("LRN", "electronic")
+def lrn(x, *, size, alpha=1e-4, beta=0.75, bias=1.0) -> np.ndarray:
+    """ONNX LRN across channels: ``y = x / (bias + alpha / size * sum_{i in win(c)} x_i^2) ** beta``
+    with ``win(c) = [c - floor((size-1)/2), c + ceil((size-1)/2)]`` clipped to the channels."""
+    x = np.asarray(x)
+    size = int(size)
+    lo = (size - 1) // 2
+    hi = size - 1 - lo
+    sq = np.pad(x * x, [(0, 0), (lo, hi)] + [(0, 0)] * (x.ndim - 2))
+    square_sum = sliding_window_view(sq, size, axis=1).sum(axis=-1)
+    scale = scalar(x, bias) + scalar(x, alpha / size) * square_sum
+    return x / scale ** scalar(x, beta)
+
+
+@op("BatchNormalization", "folded", note="into the preceding bank's rows; electronic after Concat etc.")
+def batch_norm(x, scale, bias, mean, var, *, epsilon=1e-5) -> np.ndarray:
+    """Inference BatchNormalization: ``y = (x - mean) / sqrt(var + epsilon) * scale + bias``,
+    the per-channel parameters broadcast along axis 1."""
+    x = np.asarray(x)
+    shape = (-1,) + (1,) * (x.ndim - 2)
+    scale, bias, mean, var = (np.asarray(a, dtype=x.dtype).reshape(shape)
+                              for a in (scale, bias, mean, var))
+    return (x - mean) / np.sqrt(var + scalar(x, epsilon)) * scale + bias
+
+
+def _coerce_2d(x: np.ndarray, axis: int) -> np.ndarray:
+    """Opset < 13 softmax view: ``(prod(shape[:axis]), prod(shape[axis:]))``."""
+    axis = norm_axis(axis, x.ndim) if x.ndim else 0
+    rows = int(np.prod(x.shape[:axis], dtype=np.int64))
+    return x.reshape(rows, -1)
+
+
+@op("Softmax", "electronic", canonical=batch_axis(None), bounds=fixed_bounds(0.0, 1.0),
+    note="opset < 13 coerce-to-2-D semantics kept")
+def softmax(x, *, axis=-1, legacy=False) -> np.ndarray:
+    """``y = exp(x - max) / sum(exp(x - max))`` along ``axis``. ``legacy`` (opset < 13): over the
+    2-D coercion ``(prod(shape[:axis]), prod(shape[axis:]))`` instead."""
+    x = np.asarray(x)
+    if legacy:
+        return softmax(_coerce_2d(x, axis), axis=1).reshape(x.shape)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@op("LogSoftmax", "electronic", canonical=batch_axis(None))
+def log_softmax(x, *, axis=-1, legacy=False) -> np.ndarray:
+    """``y = (x - max) - log(sum(exp(x - max)))`` along ``axis``; ``legacy`` as in ``softmax``."""
+    x = np.asarray(x)
+    if legacy:
+        return log_softmax(_coerce_2d(x, axis), axis=1).reshape(x.shape)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+@op("PhotonicSigmoid", "optical", activation=True, bounds=lambda a: (a["A1"], a["A2"]), onnx_op=False)
+def photonic_sigmoid(x, *, A1, A2, x0, d):
+    """SOA-based all-optical sigmoid (Mourgias-Alexandris et al., Opt. Express 27:9620, 2019):
+    f(u) = A2 + (A1 - A2) / (1 + exp((u - x0) / d)), with (u - x0) capped at 2."""
+    t = np.minimum(x.astype(np.float64) - x0, 2.0) / d
+    return (A2 + (A1 - A2) * np.exp(-np.logaddexp(0.0, t))).astype(x.dtype)
+
+
+register("Gemm", "optical", onnx=_gemm_onnx, note="all attributes (alpha, beta, transB); transA on data is refused")
+register("MatMul", "optical", onnx=_matmul_onnx, note="data @ constant 2-D weight, along the last axis")
+register("Conv", "optical", onnx=_conv_onnx, canonical=resolve_auto_pad,
+         note="1-D/2-D (and 3-D) conv: stride, pads, auto_pad, dilation, groups, depthwise")
+register("Linear", "optical", onnx=_linear_onnx, onnx_op=False, note="IR: y = W x + b, constant W")
+register("Bank", "optical", onnx=_bank_onnx, onnx_op=False, note="IR: a Linear in its device form")

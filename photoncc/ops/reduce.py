@@ -1,0 +1,107 @@
+"""Reductions (ReduceMean ... ReduceLogSumExp) and the arg reductions, electronic, never over the
+batch axis: each reduction is spelled once, in ``REDUCTIONS``."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import BATCH_HINT, op, register, settings, unsupported
+from .elementwise import scalar
+from .layout import batch_axis
+
+
+def norm_axis(axis: int, ndim: int) -> int:
+    if not -ndim <= axis < max(ndim, 1):
+        raise ValueError(f"axis {axis} out of range for rank {ndim}")
+    return axis % max(ndim, 1)
+
+
+def _arg_reduce(x, fn, axis, keepdims, select_last_index):
+    x = np.asarray(x)
+    axis = norm_axis(axis, x.ndim)
+    if select_last_index:
+        idx = (x.shape[axis] - 1) - fn(np.flip(x, axis=axis), axis=axis)
+    else:
+        idx = fn(x, axis=axis)
+    idx = np.asarray(idx, dtype=np.int64)
+    return np.expand_dims(idx, axis) if keepdims else idx
+
+
+@op("ArgMax", "electronic", canonical=batch_axis(0))
+def argmax(x, *, axis=0, keepdims=True, select_last_index=False) -> np.ndarray:
+    """Index (int64) of the largest element along ``axis``; the first of ties, or the last with
+    ``select_last_index``."""
+    return _arg_reduce(x, np.argmax, axis, keepdims, select_last_index)
+
+
+@op("ArgMin", "electronic", canonical=batch_axis(0))
+def argmin(x, *, axis=0, keepdims=True, select_last_index=False) -> np.ndarray:
+    """Index (int64) of the smallest element along ``axis``; the first of ties, or the last with
+    ``select_last_index``."""
+    return _arg_reduce(x, np.argmin, axis, keepdims, select_last_index)
+
+
+def _log_sum_exp(x, axis, keepdims):
+    m = x.max(axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, scalar(x, 0))
+    y = np.log(np.exp(x - m).sum(axis=axis, keepdims=True)) + m
+    return y if keepdims else np.squeeze(y, axis=axis)
+
+
+REDUCTIONS = {  # ONNX op -> the reduction of x over ``axis`` (a tuple), its axes kept or not
+    "ReduceMean": lambda x, axis, keepdims: x.mean(axis=axis, keepdims=keepdims),
+    "ReduceSum": lambda x, axis, keepdims: x.sum(axis=axis, keepdims=keepdims),
+    "ReduceMax": lambda x, axis, keepdims: x.max(axis=axis, keepdims=keepdims),
+    "ReduceMin": lambda x, axis, keepdims: x.min(axis=axis, keepdims=keepdims),
+    "ReduceProd": lambda x, axis, keepdims: x.prod(axis=axis, keepdims=keepdims),
+    "ReduceL1": lambda x, axis, keepdims: np.abs(x).sum(axis=axis, keepdims=keepdims),
+    "ReduceL2": lambda x, axis, keepdims: np.sqrt((x * x).sum(axis=axis, keepdims=keepdims)),
+    "ReduceSumSquare": lambda x, axis, keepdims: (x * x).sum(axis=axis, keepdims=keepdims),
+    "ReduceLogSumExp": _log_sum_exp,
+}
+
+
+def reduce(x, *, op, axes=None, keepdims=True) -> np.ndarray:
+    """ONNX reduction ``op`` (a key of REDUCTIONS) over ``axes`` (``None``: all axes).
+    ``L1 = sum|x|``, ``L2 = sqrt(sum x^2)``, ``SumSquare = sum x^2``,
+    ``LogSumExp = m + log(sum exp(x - m))`` with ``m = max x``."""
+    x = np.asarray(x)
+    if op not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {op!r}; expected one of {sorted(REDUCTIONS)}")
+    if axes is None:
+        axis = tuple(range(x.ndim))
+    else:
+        axes = (axes,) if np.isscalar(axes) else axes
+        axis = tuple(sorted({norm_axis(int(a), x.ndim) for a in axes}))
+    return np.asarray(REDUCTIONS[op](x, axis, bool(keepdims))).astype(x.dtype, copy=False)
+
+
+def _reduce_onnx(node, x, *args):
+    a = settings(node, args)
+    axes = a.get("axes")
+    if not axes:
+        if a.get("noop_with_empty_axes", 0):
+            return x
+        axes = range(x.ndim)
+    return reduce(x, op=node.op, axes=tuple(int(v) % x.ndim for v in axes), keepdims=bool(a.get("keepdims", 1)))
+
+
+def _reduce_canonical(node, graph, source):
+    """Positive, sorted axes; a reduction over the batch (or over every axis) refused."""
+    a = dict(node.attrs)
+    axes = a.get("axes")
+    if not axes and not a.get("noop_with_empty_axes", 0):
+        return unsupported(node, "reduces over every axis, including the batch", BATCH_HINT)
+    a["axes"] = sorted(int(v) % len(graph.types[node.inputs[0]].shape) for v in (axes or []))
+    if 0 in a["axes"]:
+        return unsupported(node.replace(attrs=a), "reduces over the batch axis", BATCH_HINT)
+    return node.replace(attrs=a)
+
+
+def _kernel(name):
+    return lambda x, *, axes, keepdims=1, noop_with_empty_axes=0: reduce(
+        x, op=name, axes=tuple(axes), keepdims=bool(keepdims))
+
+
+for _name in REDUCTIONS:
+    register(_name, "electronic", kernel=_kernel(_name), onnx=_reduce_onnx, settings=("axes",),
+             canonical=_reduce_canonical, note="not over the batch axis" if _name == "ReduceMean" else "")
