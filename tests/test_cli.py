@@ -549,3 +549,14 @@ def test_verify_onnx_target_reads_the_model_once(capsys, tmp_path, monkeypatch):
     code, out, err = run_cli(capsys, "verify", model, "--inputs", tmp_path / f"{CNN}.npz")
     assert code == 0, out + err
     assert reads == [Path(model)]
+
+
+def test_pyproject_ships_every_package():
+    """A non-editable install (CI's) gets only the packages pyproject lists: every folder of
+    photoncc with an __init__.py must be among them."""
+    import re
+    root = Path(__file__).resolve().parent.parent
+    listed = set(re.search(r"^packages = \[(.*)\]$", (root / "pyproject.toml").read_text(), re.M).group(1)
+                 .replace('"', "").replace(" ", "").split(","))
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "photoncc").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
