@@ -71,7 +71,7 @@ def compile_(model: str, calib: str, profile: str, out: str, repeat: str) -> dic
 
 def simulate(program: str, inputs: str, batch: str, repeat: str, warmup: str, noise_model: str = "per-read") -> dict:
     from photoncc.program import Program
-    from photoncc.simulator import Simulator
+    from photoncc.sim import Simulator
 
     prog, feeds = Program.read(program), _load(inputs)
     start = time.perf_counter()
@@ -144,7 +144,7 @@ def cprofile_compile(model: str, calib: str, profile: str, top: str) -> dict:
 
 def cprofile_simulate(program: str, inputs: str, batch: str, top: str) -> dict:
     from photoncc.program import Program
-    from photoncc.simulator import Simulator
+    from photoncc.sim import Simulator
 
     sim, feeds = Simulator(Program.read(program)), _load(inputs)
     _cprofile(lambda: sim.run_batches(feeds, int(batch)), int(top))

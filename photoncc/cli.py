@@ -20,7 +20,7 @@ import numpy as np
 from . import __version__
 from .errors import UserError
 from .files import output_path, write_files
-from .simulator import NOISE_MODELS
+from .sim import NOISE_MODELS
 
 DEBUG_FLAG = "--debug"
 NOISE_MODEL_HELP = ("Noisy profiles: per-read simulates every tile read (RIN, detector noise, ADC rounding), as "
@@ -221,7 +221,7 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, per
               help="Samples simulated at once.")
 def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_size):
     """Run PROGRAM on the device simulator and write its outputs (.npz, keyed by output name)."""
-    from .simulator import Simulator
+    from .sim import Simulator
     output = output_path(output or program_path.with_suffix(".outputs.npz"), "-o",
                          {"PROGRAM": program_path, "--inputs": inputs}, {})
     program = _load_program(program_path)
@@ -276,6 +276,7 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
     from .compiler import compile_model, input_specs, load_calibration
     from .data import load_npz, match_inputs
     from .importer import import_model
+    from .ir import Handover
     from .verify import draw_inputs, junit_xml, report_json, thresholds, verify as run_verify
     given, outputs = {"TARGET": target, "--model": model, "--inputs": inputs, "--calibration": calibration,
                       "-p": _profile_file(profile_spec)}, {}
@@ -289,12 +290,12 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
             raise UserError(f"--model {model}: TARGET {target} is an ONNX model, compiled in memory and compared "
                             "with itself; --model names the source model of a program (.pcc) TARGET")
         model = target
-        graph = [import_model(model)]  # handed over to compile_model, which frees its weights as it goes
+        graph = Handover(import_model(model))  # compile_model frees its weights as it goes
         if inputs:
-            feeds, labels = match_inputs(inputs, load_npz(inputs), input_specs(graph[0]))
-        cal = load_calibration(calibration, graph[0]) if calibration else feeds
+            feeds, labels = match_inputs(inputs, load_npz(inputs), input_specs(graph.peek()))
+        cal = load_calibration(calibration, graph.peek()) if calibration else feeds
         with progress:
-            program = compile_model(graph.pop(), _profile(profile_spec), cal, _input_range(input_range),
+            program = compile_model(graph, _profile(profile_spec), cal, _input_range(input_range),
                                     progress=progress)
         program_path = f"{target} compiled in memory for {profile_spec}"
     else:

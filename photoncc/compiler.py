@@ -8,7 +8,6 @@ offending node with its op, the reason and a hint).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -19,76 +18,34 @@ from .data import load_npz, match_inputs
 from .emit import emit
 from .errors import UnsupportedModel, UserError
 from .importer import import_model
-from .ir import Graph, UnsupportedNode
+from .ir import Graph, Handover, UnsupportedNode
+from .passes.adc_ranges import adc_ranges
 from .passes.canonicalize import canonicalize
+from .passes.context import Context
 from .passes.fold_affine import fold_affine
 from .passes.fold_constants import fold_constants
 from .passes.lower_linear import lower_linear
 from .passes.map_activations import map_activations
+from .passes.quantise_banks import quantise_banks
 from .passes.tile_banks import tile_banks
-from .passes.quantise_banks import quantise_banks, set_adc_ranges
-from .passes.to_nonnegative import to_nonnegative
-from .passes.to_signed import to_signed
+from .passes.to_banks import to_banks
 from .profile import Profile
-from .progress import stage
-from .ranges import adc_ranges, measure_ranges
 from .report import add_quantisation_error, compile_report, error_layers, error_samples, model_values
 
 PROGRAM_OPS = frozenset(ops.kernels())  # what a program may hold besides the banks: the ops with a kernel
 
 
-@dataclass
-class Context:
-    profile: Profile
-    calibration: dict | None = None  # input name -> samples
-    input_range: tuple[float, float] | None = None
-    headroom: float | None = None  # None: the profile's calibration.headroom
-    percentile: float | None = None  # None: the profile's calibration.percentile
-    range_info: dict = field(default_factory=dict)
-    # the graph before to_banks (its Linear layers compute the model's own values): kept for the ADC
-    # calibration only, so that its weights are freed once nothing needs them
-    layers: Graph | None = None
-    progress: Callable | None = None  # progress(done, total, stage) of the long passes (photoncc/progress.py)
-
-    @property
-    def range_headroom(self) -> float:
-        return self.profile["calibration"]["headroom"] if self.headroom is None else self.headroom
-
-
-def _to_banks(g: Graph, ctx: Context) -> Graph:
-    """Measure the layers' input ranges, then the bank form the profile's architecture needs."""
-    percentile = ctx.profile["calibration"]["percentile"] if ctx.percentile is None else ctx.percentile
-    ctx.layers = g if ctx.profile["precision"]["output_bits"] else None  # read by adc_ranges alone
-    ranges, ctx.range_info = measure_ranges(g, ctx.calibration, ctx.input_range, ctx.range_headroom, percentile,
-                                            stage(ctx.progress, "input ranges"))
-    form = stage(ctx.progress, "bank form")
-    if ctx.profile["architecture"] == "balanced":
-        return to_signed(g, ranges, tuple(ctx.profile["bank"]["weight_range"]), form)
-    return to_nonnegative(g, ranges, form)
-
-
-def _adc_ranges(g: Graph, ctx: Context) -> Graph:
-    """Each photodetector's ADC range, for a profile with ADCs (after quantise_banks: on the codes)."""
-    if not ctx.profile["precision"]["output_bits"]:
-        return g
-    ranges = adc_ranges(g, ctx.layers, ctx.calibration, ctx.range_headroom, ctx.profile, ctx.progress)
-    ctx.layers = None  # its weights are not needed after the ADC calibration
-    return set_adc_ranges(g, ranges)
-
-
 # name, pass, ops allowed after it (besides the electronic ones)
 PIPELINE: tuple[tuple[str, Callable[[Graph, Context], Graph], frozenset], ...] = (
-    ("fold_constants", lambda g, ctx: fold_constants(g), None),
-    ("canonicalize", lambda g, ctx: canonicalize(g), frozenset({"Gemm", "MatMul", "Conv"})),
-    ("lower_linear", lambda g, ctx: lower_linear(g), frozenset({"Linear"})),
-    ("fold_affine", lambda g, ctx: fold_affine(g), frozenset({"Linear"})),
-    ("map_activations", lambda g, ctx: map_activations(g, ctx.profile["activation"]), frozenset({"Linear"})),
-    ("to_banks", _to_banks, frozenset({"Bank"})),
-    ("tile_banks", lambda g, ctx: tile_banks(g, ctx.profile.banks, ctx.profile.rings, stage(ctx.progress, "tiling")),
-     frozenset({"Bank"})),
-    ("quantise_banks", lambda g, ctx: quantise_banks(g, ctx.profile, stage(ctx.progress, "quantising weights")),
-     frozenset({"Bank"})),
-    ("adc_ranges", _adc_ranges, frozenset({"Bank"})),  # a pass of its own: the float weights are gone by then
+    ("fold_constants", fold_constants, None),
+    ("canonicalize", canonicalize, frozenset({"Gemm", "MatMul", "Conv"})),
+    ("lower_linear", lower_linear, frozenset({"Linear"})),
+    ("fold_affine", fold_affine, frozenset({"Linear"})),
+    ("map_activations", map_activations, frozenset({"Linear"})),
+    ("to_banks", to_banks, frozenset({"Bank"})),
+    ("tile_banks", tile_banks, frozenset({"Bank"})),
+    ("quantise_banks", quantise_banks, frozenset({"Bank"})),
+    ("adc_ranges", adc_ranges, frozenset({"Bank"})),  # a pass of its own: the float weights are gone by then
 )
 CHECK_UNTIL = "fold_affine"  # ``photoncc check``: everything that needs no calibration data
 
@@ -141,26 +98,27 @@ def load_calibration(path, g: Graph) -> dict:
     return feeds
 
 
-def compile_model(model: str | Path | Graph, profile: Profile, calibration: dict | str | Path | None = None,
+def compile_model(model: str | Path | Graph | Handover, profile: Profile, calibration: dict | str | Path | None = None,
                   input_range: tuple[float, float] | None = None, dump_ir: str | Path | None = None,
                   headroom: float | None = None, percentile: float | None = None, progress=None):
     """Compile an ONNX file, or the Graph ``import_model`` read from one, for ``profile``; returns
-    the Program (see program.py). A Graph is the compile's to consume: the passes free its weights
-    as they replace them, unless the caller still holds it (``cli.verify`` hands it over).
+    the Program (see program.py). A Graph handed over (``ir.Handover``, as ``cli.verify`` does) is
+    the compile's to consume: the passes free its weights as they replace them.
     ``progress(done, total, stage)`` reports the long stages (photoncc/progress.py)."""
-    g = model if isinstance(model, Graph) else import_model(model)
+    imported = model if isinstance(model, Handover) else \
+        Handover(model if isinstance(model, Graph) else import_model(model))
     del model
+    g = imported.peek()
     if isinstance(calibration, (str, Path)):
         calibration = load_calibration(calibration, g)
     inputs = {name: g.types[name] for name in g.inputs}
     ranges = _input_ranges(inputs, calibration, input_range)
     sqnr = calibration is not None and (profile.quantised or profile.noisy)
     source = g if sqnr else None  # the imported graph: the model's own values, for the report's SQNR
+    del g  # the pipeline alone holds the imported graph, so weights it replaces are freed (memory)
     ctx = Context(profile, calibration, input_range, headroom, percentile, progress=progress)
     dump = _dumper(Path(dump_ir)) if dump_ir else None
-    handed = [g]
-    del g  # the pipeline alone holds the imported graph, so weights it replaces are freed (memory)
-    device = run_pipeline(handed.pop(), ctx, on_stage=dump)
+    device = run_pipeline(imported.take(), ctx, on_stage=dump)
     report = compile_report(device, ctx.profile, ctx.range_info)
     # the known-answer inputs are the samples the report's SQNR runs on: one simulation serves both
     kat = _kat_feeds(inputs, calibration, ranges, error_samples(report, profile) if sqnr else 1)

@@ -19,18 +19,21 @@ import numpy as np
 
 from . import __version__, ops
 from .ir import Graph
-from .program import Program
+from .program import Program, bank_channels, bank_inputs
 from .progress import stage
-from .simulator import KAT_LAYERS, Simulator, statistical_covers
+from .sim import KAT_LAYERS, Simulator, statistical_covers
 
 KAT_RTOL = 1e-5
 
 
-def bank_summary(node_attrs: dict, tiles_shape, gain_shape, lo_shape) -> dict:
+def bank_summary(attrs: dict, tiles_shape, gain_shape, lo_shape) -> dict:
+    """A bank instruction's shape, for the program's readers: its groups, matrix rows, channels
+    (``program.bank_channels``: 2K + 1 on an incoherent bank, K + 1 on a balanced one), tiles and
+    the rings its matrices use."""
     groups, r, q, banks, rings = tiles_shape
-    m, k = gain_shape[1], lo_shape[1]
-    return {"groups": groups, "rows": m, "channels": 2 * k + 1, "tile_grid": [groups, r, q],
-            "tiles": groups * r * q, "rings_used": groups * m * (2 * k + 1)}
+    m, channels = gain_shape[1], bank_channels(attrs, lo_shape[1]).count
+    return {"groups": groups, "rows": m, "channels": channels, "tile_grid": [groups, r, q],
+            "tiles": groups * r * q, "rings_used": groups * m * channels}
 
 
 def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: dict,
@@ -44,8 +47,8 @@ def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: d
         inst = {"op": n.op, "name": n.name, "inputs": list(n.inputs), "outputs": list(n.outputs),
                 "attrs": dict(n.attrs), "placement": "optical" if ops.get(n.op).placement == "optical" else "electronic"}
         if n.op == "Bank":
-            inst["bank"] = bank_summary(n.attrs, g.consts[n.inputs[1]].shape,
-                                        g.consts[n.inputs[2]].shape, g.consts[n.inputs[3]].shape)
+            named = bank_inputs(n.inputs)
+            inst["bank"] = bank_summary(n.attrs, *(g.consts[named[key]].shape for key in ("tiles", "gain", "lo")))
         instructions.append(inst)
     manifest = {
         "photoncc": __version__,

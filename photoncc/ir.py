@@ -72,6 +72,23 @@ class Graph:
         return {n.op for n in self.nodes}
 
 
+class Handover:
+    """A graph handed to a function that frees its weights as it replaces them: whoever holds the
+    Handover reads the graph (``peek``) until it passes it on with ``take``, in the call itself,
+    keeping no reference (Python cannot drop a local in mid-call), so that the callee alone holds
+    it."""
+
+    def __init__(self, graph: "Graph"):
+        self._graph = graph
+
+    def peek(self) -> "Graph":
+        return self._graph
+
+    def take(self) -> "Graph":
+        graph, self._graph = self._graph, None
+        return graph
+
+
 def type_of(array: np.ndarray) -> TensorType:
     return TensorType(tuple(int(d) for d in array.shape), array.dtype.name)
 

@@ -72,7 +72,7 @@ def _weight_range(v):
     return ok, "a list [min, max] with -1 <= min < 0 < max <= 1 (the signed weights a ring can reach)"
 
 
-ACTIVATIONS = {  # kind -> its parameters and their defaults (domain.md, section 3)
+ACTIVATIONS = {  # kind -> its parameters and their defaults (docs/profiles.md, activation)
     "electronic": {},
     "photonic_sigmoid": {"A1": 0.060, "A2": 1.005, "x0": 0.145, "d": 0.033},
     "photonic_sinusoidal": {},
@@ -130,7 +130,7 @@ class Profile(dict):
         return any(self["noise"][k] > 0 for k in NOISE)
 
     def tier(self, noiseless: bool = False) -> str:
-        """The verification tier this profile's programs are judged at (architecture.md)."""
+        """The verification tier this profile's programs are judged at (docs/verify-report.md)."""
         if self.noisy and not noiseless:
             return "noisy"
         return "quantised" if self.quantised else "exact"

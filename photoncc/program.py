@@ -226,6 +226,55 @@ def _npy_array(raw: memoryview) -> np.ndarray:
     return array.reshape(shape, order="F" if fortran else "C")
 
 
+BANK_INPUTS = ("x", "tiles", "gain", "lo", "alpha", "adc", "offset")  # a Bank's inputs, in this order
+
+
+def bank_inputs(inputs) -> dict:
+    """A Bank's inputs by name (``BANK_INPUTS``): value names of a graph node or tensor names of a
+    program instruction; an absent one is ""."""
+    return dict(zip(BANK_INPUTS, tuple(inputs) + ("",) * (len(BANK_INPUTS) - len(inputs))))
+
+
+def bank_input_list(named: dict) -> tuple:
+    """The inputs of a Bank from their names (the inverse of ``bank_inputs``), trailing absent ones
+    left out."""
+    values = [named.get(key, "") for key in BANK_INPUTS]
+    while values and not values[-1]:
+        values.pop()
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class Channels:
+    """The optical input of a bank whose matrix has K columns per group (one tile column of
+    channels after another): the modulated inputs u = x - lo (channels 0..K-1), on an incoherent
+    bank their complements alpha - u (K..2K-1), then the bias carrier of power c. Every part of
+    photoncc that forms or reads a bank's channels (compiler, interpreter, simulator, report)
+    takes the layout from here."""
+    k: int
+    complement: bool  # an incoherent bank (single photodetector): [u ; alpha - u ; c]; balanced: [u ; c]
+
+    @property
+    def weights(self) -> int:
+        """Channels carrying inputs: K, or 2K with the complements."""
+        return 2 * self.k if self.complement else self.k
+
+    @property
+    def carrier(self) -> int:
+        """Index of the bias carrier's channel."""
+        return self.weights
+
+    @property
+    def count(self) -> int:
+        """Channels in all: 2K + 1 (incoherent) or K + 1 (balanced)."""
+        return self.weights + 1
+
+
+def bank_channels(attrs: dict, k: int) -> Channels:
+    """The channel layout of a bank with these attributes and K columns per group."""
+    return Channels(k, complement=not attrs.get("signed"))
+
+
 def weight_step(bits: int, signed: bool) -> float:
     """Value of one weight code step: a ring's transmission (incoherent, codes 0 .. 2^b - 1 over
     [0, 1]) or signed weight (balanced, codes -(2^(b-1) - 1) .. 2^(b-1) - 1 over [-1, 1])."""

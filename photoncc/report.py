@@ -21,7 +21,7 @@ import numpy as np
 from . import interp, ops
 from .data import fixed_batches
 from .ir import Graph
-from .program import Program
+from .program import Program, bank_channels, bank_inputs
 
 ERROR_SAMPLES = 4  # per-layer SQNR on at most this many calibration samples: every tile read is simulated,
 ERROR_READS = 1 << 28  # and on no more than one sample beyond this many reads (about a second of simulation)
@@ -47,11 +47,11 @@ def compile_report(device: Graph, profile, range_info: dict) -> dict:
 
 
 def _layer(n, device: Graph, profile, range_info: dict, ring_count: int) -> dict:
-    tiles = device.consts[n.inputs[1]].shape  # (G, R, Q, B, C)
-    groups, m = device.consts[n.inputs[2]].shape
-    k = device.consts[n.inputs[3]].shape[1]
-    alpha = device.consts[n.inputs[4]]
-    channels = k + 1 if n.attrs.get("signed") else 2 * k + 1
+    named = bank_inputs(n.inputs)
+    tiles = device.consts[named["tiles"]].shape  # (G, R, Q, B, C)
+    groups, m = device.consts[named["gain"]].shape
+    alpha = device.consts[named["alpha"]]
+    channels = bank_channels(n.attrs, alpha.shape[1]).count
     out = device.types[n.outputs[0]].shape
     positions = int(np.prod(out[2:])) if "conv" in n.attrs else int(np.prod(out[1:-1]))
     count = int(np.prod(tiles[:3]))

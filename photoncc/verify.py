@@ -36,7 +36,7 @@ from .errors import KnownAnswerError
 from .program import Program
 from .progress import stage
 from .reference import run_onnxruntime
-from .simulator import Simulator
+from .sim import Simulator
 
 REPORT_VERSION = 1
 LAYER_SAMPLES = 64

@@ -18,7 +18,7 @@ from photoncc.cli import main
 from photoncc.compiler import compile_model
 from photoncc.profile import load_profile
 from photoncc.reference import run_onnxruntime
-from photoncc.simulator import Simulator
+from photoncc.sim import Simulator
 
 DATA = Path(__file__).parent / "data"
 RTOL = 1e-4

@@ -25,7 +25,7 @@ from photoncc import __version__
 from helpers import run_cli
 from photoncc.cli import main
 from photoncc.program import Program
-from photoncc.simulator import Simulator
+from photoncc.sim import Simulator
 
 DATA = Path(__file__).parent / "data"
 CNN = "torch_legacy_cnn"

@@ -12,7 +12,8 @@ from photoncc.data import load_npz
 from photoncc.errors import UserError
 from photoncc.profile import builtin_names, load_profile
 from photoncc.reference import run_onnxruntime
-from photoncc.simulator import Simulator, gaussian
+from photoncc.sim import Simulator, gaussian
+from photoncc.sim.rings import RingBanks
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 DIGITS = os.path.join(DATA, "digits_mlp.onnx")
@@ -185,7 +186,7 @@ def test_the_harsh_profile_fails_verify_with_exit_1(tmp_path, capsys):
 def test_quantised_conv_reads_do_not_depend_on_the_block_size(monkeypatch):
     """A quantised CNN's tile reads, formed a block of output rows at a time (memory bounded):
     blocks of one row give the same outputs as the default blocks."""
-    import photoncc.simulator as simulator
+    import photoncc.sim.rings as simulator
     feeds = load_npz(os.path.join(DATA, "torch_legacy_cnn.npz"))
     program = compile_model(os.path.join(DATA, "torch_legacy_cnn.onnx"), load_profile("mrr-incoherent-8b"),
                             calibration=feeds)
@@ -216,7 +217,8 @@ def test_noise_and_crosstalk_do_not_depend_on_how_many_threads_share_them(monkey
     over threads (cpu.threaded) only elementwise: the same seed gives the same bits on a
     machine with any number of cores."""
     from photoncc import cpu as kernels
-    from photoncc.simulator import STREAM_PAIRS, apply_crosstalk
+    from photoncc.devices.rings import apply_crosstalk
+    from photoncc.sim.noise import STREAM_PAIRS
     tiles = np.random.default_rng(1).random((2, 3, 5, 4, 7), dtype=np.float32)
     shapes = [(1001, 3), (STREAM_PAIRS + 7, 3)]  # one stream; STREAMS streams
     monkeypatch.setattr(kernels, "THREADS", 1)
@@ -252,10 +254,12 @@ def test_device_weights_keep_the_dtype_they_are_loaded_in(dtype):
     """Decoded codes, crosstalk and programming error in the dtype asked for: float64 for the
     per-read model's tile reads (a float32 sum there would round reads far above an ADC step),
     float32 for the direct form; clipped to a ring's [0, 1]."""
-    from photoncc.simulator import apply_crosstalk, device_weights
+    from photoncc.devices.rings import apply_crosstalk, realised_weights
+    from photoncc.sim.noise import programming_error
     profile = load_profile("mrr-incoherent-8b")
     tiles = np.random.default_rng(2).integers(0, 256, (1, 2, 3, 4, 5)).astype(np.uint8)
-    got = device_weights(tiles, {"weight_bits": 8}, profile, dtype, np.random.default_rng(1))
+    error = programming_error(np.random.default_rng(1), tiles.shape, profile)
+    got = realised_weights(tiles, {"weight_bits": 8}, profile, dtype, error)
     noise = profile["noise"]
     coupled = apply_crosstalk(tiles.astype(dtype) * dtype(1 / 255), noise["crosstalk"])
     want = np.clip(coupled + gaussian(np.random.default_rng(1), tiles.shape, noise["weight_sigma"]), 0.0, 1.0)
@@ -535,16 +539,15 @@ def test_a_checked_statistical_device_tests_its_noiseless_twin_loaded_with_it(tm
     the device decoded (no bank loaded twice), without drawing from the device's noise: the same
     outputs as an unchecked device of the same seed. The twin has no programming error (else
     the test would fail) and still catches a changed answer."""
-    from photoncc import simulator
     from photoncc.errors import ProgramError
     profile = load_profile(write(tmp_path, f"extends: mrr-incoherent-8b\nnoise: {{weight_sigma: {weight_sigma}}}\n"))
     program = compile_model(DIGITS, profile, CALIBRATION)
     feeds, _ = digits
     loads = []
-    load = simulator.Simulator._load_bank
-    monkeypatch.setattr(simulator.Simulator, "_load_bank", lambda self, *a: loads.append(1) or load(self, *a))
+    load = RingBanks.load
+    monkeypatch.setattr(RingBanks, "load", lambda self, *a: loads.append(1) or load(self, *a))
     checked = Simulator(program, seed=5, noise_model="statistical", check="p.pcc")
-    assert len(loads) == 3 and checked._twin is None  # three banks, loaded once; the twin is let go
+    assert len(loads) == 3 and checked.banks.twin is None  # three banks, loaded once; the twin is let go
     np.testing.assert_array_equal(checked.run(feeds)["probabilities"],
                                   Simulator(program, seed=5, noise_model="statistical").run(feeds)["probabilities"])
     kat = program.manifest["kat"]["statistical"]["probabilities"]
@@ -651,7 +654,7 @@ def test_per_read_adc_follows_the_formula_of_the_program_format(tmp_path):
     from onnx import helper as oh
     from helpers import make_model, save, vinfo
     from photoncc.program import levels
-    from photoncc.simulator import device_weights
+    from photoncc.devices.rings import realised_weights
     rng = np.random.default_rng(3)
     w, b = rng.normal(0, 0.3, (30, 40)).astype(np.float32), rng.normal(0, 0.1, 30).astype(np.float32)
     model = make_model([oh.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)], [vinfo("x", [None, 40])],
@@ -663,7 +666,7 @@ def test_per_read_adc_follows_the_formula_of_the_program_format(tmp_path):
     t = program.tensors
     gain, lo, alpha, adc, offset = (t[n].astype(np.float64) for n in inst["inputs"][2:7])
     a, profile = inst["attrs"], program.manifest["profile"]
-    weights = device_weights(t[inst["inputs"][1]], a, profile, np.float64)[0]  # codes -> (R, Q, B, C)
+    weights = realised_weights(t[inst["inputs"][1]], a, profile, np.float64)[0]  # codes -> (R, Q, B, C)
     r, q, banks, c = weights.shape
     step = alpha[0] / levels(a["input_bits"])
     u = np.minimum(np.round(np.clip(x - lo[0], 0, alpha[0]) / step) * step, alpha[0])
@@ -736,7 +739,7 @@ def test_a_bank_loaded_a_block_of_tile_rows_at_a_time_runs_as_one_loaded_whole(p
     read-noise constants and the self-test's noiseless twin. One tile row per block must give the
     same outputs, bit for bit, with the same seed (the programming errors are drawn whole, never
     per block), and the same known-answer test."""
-    from photoncc import simulator
+    from photoncc.sim import rings as simulator
 
     program = compile_model(DIGITS, load_profile(profile), CALIBRATION)
     feeds = {k: v[:8] for k, v in digits[0].items()}
@@ -753,9 +756,9 @@ def test_a_noisy_per_read_device_runs_its_known_answer_test_before_it_loads(monk
     weights at once (VGG-19: 2.3 GB each)."""
     program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
     loads = []
-    original = Simulator._load_bank
-    monkeypatch.setattr(Simulator, "_load_bank",
-                        lambda self, inst, rng: loads.append(self.noiseless) or original(self, inst, rng))
+    original = RingBanks.load
+    monkeypatch.setattr(RingBanks, "load",
+                        lambda self, inst, tensors: loads.append(self.noiseless) or original(self, inst, tensors))
     Simulator(program, seed=0, check="digits.pcc")
     banks = sum(i["op"] == "Bank" for i in program.instructions)
     assert loads == [True] * banks + [False] * banks
@@ -768,9 +771,9 @@ def test_verify_runs_the_known_answer_test_before_its_first_noisy_device_loads(m
 
     program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
     loads = []
-    original = Simulator._load_bank
-    monkeypatch.setattr(Simulator, "_load_bank",
-                        lambda self, inst, rng: loads.append(self.noiseless) or original(self, inst, rng))
+    original = RingBanks.load
+    monkeypatch.setattr(RingBanks, "load",
+                        lambda self, inst, tensors: loads.append(self.noiseless) or original(self, inst, tensors))
     device = {"seed": 0, "noiseless": False, "noise_model": "per-read"}
     simulator, verdict = known_answer(program, "digits.pcc", device)
     banks = sum(i["op"] == "Bank" for i in program.instructions)
@@ -792,15 +795,15 @@ def test_verify_frees_each_trials_device_before_it_loads_the_next(digits, monkey
 
     program = compile_model(DIGITS, load_profile("mrr-incoherent-8b"), CALIBRATION)
     noisy, most = weakref.WeakSet(), []
-    original = Simulator._load_bank
+    original = RingBanks.load
 
-    def load(self, inst, rng):
+    def load(self, inst, tensors):  # self: the device's banks, held by its Simulator alone
         if not self.noiseless:
             noisy.add(self)
             gc.collect()
             most.append(len(noisy))
-        return original(self, inst, rng)
-    monkeypatch.setattr(Simulator, "_load_bank", load)
+        return original(self, inst, tensors)
+    monkeypatch.setattr(RingBanks, "load", load)
     limits = {**thresholds(program.manifest["profile"], "noisy", program), "trials": 3}
     feeds = {k: v[:16] for k, v in digits[0].items()}
     report = verify(program, DIGITS, feeds, tier="noisy", limits=limits)
@@ -843,9 +846,27 @@ def test_the_simulator_imports_nothing_of_the_compiler():
     import subprocess
     import sys
 
-    code = "import sys, photoncc.simulator; print(' '.join(sorted(m for m in sys.modules if m.startswith('photoncc'))))"
+    code = "import sys, photoncc.sim; print(' '.join(sorted(m for m in sys.modules if m.startswith('photoncc'))))"
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
-    assert "photoncc.simulator" in loaded
+    assert "photoncc.sim.loop" in loaded
     compiler = {"photoncc.ir", "photoncc.interp", "photoncc.importer", "photoncc.compiler", "photoncc.emit",
                 "photoncc.ranges", "photoncc.report", "photoncc.onnx_load"}
     assert not loaded & compiler and not any(m.startswith("photoncc.passes") for m in loaded), loaded
+
+
+@pytest.mark.parametrize("profile, per_column", [("mrr-incoherent-8b", 2), ("mrr-balanced-8b", 1)])
+def test_bank_summary_counts_the_channels_of_the_banks_architecture(profile, per_column):
+    """A bank's channels are 2K + 1 on an incoherent bank ([u ; alpha - u ; c]) and K + 1 on a
+    balanced one ([u ; c]): the program's bank summary, the compile report and the tiles agree."""
+    from photoncc.program import bank_inputs
+    program = compile_model(DIGITS, load_profile(profile), CALIBRATION)
+    report = {layer["name"]: layer for layer in program.manifest["report"]["layers"]}
+    for inst in (i for i in program.instructions if i["op"] == "Bank"):
+        named = bank_inputs(inst["inputs"])
+        groups, k = program.tensors[named["lo"]].shape
+        m = program.tensors[named["gain"]].shape[1]
+        summary = inst["bank"]
+        assert summary["channels"] == per_column * k + 1 == report[inst["name"]]["matrix"][1] // groups
+        assert summary["rings_used"] == groups * m * (per_column * k + 1) == report[inst["name"]]["rings_used"]
+        q, rings = program.tensors[named["tiles"]].shape[2], program.tensors[named["tiles"]].shape[4]
+        assert (q - 1) * rings < summary["channels"] <= q * rings  # the tiles hold the channels, no more

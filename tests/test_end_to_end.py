@@ -24,10 +24,10 @@ from photoncc.ops import conv as kernels
 from photoncc.compiler import Context, compile_model, run_pipeline
 from photoncc.errors import UnsupportedModel
 from photoncc.importer import import_model
-from photoncc.passes.tile_banks import untile
+from photoncc.devices.tiles import untile
 from photoncc.profile import load_profile
 from photoncc.reference import run_onnxruntime
-from photoncc.simulator import Simulator
+from photoncc.sim import Simulator
 
 
 NPZ = {"digits_mlp": "digits_test", "digits_sigmoid_mlp": "digits_test"}  # otherwise <name>.npz
@@ -184,15 +184,17 @@ def test_pytorch_converted_conv_transpose_is_refused(name):
 # ---------------------------------------------------------------------------------- 4. device properties
 
 def capture_bank_inputs(monkeypatch) -> list:
-    """Wrap Simulator._bank: every call appends (instruction, layer input x) to the returned list."""
+    """Wrap the ring device's bank reads: every call appends (instruction, layer input x) to the
+    returned list."""
+    from photoncc.sim.rings import RingBanks
     calls = []
-    original = Simulator._bank
+    original = RingBanks.run
 
     def recording(self, inst, x):
         calls.append((inst, np.array(x, copy=True)))
         return original(self, inst, x)
 
-    monkeypatch.setattr(Simulator, "_bank", recording)
+    monkeypatch.setattr(RingBanks, "run", recording)
     return calls
 
 
@@ -317,6 +319,7 @@ def test_compile_frees_the_float_weights_before_the_device_runs(profile, how, tm
     import weakref
 
     from photoncc import compiler, importer
+    from photoncc.passes import to_banks
     path = copy_fixture("torch_legacy_cnn_nofold", tmp_path)
     feeds = fixture_feeds("torch_legacy_cnn_nofold")
     watched, alive, programs = {}, {}, []
@@ -331,10 +334,10 @@ def test_compile_frees_the_float_weights_before_the_device_runs(profile, how, tm
         programs.append(real_emit(*args, **kwargs))
         return programs[-1]
 
-    real_import, real_measure, real_emit = importer.import_model, compiler.measure_ranges, compiler.emit
+    real_import, real_measure, real_emit = importer.import_model, to_banks.measure_ranges, compiler.emit
     for module in (compiler, importer):  # the compile's own import, and verify's
         monkeypatch.setattr(module, "import_model", lambda p: watch("imported", real_import(p)))
-    monkeypatch.setattr(compiler, "measure_ranges", lambda g, *a: real_measure(watch("layers", g), *a))
+    monkeypatch.setattr(to_banks, "measure_ranges", lambda g, *a: real_measure(watch("layers", g), *a))
     monkeypatch.setattr(compiler, "emit", emitting)
     if how == "path":
         compile_model(path, load_profile(profile), calibration=feeds)

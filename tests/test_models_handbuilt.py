@@ -18,7 +18,7 @@ from helpers import (assert_outputs_match, bank_instructions, compile_and_compar
 from photoncc.compiler import check_model, compile_model
 from photoncc.errors import UnsupportedModel
 from photoncc.reference import run_onnxruntime
-from photoncc.simulator import Simulator
+from photoncc.sim import Simulator
 
 node = helper.make_node
 

@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from photoncc import interp, ir
 from photoncc.compiler import PIPELINE, Context, run_pipeline
+from photoncc.passes.to_banks import banks_from_linears
 from photoncc.errors import UnsupportedModel
 from photoncc.importer import import_model
 from photoncc.passes.canonicalize import canonicalize
@@ -18,7 +19,6 @@ from photoncc.passes.fold_affine import fold_affine
 from photoncc.passes.fold_constants import fold_constants
 from photoncc.passes.lower_linear import lower_linear
 from photoncc.passes.tile_banks import tile_banks
-from photoncc.passes.to_nonnegative import to_nonnegative
 from photoncc.profile import load_profile
 from photoncc.ranges import measure_ranges
 
@@ -228,6 +228,18 @@ def _pre_transform(cnn):
     return fold_affine(lower_linear(canonicalize(fold_constants(cnn))))
 
 
+def to_nonnegative(g, ranges):
+    """The incoherent bank form of every Linear for these input ranges (to_banks' second step)."""
+    from photoncc.devices import incoherent
+    return banks_from_linears(g, ranges, lambda w, b, lo, alpha, dtype: incoherent.split(w, b, lo, alpha, dtype, {}))
+
+
+def tile_for(banks, rings):
+    """A context whose profile has banks of ``banks`` x ``rings``."""
+    from photoncc.profile import Profile
+    return Context(Profile({**load_profile("ideal"), "bank": {"banks": banks, "rings": rings}}))
+
+
 def test_to_nonnegative_is_exact_inside_the_ranges_and_non_negative(cnn):
     g = _pre_transform(cnn)
     feeds = feeds_for(g, 4, scale=2.0)
@@ -248,12 +260,12 @@ def test_tile_banks_cuts_matrices_into_bank_tiles_without_changing_numerics(cnn)
     feeds = feeds_for(g, 2)
     ranges, _ = measure_ranges(g, feeds)
     nn = to_nonnegative(g, ranges)
-    tiled = tile_banks(nn, 3, 5)
+    tiled = tile_banks(nn, tile_for(3, 5))
     for n in tiled.nodes:
         if n.op == "Bank":
             assert tiled.consts[n.inputs[1]].shape[3:] == (3, 5)
     assert_same(nn, tiled, feeds, rtol=1e-6)
-    assert ir.to_text(tile_banks(tiled, 3, 5)) == ir.to_text(tiled)
+    assert ir.to_text(tile_banks(tiled, tile_for(3, 5))) == ir.to_text(tiled)
 
 
 def test_every_stage_of_the_pipeline_computes_the_same_function(cnn):
@@ -307,14 +319,13 @@ def test_golden_ir_text_of_a_tiny_mlp_after_the_whole_pipeline(tmp_path):
                                             ("mrr-incoherent-8b", "depthwise"), ("mrr-incoherent-8b", "tanh")])
 def test_passes_that_work_a_block_of_rows_at_a_time_give_the_program_of_one_block(profile, model, monkeypatch,
                                                                                   tmp_path):
-    """to_nonnegative's split, quantise_banks and the ADC calibration read a layer's weights a block
+    """The incoherent split, quantisation and the ADC calibration read a layer's weights a block
     of rows at a time (float64 blocks of whole groups or rows, not whole layers); one row per block
     must give the program that whole layers give, byte for byte. A depthwise convolution has a
     group per channel; the Tanh MLP's every range is known from --input-range, so that its ADC
     ranges come from the bound instead of calibration data."""
-    from photoncc import ranges
     from photoncc.compiler import compile_model
-    from photoncc.passes import quantise_banks, to_nonnegative as nonnegative
+    from photoncc.devices import incoherent, ring_adc, ring_codes
 
     if model == "depthwise":
         c = 6
@@ -336,8 +347,8 @@ def test_passes_that_work_a_block_of_rows_at_a_time_give_the_program_of_one_bloc
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 7])], [("w1", w1), ("w2", w2)])
         args = (save(tanh, tmp_path), load_profile(profile), None, (-3.0, 3.0))
     whole = compile_model(*args).to_bytes()
-    for module, constant in ((nonnegative, "SPLIT_BLOCK"), (quantise_banks, "BLOCK"), (ranges, "WEIGHT_BLOCK"),
-                             (ranges, "PRODUCT_BLOCK")):
+    for module, constant in ((incoherent, "SPLIT_BLOCK"), (ring_codes, "BLOCK"), (ring_adc, "WEIGHT_BLOCK"),
+                             (ring_adc, "PRODUCT_BLOCK")):
         monkeypatch.setattr(module, constant, 1)
     assert compile_model(*args).to_bytes() == whole
 
@@ -350,9 +361,10 @@ def test_adc_calibration_finds_the_extremes_of_every_tile_read(model, block, mon
     extremes of the partial sums written out by definition (v_p . w_(g,q,:,m) for every position
     p, float64 here, float32 products there), and bit for bit the same for any block size (one
     value per block, 3000, the default)."""
-    from photoncc import ranges
-    from photoncc.ops import conv as kernels
     from photoncc.compiler import load_calibration
+    from photoncc.devices import ring_adc
+    from photoncc.ops import conv as kernels
+    from photoncc.program import bank_inputs
 
     profile = load_profile("mrr-incoherent-8b")
     if model == "cnn":
@@ -371,25 +383,26 @@ def test_adc_calibration_finds_the_extremes_of_every_tile_read(model, block, mon
     banks = [n for n in device.nodes if n.op == "Bank"]
     assert banks
     for n in banks:
-        groups, r, q, b, c = device.consts[n.inputs[1]].shape
-        lo = device.consts[n.inputs[3]]
+        bank = {k: device.consts[v] for k, v in bank_inputs(n.inputs).items() if v and k != "x"}
+        groups, r, q, b, c = bank["tiles"].shape
+        lo = bank["lo"]
         conv = n.attrs.get("conv")
         shape = (5, groups * lo.shape[1], 9, 7) if conv else (40, groups * lo.shape[1])
         x = RNG.uniform(-1.0, 3.0, shape).astype(np.float32)  # some inputs outside [lo, hi]: clipped
-        w = ranges._product_weights(n, device.consts, profile)
+        w = ring_adc.product_weights(bank, n.attrs, profile)
         cols = (kernels.unfold(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
                 if conv else x)
-        v = ranges._channel_powers(n, device.consts, cols.reshape(-1, groups * lo.shape[1]))  # (P, G, Q, C)
+        v = ring_adc.channel_powers(bank, n.attrs, cols.reshape(-1, groups * lo.shape[1]))  # (P, G, Q, C)
         reads = np.einsum("pgqc,gqcm->pgqm", v.astype(np.float64), w.astype(np.float64))
         expected = [a.reshape(groups, q, r, b).transpose(0, 2, 1, 3) for a in (reads.min(axis=0), reads.max(axis=0))]
         if block is not None:
-            monkeypatch.setattr(ranges, "PRODUCT_BLOCK", block)
-        low, high = ranges._partial_sum_extremes(n, device.consts, w, x)
+            monkeypatch.setattr(ring_adc, "PRODUCT_BLOCK", block)
+        low, high = ring_adc.partial_sum_extremes(bank, n.attrs, w, x)
         scale = np.abs(reads).max()
         np.testing.assert_allclose(low, expected[0], rtol=1e-5, atol=1e-6 * scale)
         np.testing.assert_allclose(high, expected[1], rtol=1e-5, atol=1e-6 * scale)
         monkeypatch.undo()
-        assert block is None or [a.tobytes() for a in ranges._partial_sum_extremes(n, device.consts, w, x)] == \
+        assert block is None or [a.tobytes() for a in ring_adc.partial_sum_extremes(bank, n.attrs, w, x)] == \
             [low.tobytes(), high.tobytes()]
 
 

@@ -22,7 +22,7 @@ from helpers import run_cli
 from photoncc.cli import main
 from photoncc.errors import DeviceError, ProgramError
 from photoncc.program import FORMAT, VERSION, Program
-from photoncc.simulator import Simulator
+from photoncc.sim import Simulator
 
 DATA = Path(__file__).parent / "data"
 CNN = "torch_legacy_cnn"

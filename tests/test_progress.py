@@ -14,7 +14,7 @@ from photoncc import cli
 from photoncc.compiler import compile_model, load_calibration
 from photoncc.importer import import_model
 from photoncc.profile import load_profile
-from photoncc.simulator import Simulator
+from photoncc.sim import Simulator
 
 DATA = Path(__file__).parent / "data"
 CNN = DATA / "torch_legacy_cnn.onnx"

@@ -5,8 +5,9 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from photoncc.passes.tile_banks import tile, untile
-from photoncc.passes.to_nonnegative import power_of_two_ceil, split_nonnegative
+from photoncc.devices.tiles import tile, untile
+from photoncc.devices.incoherent import split_nonnegative
+from photoncc.devices.rings import power_of_two_ceil
 
 # weights far below their row's largest entry (< 2^-1000 of it) would underflow in T = A / gain: excluded
 floats = st.floats(-100, 100, allow_nan=False, width=64).filter(lambda v: v == 0 or abs(v) > 1e-200)

@@ -19,7 +19,7 @@ from .conv import conv, explicit_pads, im2col, resolve_auto_pad
 from .elementwise import scalar
 from .layout import batch_axis
 from .reduce import norm_axis
-from ..program import weight_step
+from ..program import bank_channels, weight_step
 
 
 def _gemm_onnx(node, a, b, c=None):
@@ -50,14 +50,15 @@ def _linear_onnx(node, x, w, b):
 
 
 def _bank_onnx(node, x, tiles, gain, lo, alpha, adc=None, offset=None):
-    """Float reference of a bank, from its definition (passes/to_nonnegative.py, to_signed.py):
-    y = gain * (T @ v) - shift (+ offset) with v = [u ; alpha - u ; c] (incoherent) or [u ; c] (signed),
-    u = x - lo. Weight codes (quantised programs) are read as T = code * step; the crosstalk the
-    codes compensate, the DAC and the ADC are not modelled here (the simulator models the device;
-    with crosstalk, a quantised bank's value here is not the device's)."""
+    """Float reference of a bank, from its definition (``devices``): y = gain * (T @ v) - shift
+    (+ offset) with v = [u ; alpha - u ; c] (incoherent) or [u ; c] (balanced), u = x - lo. Weight
+    codes (quantised programs) are read as T = code * step; the crosstalk the codes compensate, the
+    DAC and the ADC are not modelled here (the simulator models the device; with crosstalk, a
+    quantised bank's value here is not the device's)."""
     a = node.attrs
     groups, m = gain.shape
-    k = lo.shape[1]
+    channels = bank_channels(a, lo.shape[1])
+    k = channels.k
     if a.get("weight_bits"):
         tiles = tiles * weight_step(a["weight_bits"], a.get("signed", False))
     t = tiles.transpose(0, 1, 3, 2, 4).reshape(groups, tiles.shape[1] * tiles.shape[3], -1)
@@ -66,7 +67,7 @@ def _bank_onnx(node, x, tiles, gain, lo, alpha, adc=None, offset=None):
         x = im2col(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
     lead = x.shape[:-1]
     u = x.reshape(lead + (groups, k)) - lo
-    parts = [u] if a.get("signed") else [u, alpha - u]
+    parts = [u, alpha - u] if channels.complement else [u]
     v = np.concatenate(parts + [np.full(u.shape[:-1] + (1,), a.get("carrier", 1.0), u.dtype)], axis=-1)
     t = t[:, :m, :v.shape[-1]].astype(x.dtype)
     vg = v.reshape(-1, groups, v.shape[-1]).transpose(1, 0, 2)                  # (G, P, J)

@@ -28,7 +28,7 @@ from ..ir import Graph, Node, prune
 from ..ops import settings, unsupported
 
 
-def canonicalize(g: Graph) -> Graph:
+def canonicalize(g: Graph, ctx=None) -> Graph:
     nodes = [_canonical(n, g) for n in g.nodes]
     g = prune(g.replace(nodes=tuple(nodes)))
     failing = _batch_probe(g) if g.meta.get("dynamic_batch") else None

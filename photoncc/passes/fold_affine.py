@@ -22,7 +22,7 @@ import numpy as np
 from ..ir import Graph, Node, prune, type_of
 
 
-def fold_affine(g: Graph) -> Graph:
+def fold_affine(g: Graph, ctx=None) -> Graph:
     users = {k: len(v) for k, v in g.consumers().items()}
     outputs = set(g.outputs)
     consts, types = dict(g.consts), dict(g.types)

@@ -17,7 +17,7 @@ from .. import interp
 from ..ir import Graph, Node, prune, type_of
 
 
-def fold_constants(g: Graph) -> Graph:
+def fold_constants(g: Graph, ctx=None) -> Graph:
     consts = dict(g.consts)
     types = dict(g.types)
     rename: dict[str, str] = {}

@@ -17,7 +17,7 @@ import numpy as np
 from ..ir import Graph, Node, fresh_name, prune, type_of
 
 
-def lower_linear(g: Graph) -> Graph:
+def lower_linear(g: Graph, ctx=None) -> Graph:
     consts, types = dict(g.consts), dict(g.types)
     nodes = []
     for n in g.nodes:

@@ -28,7 +28,8 @@ from ..ir import Graph, Node, fresh_name, prune, type_of
 SCALE = {"Sigmoid": 1.0, "Tanh": 2.0}
 
 
-def map_activations(g: Graph, activation: dict) -> Graph:
+def map_activations(g: Graph, ctx) -> Graph:
+    activation = ctx.profile["activation"]
     if activation["kind"] != "photonic_sigmoid":
         return g
     a1, a2, x0, d = (float(activation[k]) for k in ("A1", "A2", "x0", "d"))

@@ -1,56 +1,33 @@
 """tile_banks: cut every bank matrix into tiles the hardware holds at once.
 
-A chip has B banks of C rings: one tile is a B x C block of the (M, 2K + 1) matrix T of a group
-(B output rows, C input channels). The matrix is padded with zero rings to whole tiles:
+A chip has B banks of C rings (profile ``bank.banks``, ``bank.rings``): one tile is a B x C block
+of a group's (M, J) matrix T (B output rows, C input channels), padded with zero rings to whole
+tiles (``devices.tiles``: T (G, M, J) -> tiles (G, R, Q, B, C)). Tile (g, r, q) yields the partial
+sums of rows r*B.. over channels q*C..; the electronics add the Q partial sums of a row (after the
+ADC). Tiles run one after another (time multiplexing).
 
-    T (G, M, J)  ->  tiles (G, R, Q, B, C),  R = ceil(M / B),  Q = ceil(J / C),
-    tiles[g, r, q] = T[g, r*B:(r+1)*B, q*C:(q+1)*C]   (zeros past the edge)
-
-Tile (g, r, q) yields the partial sums of rows r*B.. over channels q*C..; the electronics add the
-Q partial sums of a row (after the ADC). Tiles run one after another (time multiplexing).
-
-Requires: to_nonnegative. Ensures: every Bank's T has tile shape (B, C); untile(tile(T)) == T.
+Requires: to_banks. Ensures: every Bank's T has tile shape (B, C); untile(tile(T)) == T.
 Idempotent (a tiled matrix is untiled first).
 """
 from __future__ import annotations
 
-import numpy as np
-
+from ..devices.tiles import tile, untile
 from ..ir import Graph, prune, type_of
+from ..program import bank_channels, bank_inputs
+from ..progress import stage
 
 
-def tile_banks(g: Graph, banks: int, rings: int, progress=None) -> Graph:
-    """Every bank's T cut into tiles of ``banks`` x ``rings``; ``progress(done, total)`` after each
-    bank (photoncc/progress.py)."""
+def tile_banks(g: Graph, ctx) -> Graph:
+    """Every bank's T cut into tiles of the profile's banks x rings; progress after each bank."""
     consts, types = dict(g.consts), dict(g.types)
     todo = [n for n in g.nodes if n.op == "Bank"]
+    progress = stage(ctx.progress, "tiling")
     for done, n in enumerate(todo, 1):
-        name = n.inputs[1]
-        rows, cols = n.inputs[2], n.inputs[3]  # gain (G, M) and lo (G, K) give the true sizes
-        m, k = consts[rows].shape[1], consts[cols].shape[1]
-        consts[name] = tile(untile(consts[name], m, 2 * k + 1), banks, rings)
-        types[name] = type_of(consts[name])
+        named = bank_inputs(n.inputs)
+        m, k = consts[named["gain"]].shape[1], consts[named["lo"]].shape[1]  # (G, M) and (G, K): the true sizes
+        consts[named["tiles"]] = tile(untile(consts[named["tiles"]], m, bank_channels(n.attrs, k).count),
+                                      ctx.profile.banks, ctx.profile.rings)
+        types[named["tiles"]] = type_of(consts[named["tiles"]])
         if progress is not None:
             progress(done, len(todo))
     return prune(g.replace(consts=consts, types=types))
-
-
-def tile(t: np.ndarray, banks: int, rings: int) -> np.ndarray:
-    """(G, M, J) -> (G, R, Q, B, C), zero-padded: written straight into the tiles, in four parts
-    (whole tiles; the last row of tiles; the last column; their corner), with no padded copy."""
-    groups, m, j = t.shape
-    r, q = -(-m // banks), -(-j // rings)
-    out = np.zeros((groups, r, q, banks, rings), t.dtype)
-    blocks = out.transpose(0, 1, 3, 2, 4)  # (G, R, B, Q, C): matrix row r*B + b, column q*C + c
-    for r0, r1, rows in ((0, m // banks, banks), (m // banks, r, m % banks)):
-        for q0, q1, cols in ((0, j // rings, rings), (j // rings, q, j % rings)):
-            if r1 > r0 and q1 > q0:
-                part = t[:, r0 * banks:r0 * banks + (r1 - r0) * rows, q0 * rings:q0 * rings + (q1 - q0) * cols]
-                blocks[:, r0:r1, :rows, q0:q1, :cols] = part.reshape(groups, r1 - r0, rows, q1 - q0, cols)
-    return out
-
-
-def untile(tiles: np.ndarray, m: int, j: int) -> np.ndarray:
-    """(G, R, Q, B, C) -> (G, M, J), dropping the padding."""
-    groups, r, q, banks, rings = tiles.shape
-    return tiles.transpose(0, 1, 3, 2, 4).reshape(groups, r * banks, q * rings)[:, :m, :j]

@@ -1,0 +1,30 @@
+"""The device architectures photoncc compiles for, one module each behind one small interface.
+
+An architecture module (``incoherent``, ``balanced``; the profile's ``architecture`` names it)
+says how a Linear layer y = W x + b becomes that device's settings:
+
+* ``SIGNED``: whether its weights are signed (a balanced bank) or transmissions in [0, 1];
+* ``split(w, b, lo, alpha, dtype, profile)``: the layer's bank form for inputs x in [lo, lo +
+  alpha], per group: ring weights T (G, M, J), row gains (G, M) with gain * T exact, and the bank's
+  attributes. The ``to_banks`` pass calls it for every Linear.
+
+What the two ring architectures share lives beside them: ``rings`` (what a ring can hold, how the
+chip realises the weights: crosstalk, programming error, power-of-two gains), ``tiles`` (the
+B x C tiles of a bank), ``ring_codes`` (quantising weights into codes) and ``ring_adc`` (the
+ADC calibration of the tile reads). The device side of a ring bank, realising and reading it, is
+the simulator's ``sim.rings``; both sides take a bank's channel layout from
+``program.bank_channels``. A new architecture is a module here, an executor in ``sim`` and its
+section of the profile schema.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+
+ARCHITECTURES = ("incoherent", "balanced")
+
+
+def architecture(profile):
+    """The module of the profile's architecture."""
+    name = profile["architecture"]
+    assert name in ARCHITECTURES, name  # the profile's schema allows no other
+    return import_module(f"{__name__}.{name}")
