@@ -718,3 +718,42 @@ def test_threaded_map_gives_each_items_result_in_order(count, monkeypatch):
     monkeypatch.setattr(cpu, "THREADS", 3)
     items = [np.arange(i, i + 1000.0) for i in range(count)]
     assert [float(v) for v in cpu.threaded_map(lambda a: a.sum(), items)] == [float(a.sum()) for a in items]
+
+
+# --------------------------------------------------------------------------------------------
+# LayerNormalization: an operator added in one file (photoncc/ops/nn.py) is compiled, simulated
+# and listed by `photoncc ops` with no other change
+
+
+@pytest.mark.parametrize("axis", [-1, -2, 1])
+@pytest.mark.parametrize("bias", [True, False])
+def test_layer_norm(axis, bias):
+    x = rand(3, 4, 6, seed=40, scale=3.0) + 1.5
+    shape = x.shape[axis % 3:]
+    scale, b = rand(*shape, seed=41), rand(*shape, seed=42) if bias else None
+    got = nn.layer_norm(x, scale, b, axis=axis, epsilon=1e-5)
+    want = run_ort("LayerNormalization", [x, scale, b], dict(axis=axis, epsilon=1e-5), opset=17)
+    check(got[0], want)
+
+
+def test_a_transformer_style_block_with_layer_norm_compiles_and_matches_onnxruntime(tmp_path):
+    """Gemm -> LayerNormalization -> Gelu -> Gemm on tokens (batch x tokens x features): the
+    matrix products on banks, the normalisation electronic; compiled for `ideal` and run by the
+    simulator, within 1e-4 of onnxruntime. A LayerNormalization over the batch axis is refused."""
+    from helpers import compile_and_compare, make_model, save, vinfo
+    from photoncc.errors import UnsupportedModel
+    rng = np.random.default_rng(5)
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]),
+             helper.make_node("LayerNormalization", ["h", "g", "b"], ["n"], axis=-1, epsilon=1e-5),
+             helper.make_node("Gelu", ["n"], ["a"], domain=""),
+             helper.make_node("MatMul", ["a", "w2"], ["y"])]
+    inits = [("w1", rng.normal(0, 0.3, (8, 16)).astype(np.float32)), ("g", rng.uniform(0.5, 1.5, 16).astype(np.float32)),
+             ("b", rng.normal(0, 0.1, 16).astype(np.float32)), ("w2", rng.normal(0, 0.3, (16, 4)).astype(np.float32))]
+    model = make_model(nodes, [vinfo("x", ["N", 5, 8])], [vinfo("y", ["N", 5, 4])], inits, opset=20)
+    program, _, _ = compile_and_compare(save(model, tmp_path), {"x": rand(6, 5, 8, seed=7)})
+    assert "LayerNormalization" in [i["op"] for i in program.instructions]
+    nodes[1] = helper.make_node("LayerNormalization", ["h", "g", "b"], ["n"], axis=0)
+    inits[1], inits[2] = ("g", np.ones((2, 5, 16), np.float32)), ("b", np.zeros((2, 5, 16), np.float32))
+    bad = make_model(nodes, [vinfo("x", [2, 5, 8])], [vinfo("y", [2, 5, 4])], inits, opset=20)
+    with pytest.raises(UnsupportedModel, match="normalises across the batch axis"):
+        compile_and_compare(save(bad, tmp_path, "bad.onnx"), {"x": rand(2, 5, 8, seed=7)})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import fixed_bounds, op, register
+from . import BATCH_HINT, fixed_bounds, op, register, unsupported
 from .conv import conv, explicit_pads, im2col, resolve_auto_pad
 from .elementwise import scalar
 from .layout import batch_axis
@@ -131,6 +131,34 @@ def log_softmax(x, *, axis=-1, legacy=False) -> np.ndarray:
         return log_softmax(_coerce_2d(x, axis), axis=1).reshape(x.shape)
     shifted = x - x.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def _layer_norm_canonical(node, graph, source):
+    """The normalised axes are ``axis`` and every axis after it: axis 0, the batch, refused."""
+    rank = len(graph.types[node.inputs[0]].shape)
+    axis = int(node.attrs.get("axis", -1)) % rank
+    if axis == 0:
+        return unsupported(node, "normalises across the batch axis (axis 0)", BATCH_HINT)
+    return node.replace(attrs={**node.attrs, "axis": axis})
+
+
+@op("LayerNormalization", "electronic", canonical=_layer_norm_canonical,
+    note="over the last axes (not the batch); in float64, rounded to the input's dtype")
+def layer_norm(x, scale, bias=None, *, axis=-1, epsilon=1e-5, stash_type=1):
+    """ONNX LayerNormalization: over the axes ``axis``.. (``d`` of them), ``mean = E[x]``,
+    ``inv = 1 / sqrt(E[(x - mean)^2] + epsilon)``, ``y = (x - mean) * inv * scale + bias``; returns
+    (y, mean, inv) with the reduced axes kept (a node uses the outputs it lists). Computed in
+    float64 whatever ``stash_type`` asks, and rounded to ``x``'s dtype."""
+    x = np.asarray(x)
+    axes = tuple(range(axis % x.ndim, x.ndim))
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    centred = x64 - mean
+    inv = 1.0 / np.sqrt((centred * centred).mean(axis=axes, keepdims=True) + epsilon)
+    y = centred * inv * scale
+    if bias is not None:
+        y += bias
+    return y.astype(x.dtype), mean.astype(x.dtype), inv.astype(x.dtype)
 
 
 @op("PhotonicSigmoid", "optical", activation=True, bounds=lambda a: (a["A1"], a["A2"]), onnx_op=False)
