@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import sys
 import time
 import traceback
@@ -17,7 +16,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import __version__
+from . import __version__, text
 from .errors import UserError
 from .files import output_path, write_files
 from .sim import NOISE_MODELS
@@ -58,39 +57,12 @@ def _npz_bytes(arrays: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _percent(fraction: float) -> str:
-    """A share as a percentage with 3 significant digits: a small nonzero share never shows as 0.00%."""
-    return f"{100 * fraction:.3g}%"
-
-
 def _say(message: str) -> None:
     click.echo(message, err=True)
 
 
-WARN_LAYERS = 5  # layers named per list of layers; the rest are counted on one line
-
-
-def natural(name: str) -> tuple:
-    """Sort key that orders the numbers inside names by value: features.2 before features.10."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name))
-
-
-def _worst_layers(fractions: dict, what: str, short: str) -> list[str]:
-    """Lines for the layers with a nonzero share (``fractions``: layer -> share) of their ``what``,
-    worst first (ties in natural order), at most WARN_LAYERS of them, and one more line counting
-    the others (with ``short`` things) with the range of their shares."""
-    hit = sorted(((fraction, layer) for layer, fraction in fractions.items() if fraction > 0),
-                 key=lambda item: (-item[0], natural(item[1])))
-    lines = [f"layer {layer!r}: {_percent(fraction)} of its {what}" for fraction, layer in hit[:WARN_LAYERS]]
-    rest = hit[WARN_LAYERS:]
-    if rest:
-        shares = _percent(rest[0][0]) if len(rest) == 1 else f"{_percent(rest[-1][0])} to {_percent(rest[0][0])}"
-        lines.append(f"{len(rest)} more layer(s) with {short}: {shares} each")
-    return lines
-
-
 def _warn_layers(fractions: dict, what: str, short: str) -> None:
-    for line in _worst_layers(fractions, what, short):
+    for line in text.worst_layers(fractions, what, short):
         _say(f"photoncc: warning: {line}" + ("; compile with calibration data that covers your inputs"
                                              if line.startswith("layer ") else ""))
 
@@ -273,44 +245,23 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
     (--trials seeded runs, a statistical verdict). Exit 0 when every output is within the
     thresholds, 1 when not, 2 when an input is unusable.
     """
-    from .compiler import compile_model, input_specs, load_calibration
-    from .data import load_npz, match_inputs
-    from .importer import import_model
-    from .ir import Handover
+    from .profile import Profile
     from .verify import draw_inputs, junit_xml, report_json, thresholds, verify as run_verify
     given, outputs = {"TARGET": target, "--model": model, "--inputs": inputs, "--calibration": calibration,
                       "-p": _profile_file(profile_spec)}, {}
     for path, option in ((json_path, "--json"), (junit_path, "--junit")):
         if path:
             output_path(path, option, given, outputs)
-    feeds = labels = None
     progress = Progress("verify")
     if target.suffix == ".onnx":
-        if model is not None and Path(model).resolve() != target.resolve():
-            raise UserError(f"--model {model}: TARGET {target} is an ONNX model, compiled in memory and compared "
-                            "with itself; --model names the source model of a program (.pcc) TARGET")
-        model = target
-        graph = Handover(import_model(model))  # compile_model frees its weights as it goes
-        if inputs:
-            feeds, labels = match_inputs(inputs, load_npz(inputs), input_specs(graph.peek()))
-        cal = load_calibration(calibration, graph.peek()) if calibration else feeds
-        with progress:
-            program = compile_model(graph, _profile(profile_spec), cal, _input_range(input_range),
-                                    progress=progress)
+        program, model, feeds, labels = _compiled_target(target, model, profile_spec, inputs, calibration,
+                                                         input_range, progress)
         program_path = f"{target} compiled in memory for {profile_spec}"
     else:
         program = _load_program(target)
+        model = _source_model(target, model, program)
         program_path = str(target)
-        recorded = program.manifest["source"].get("source")
-        if model is None and recorded:  # recorded as given to compile: relative to its cwd, or next to the program
-            candidates = [Path(recorded), target.parent / Path(recorded).name]
-            model = next((c for c in candidates if c.is_file()), Path(recorded))
-        if model is None:
-            raise UserError(f"{target}: the program records no source model; pass --model MODEL.onnx")
-        if not Path(model).exists():
-            raise UserError(f"{model}: the source model recorded in {target} is not there; pass --model MODEL.onnx")
-        if inputs:
-            feeds, labels = _feeds_for_program(program, inputs)
+        feeds, labels = _feeds_for_program(program, inputs) if inputs else (None, None)
     note = f"{inputs}"
     if feeds is None:
         if any(np.isnan(s["lo"]).any() for s in program.manifest["inputs"]):
@@ -319,7 +270,6 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
         feeds = draw_inputs(program, samples, seed)
         note = f"{samples} samples drawn uniformly inside the recorded input ranges (seed {seed})"
         _say(f"photoncc: no --inputs given: comparing on {note}")
-    from .profile import Profile
     profile = Profile(program.manifest["profile"])
     tier = profile.tier(noiseless)
     limits = thresholds(profile, tier, program, rtol, top1)
@@ -330,67 +280,43 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
                             inputs_note=note, program_path=program_path, progress=progress, noise_model=noise_model)
     files = {json_path: report_json(report).encode(), junit_path: junit_xml(report).encode()}
     write_files({path: data for path, data in files.items() if path})  # before the verdict is printed
-    _print_verify(report)
+    for line in text.verify_lines(report):
+        click.echo(line)
     sys.exit(0 if report["passed"] else 1)
 
 
-def _layer_summary(layers: list) -> str:
-    """Each layer's SQNR, or for more than WARN_LAYERS layers the worst of them and a count."""
-    def sqnr(layer):
-        return "exact" if layer["exact"] else f"SQNR {layer['sqnr_db']} dB" if layer["sqnr_db"] is not None \
-            else "no signal"
-    if len(layers) <= WARN_LAYERS:
-        return ", ".join(f"{layer['name']} {sqnr(layer)}" for layer in layers)
-    measured = sorted((layer for layer in layers if layer["sqnr_db"] is not None),
-                      key=lambda layer: (layer["sqnr_db"], natural(layer["name"])))
-    worst = ", ".join(f"{layer['name']} {sqnr(layer)}" for layer in measured[:WARN_LAYERS])
-    exact = sum(layer["exact"] for layer in layers)
-    return (f"{len(layers)} layers" + (f", worst: {worst}" if worst else "") + (f", {exact} exact" if exact else "")
-            + " (--json lists every layer)")
+def _compiled_target(target: Path, model, profile_spec, inputs, calibration, input_range, progress):
+    """verify of an ONNX model: (the program compiled in memory, the model, feeds, labels). The
+    model is read once: its graph gives the inputs' specs, then is handed to the compile."""
+    from .compiler import compile_model, input_specs, load_calibration
+    from .data import load_npz, match_inputs
+    from .importer import import_model
+    from .ir import Handover
+    if model is not None and Path(model).resolve() != target.resolve():
+        raise UserError(f"--model {model}: TARGET {target} is an ONNX model, compiled in memory and compared "
+                        "with itself; --model names the source model of a program (.pcc) TARGET")
+    graph = Handover(import_model(target))  # compile_model frees its weights as it goes
+    feeds = labels = None
+    if inputs:
+        feeds, labels = match_inputs(inputs, load_npz(inputs), input_specs(graph.peek()))
+    cal = load_calibration(calibration, graph.peek()) if calibration else feeds
+    with progress:
+        program = compile_model(graph, _profile(profile_spec), cal, _input_range(input_range), progress=progress)
+    return program, target, feeds, labels
 
 
-def _print_verify(report: dict) -> None:
-    from .verify import nonfinite_note
-    t = report["thresholds"]
-    click.echo(f"verify {report['program']} against {report['model']}")
-    trials = f", {report['trials']} seeded trials ({report['noise_model']} noise model)" if report["tier"] == "noisy" else ""
-    click.echo(f"  tier {report['tier']}, profile {report['profile']}, {report['inputs']['samples']} samples{trials}, "
-               f"reference: {report['reference']}")
-    judged = "relative error <= {:g}".format(t["rtol"]) + (" (non-classifier outputs)" if report["tier"] != "exact" else "")
-    bound = f" (lower {t['confidence']:.0%} confidence bound)" if report["tier"] == "noisy" else ""
-    click.echo(f"  thresholds: {judged}, top-1 agreement >= {t['top1']:g}{bound}")
-    for o in report["outputs"]:
-        parts = []
-        if o.get("error"):
-            parts.append(o["error"])
-        if o["relative_error"] is not None:
-            parts.append(f"max abs error {o['max_abs_error']:.3g}, relative {o['relative_error']:.3g}")
-        if o["top1_agreement"] is not None:
-            parts.append(f"top-1 agreement {o['top1_agreement']:.2%}")
-        if o.get("nonfinite_mismatch"):
-            parts.append(nonfinite_note(o))
-        if o.get("top1_lower_bound") is not None:
-            parts.append(f"lower bound {o['top1_lower_bound']:.2%}")
-        click.echo(f"  {'ok  ' if o['passed'] else 'FAIL'} {o['name']}: {', '.join(parts)}")
-    if report["known_answer_test"] != "passed":
-        click.echo(f"  FAIL known-answer test: {report['known_answer_test']} (the program was changed after compilation)")
-    if report["accuracy"]:
-        a = report["accuracy"]
-        per_trial = ""
-        if len(a["device_per_trial"]) > 1:
-            per_trial = " (trials: " + ", ".join(f"{v:.2%}" for v in a["device_per_trial"]) + ")"
-        click.echo(f"  accuracy on labels ({a['output']}): model {a['model']:.2%}, device {a['device']:.2%}{per_trial}")
-    if report["layers"]:
-        click.echo("  per layer (first samples): " + _layer_summary(report["layers"]))
-    for line in _worst_layers(report["clipped_fraction"], "inputs outside the calibrated range", "clipped inputs"):
-        click.echo(f"  clipped: {line}")
-    for line in _worst_layers(report["adc_saturated_fraction"] or {}, "ADC reads outside their calibrated ranges",
-                              "saturated ADC reads"):
-        click.echo(f"  saturated: {line}")
-    if report["clipped_fraction"] or report["adc_saturated_fraction"]:
-        click.echo("  note: the device saturates outside the ranges the program was calibrated for; verify on "
-                   "representative data (--inputs) or compile with calibration data that covers these inputs")
-    click.echo("PASS: outputs are equivalent" if report["passed"] else "FAIL: outputs differ beyond the thresholds")
+def _source_model(target: Path, model, program):
+    """The model a program (.pcc) is verified against: ``--model``, else the one it records, as given to
+    compile (relative to the folder compile ran in) or next to the program."""
+    recorded = program.manifest["source"].get("source")
+    if model is None and recorded:
+        candidates = [Path(recorded), target.parent / Path(recorded).name]
+        model = next((c for c in candidates if c.is_file()), Path(recorded))
+    if model is None:
+        raise UserError(f"{target}: the program records no source model; pass --model MODEL.onnx")
+    if not Path(model).exists():
+        raise UserError(f"{model}: the source model recorded in {target} is not there; pass --model MODEL.onnx")
+    return model
 
 
 @cli.command()
@@ -399,49 +325,11 @@ def _print_verify(report: dict) -> None:
 def inspect(program_path, as_json):
     """Show what PROGRAM does on the device: per layer its tiles, rings used, alpha/shift, placement."""
     program = _load_program(program_path)
-    m, r = program.manifest, program.manifest["report"]
     if as_json:
-        click.echo(json.dumps(r, indent=1, sort_keys=True))
+        click.echo(json.dumps(program.manifest["report"], indent=1, sort_keys=True))
         return
-    source = m["source"]
-    click.echo(f"program {program_path} (format {m['format']} v{m['version']}, photoncc {m['photoncc']})")
-    click.echo(f"  source: {source['source']} (sha256 {str(source['sha256'])[:16]}..., opset {source['opset']})")
-    p = m["profile"]
-    click.echo(f"  profile: {p['name']}: {p['architecture']}, {p['bank']['banks']} banks x {p['bank']['rings']} "
-               f"rings = {r['ring_count']} rings")
-    for spec in m["inputs"]:
-        click.echo(f"  input {spec['name']}: {_type_text(spec)} range [{min(spec['lo'], default=np.nan):.4g}, "
-                   f"{max(spec['hi'], default=np.nan):.4g}]")
-    for spec in m["outputs"]:
-        click.echo(f"  output {spec['name']}: {_type_text(spec)}")
-    click.echo(f"  {r['optical_layers']} optical layer(s), {r['tiles']} tile(s); electronic: "
-               + (", ".join(f"{op} x{c}" for op, c in r["electronic_ops"].items()) or "none"))
-    if r.get("activations"):
-        kinds: dict = {}
-        for a in r["activations"]:
-            kinds.setdefault((a["op"], a["placement"]), []).append(a["name"])
-        click.echo("  activations: " + "; ".join(
-            f"{op} ({placement}): " + (", ".join(names) if len(names) <= 3 else f"{len(names)} layers")
-            for (op, placement), names in kinds.items()))
-    click.echo(f"  estimate per inference (profile timing/energy, optical core only): "
-               f"{r['latency_us']:.4g} us, {r['energy_nj']:.4g} nJ")
-    rows = [("layer", "kind", "matrix", "tiles", "rings used", "of rings", "alpha", "shift", "range from",
-             "SQNR dB", "placement")]
-    for layer in r["layers"]:
-        sqnr = layer.get("sqnr_db")
-        rows.append((layer["name"], layer["kind"], f"{layer['matrix'][0]}x{layer['matrix'][1]}", str(layer["tiles"]),
-                     str(layer["rings_used"]), str(layer["tiles"] * layer["ring_count"]),
-                     f"[{layer['alpha'][0]:.3g}, {layer['alpha'][1]:.3g}]", f"{layer['shift']:.3g}",
-                     str(layer["range_source"]), "-" if sqnr is None else f"{sqnr:.1f}", layer["placement"]))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  " + "  ".join(cell.ljust(w) if i in (0, 1, 8, 10) else cell.rjust(w)
-                                    for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
-
-
-def _type_text(spec: dict) -> str:
-    """A tensor spec as ``float32[N,3,224,224]`` (N: the batch)."""
-    return f"{spec['dtype']}[{','.join(['N'] + [str(d) for d in spec['shape']])}]"
+    for line in text.inspect_lines(program, program_path):
+        click.echo(line)
 
 
 @cli.command()

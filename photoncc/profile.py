@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from .devices import ARCHITECTURES
 from .errors import UserError
 
 FORMAT = 1
@@ -85,7 +86,7 @@ SCHEMA = {
     "description": _text,
     "source": _text,
     "extends": _text,
-    "architecture": _one_of("incoherent", "balanced"),
+    "architecture": _one_of(*ARCHITECTURES),
     "bank": {"banks": _positive_int, "rings": _positive_int, "weight_range": _weight_range},
     "precision": {"weight_bits": _bits_or_null, "input_bits": _bits_or_null, "output_bits": _bits_or_null},
     "noise": {"weight_sigma": _non_negative, "crosstalk": _fraction, "detector_sigma": _non_negative,

@@ -21,7 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from helpers import DATA, make_model, run_cli, save, vinfo
 from models import ONNX_DATA
-from photoncc import cli
+from photoncc import text
 from photoncc.program import Program
 from photoncc.reference import run_onnxruntime
 from photoncc.verify import compare, report_json
@@ -373,10 +373,8 @@ def synthetic_report(layers: int) -> dict:
             "adc_saturated_fraction": None}
 
 
-def test_verify_names_the_five_worst_clipped_layers_in_natural_order(capsys):
-    capsys.readouterr()
-    cli._print_verify(synthetic_report(156))
-    out = capsys.readouterr().out
+def test_verify_names_the_five_worst_clipped_layers_in_natural_order():
+    out = "\n".join(text.verify_lines(synthetic_report(156)))
     clipped = [line for line in out.splitlines() if line.startswith("  clipped:")]
     assert len(clipped) == 6 and clipped[-1] == "  clipped: 151 more layer(s) with clipped inputs: 1% to 3% each"
     named = [line.split("'")[1] for line in clipped[:5]]

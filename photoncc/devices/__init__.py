@@ -13,14 +13,15 @@ chip realises the weights: crosstalk, programming error, power-of-two gains), ``
 B x C tiles of a bank), ``ring_codes`` (quantising weights into codes) and ``ring_adc`` (the
 ADC calibration of the tile reads). The device side of a ring bank, realising and reading it, is
 the simulator's ``sim.rings``; both sides take a bank's channel layout from
-``program.bank_channels``. A new architecture is a module here, an executor in ``sim`` and its
-section of the profile schema.
+``program.bank_channels``. A new architecture is a module here, an executor in ``sim`` (named in
+``ARCHITECTURES``) and its section of the profile schema.
 """
 from __future__ import annotations
 
 from importlib import import_module
 
-ARCHITECTURES = ("incoherent", "balanced")
+# the profile's ``architecture`` -> the module of the simulator (photoncc.sim) that executes its banks
+ARCHITECTURES = {"incoherent": "rings", "balanced": "rings"}
 
 
 def architecture(profile):

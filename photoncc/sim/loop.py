@@ -1,23 +1,26 @@
 """The simulator's instruction loop: load a program's device, run its instructions on batches.
 
-Banks run on the device's executor (``rings.RingBanks``: realise and read the rings); every other
-instruction is its op's kernel (``photoncc.ops``), in the model's dtype, computed in its input's
-memory where nothing else reads it (``memory``). A value is dropped after the last instruction that
-reads it (``program.dead_after``), so a batch holds its live values, not all of them. Nothing loops
-in Python over samples, pixels or rings.
+Banks run on the executor of the device's architecture (``devices.ARCHITECTURES``; ``rings`` for
+the ring banks: realise and read them); every other instruction is its op's kernel
+(``photoncc.ops``), in the model's dtype, computed in its input's memory where nothing else reads
+it (``memory``). A value is dropped after the last instruction that reads it
+(``program.dead_after``), so a batch holds its live values, not all of them. Nothing loops in
+Python over samples, pixels or rings.
 """
 from __future__ import annotations
+
+from importlib import import_module
 
 import numpy as np
 
 from .. import ops
+from ..devices import ARCHITECTURES
 from ..data import batches
 from ..errors import ProgramError
 from ..program import Program, bank_inputs, dead_after
 from . import kat
 from .memory import in_place, track_ownership
 from .noise import statistical_covers
-from .rings import RingBanks
 
 DEFAULT_BATCH = 64
 NOISE_MODELS = ("per-read", "statistical")
@@ -54,7 +57,8 @@ class Simulator:
         twin = {} if (check is not None and noise_model == "statistical" and not noiseless and banks
                       and "statistical" in self.manifest["kat"]
                       and all(statistical_covers(inst["attrs"], self.profile) for inst in banks)) else None
-        self.banks = RingBanks(self.profile, noiseless, self.rng, self.statistical, twin)
+        executor = import_module(f"{__package__}.{ARCHITECTURES[self.profile['architecture']]}").EXECUTOR
+        self.banks = executor(self.profile, noiseless, self.rng, self.statistical, twin)
         if check is not None and twin is None and kat.kat_device(self) is None:
             kat.selftest(self, check)  # on a noiseless device of its own, loaded and freed before this one
             check = None

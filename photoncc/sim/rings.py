@@ -260,9 +260,32 @@ class RingBanks:
         code; noise is drawn in float32. With an ADC, the product gives each read in codes of its
         ADC, (read - lo) x top / width: the weights are scaled by top / width and a last channel of
         power 1 carries -lo x top / width (``_load_tiles``). In chunks of positions so that memory
-        stays bounded; the product and the conversion are shared over the cores along the positions.
-        Reads that land more than half a code past either end of their ADC's range (so that the
-        clip, not the rounding, decides their code) are counted as saturated in ``saturated``."""
+        stays bounded (``_read_chunk``). Reads that land more than half a code past either end of
+        their ADC's range (so that the clip, not the rounding, decides their code) are counted as
+        saturated in ``saturated``."""
+        xp = self.xp
+        groups, q, _, m = bank["per_tile"].shape
+        c = bank["padded"] // q
+        adc = None
+        if bank["adc"] is not None:  # value = lo + code x width / top
+            scale, top = bank["adc"], levels(bank["output_bits"])
+            adc = {"top": top, "to_value": ((scale[..., 1] - scale[..., 0]) / top)[:, :, None, :],
+                   "low_sum": scale[..., 0].sum(axis=1)[:, None, :]}  # (G, 1, M): sum over tiles of lo
+        out = xp.empty((groups, v.shape[1], m))
+        chunk = max(1, READ_BLOCK // max(1, groups * q * max(m, c)))
+        saturated = []  # per part of a chunk: its reads past an end of the ADC's range
+        for start in range(0, v.shape[1], chunk):
+            out[:, start:start + chunk] = self._read_chunk(bank, v[:, start:start + chunk], adc, saturated)
+        if adc is not None:
+            tally = self.saturated.setdefault(name, [0, 0])
+            tally[0] += sum(saturated)
+            tally[1] += groups * q * v.shape[1] * m
+        return out
+
+    def _read_chunk(self, bank: dict, v, adc: dict | None, saturated: list):
+        """The reads of a chunk of positions ``v`` (G, p, Q*C), summed over tiles: (G, p, M). The
+        product and the conversion are shared over the cores along the positions (``share``);
+        ``saturated`` gets each part's count of saturated reads (list.append: thread-safe)."""
         xp = self.xp
         w = bank["per_tile"]                                               # (G, Q, C [+ 1], M) float64
         groups, q, _, m = w.shape
@@ -270,13 +293,6 @@ class RingBanks:
         noise = self.profile["noise"]
         rin = 0.0 if self.noiseless else noise["rin_sigma"]
         det = 0.0 if self.noiseless else noise["detector_sigma"]
-        scale = bank["adc"]                                                # (G, Q, M, 2) or None
-        if scale is not None:  # value = lo + code x width / top
-            top = levels(bank["output_bits"])
-            to_value = ((scale[..., 1] - scale[..., 0]) / top)[:, :, None, :]
-            low_sum = scale[..., 0].sum(axis=1)[:, None, :]              # (G, 1, M): sum over tiles of lo
-        out = xp.empty((groups, v.shape[1], m))
-        chunk = max(1, READ_BLOCK // max(1, groups * q * max(m, c)))
 
         def fluctuate(v, eps):  # RIN: v (1 + eps)
             eps += 1.0
@@ -285,39 +301,31 @@ class RingBanks:
         def product(partial, vt):  # row by row: a part of the positions
             xp.matmul(vt, w, out=partial)
 
-        saturated = []  # per part of a block: its reads past an end of the ADC's range (list.append: thread-safe)
-
         def convert(reads, detector):  # codes: detector noise (det x the ADC's width: det x top codes), clip, round
+            top = adc["top"]
             if det:
                 reads += detector
             if reads.min() < -0.5 or reads.max() > top + 0.5:  # two reductions; counted only then
                 saturated.append(int(xp.count_nonzero(reads < -0.5)) + int(xp.count_nonzero(reads > top + 0.5)))
             xp.clip(reads, 0.0, top, out=reads)
             xp.round(reads, out=reads)
-            reads *= to_value
-        for start in range(0, v.shape[1], chunk):
-            part = v[:, start:start + chunk].reshape(groups, -1, q, c).transpose(0, 2, 1, 3)  # (G, Q, p, C)
-            vt = xp.empty(part.shape[:3] + (w.shape[2],))                  # (G, Q, p, C [+ 1]) float64
-            self.share(xp.copyto, vt[..., :c], part, axis=2)
-            if scale is not None:
-                vt[..., c] = 1.0                                           # the ADC offset's channel
-            if rin:  # each channel's power fluctuates, shared by every row it feeds
-                self.share(fluctuate, vt[..., :c], gaussian(self.rng, part.shape, rin))
-            partial = xp.empty(part.shape[:3] + (m,))                      # (G, Q, p, M)
-            self.share(product, partial, vt, axis=2)
-            if scale is not None:  # the ADC, position by position
-                detector = gaussian(self.rng, partial.shape, det * top) if det else partial
-                self.share(convert, partial, detector, axis=2)
-                out[:, start:start + chunk] = partial.sum(axis=1) + low_sum
-            else:
-                if det:  # no ADC: detector noise relative to the largest read of the tile
-                    partial += gaussian(self.rng, partial.shape, det) * xp.abs(partial).max(axis=2, keepdims=True)
-                out[:, start:start + chunk] = partial.sum(axis=1)
-        if scale is not None:
-            tally = self.saturated.setdefault(name, [0, 0])
-            tally[0] += sum(saturated)
-            tally[1] += groups * q * v.shape[1] * m
-        return out
+            reads *= adc["to_value"]
+        part = v.reshape(groups, -1, q, c).transpose(0, 2, 1, 3)           # (G, Q, p, C)
+        vt = xp.empty(part.shape[:3] + (w.shape[2],))                      # (G, Q, p, C [+ 1]) float64
+        self.share(xp.copyto, vt[..., :c], part, axis=2)
+        if adc is not None:
+            vt[..., c] = 1.0                                               # the ADC offset's channel
+        if rin:  # each channel's power fluctuates, shared by every row it feeds
+            self.share(fluctuate, vt[..., :c], gaussian(self.rng, part.shape, rin))
+        partial = xp.empty(part.shape[:3] + (m,))                          # (G, Q, p, M)
+        self.share(product, partial, vt, axis=2)
+        if adc is not None:  # the ADC, position by position
+            detector = gaussian(self.rng, partial.shape, det * adc["top"]) if det else partial
+            self.share(convert, partial, detector, axis=2)
+            return partial.sum(axis=1) + adc["low_sum"]
+        if det:  # no ADC: detector noise relative to the largest read of the tile
+            partial += gaussian(self.rng, partial.shape, det) * xp.abs(partial).max(axis=2, keepdims=True)
+        return partial.sum(axis=1)
 
 
 def check_bank(name, tiles, gain, alpha, adc, a, profile) -> None:
@@ -391,3 +399,6 @@ def direct_form(bank: dict, weight: np.ndarray, const: np.ndarray, conv) -> dict
     dtype = weight.dtype
     return {"weight": weight, "bias": const.reshape(-1).astype(dtype), "lo": lo.astype(dtype),
             "alpha": alpha.astype(dtype)}
+
+
+EXECUTOR = RingBanks  # what the simulator loads a program of a ring architecture on (devices.ARCHITECTURES)

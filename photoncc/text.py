@@ -1,0 +1,148 @@
+"""The text the command line shows: verify's report, inspect's table and the lists of layers, as
+lines (the CLI prints them; nothing here prints).
+
+A list of layers names at most WARN_LAYERS of them, worst first, numbers in names ordered by value
+(features.2 before features.10), and counts the rest on one line, so that a network of 150 layers
+gets a few lines, not 150.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+
+def percent(fraction: float) -> str:
+    """A share as a percentage with 3 significant digits: a small nonzero share never shows as 0.00%."""
+    return f"{100 * fraction:.3g}%"
+
+
+WARN_LAYERS = 5  # layers named per list of layers; the rest are counted on one line
+
+
+def natural(name: str) -> tuple:
+    """Sort key that orders the numbers inside names by value: features.2 before features.10."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name))
+
+
+def worst_layers(fractions: dict, what: str, short: str) -> list[str]:
+    """Lines for the layers with a nonzero share (``fractions``: layer -> share) of their ``what``,
+    worst first (ties in natural order), at most WARN_LAYERS of them, and one more line counting
+    the others (with ``short`` things) with the range of their shares."""
+    hit = sorted(((fraction, layer) for layer, fraction in fractions.items() if fraction > 0),
+                 key=lambda item: (-item[0], natural(item[1])))
+    lines = [f"layer {layer!r}: {percent(fraction)} of its {what}" for fraction, layer in hit[:WARN_LAYERS]]
+    rest = hit[WARN_LAYERS:]
+    if rest:
+        shares = percent(rest[0][0]) if len(rest) == 1 else f"{percent(rest[-1][0])} to {percent(rest[0][0])}"
+        lines.append(f"{len(rest)} more layer(s) with {short}: {shares} each")
+    return lines
+
+
+def layer_summary(layers: list) -> str:
+    """Each layer's SQNR, or for more than WARN_LAYERS layers the worst of them and a count."""
+    def sqnr(layer):
+        return "exact" if layer["exact"] else f"SQNR {layer['sqnr_db']} dB" if layer["sqnr_db"] is not None \
+            else "no signal"
+    if len(layers) <= WARN_LAYERS:
+        return ", ".join(f"{layer['name']} {sqnr(layer)}" for layer in layers)
+    measured = sorted((layer for layer in layers if layer["sqnr_db"] is not None),
+                      key=lambda layer: (layer["sqnr_db"], natural(layer["name"])))
+    worst = ", ".join(f"{layer['name']} {sqnr(layer)}" for layer in measured[:WARN_LAYERS])
+    exact = sum(layer["exact"] for layer in layers)
+    return (f"{len(layers)} layers" + (f", worst: {worst}" if worst else "") + (f", {exact} exact" if exact else "")
+            + " (--json lists every layer)")
+
+
+def verify_lines(report: dict) -> list[str]:
+    """The text report of ``verify`` (docs/verify-report.md), one line each."""
+    from .verify import nonfinite_note
+    lines = []
+    t = report["thresholds"]
+    lines.append(f"verify {report['program']} against {report['model']}")
+    trials = f", {report['trials']} seeded trials ({report['noise_model']} noise model)" if report["tier"] == "noisy" else ""
+    lines.append(f"  tier {report['tier']}, profile {report['profile']}, {report['inputs']['samples']} samples{trials}, "
+               f"reference: {report['reference']}")
+    judged = "relative error <= {:g}".format(t["rtol"]) + (" (non-classifier outputs)" if report["tier"] != "exact" else "")
+    bound = f" (lower {t['confidence']:.0%} confidence bound)" if report["tier"] == "noisy" else ""
+    lines.append(f"  thresholds: {judged}, top-1 agreement >= {t['top1']:g}{bound}")
+    for o in report["outputs"]:
+        parts = []
+        if o.get("error"):
+            parts.append(o["error"])
+        if o["relative_error"] is not None:
+            parts.append(f"max abs error {o['max_abs_error']:.3g}, relative {o['relative_error']:.3g}")
+        if o["top1_agreement"] is not None:
+            parts.append(f"top-1 agreement {o['top1_agreement']:.2%}")
+        if o.get("nonfinite_mismatch"):
+            parts.append(nonfinite_note(o))
+        if o.get("top1_lower_bound") is not None:
+            parts.append(f"lower bound {o['top1_lower_bound']:.2%}")
+        lines.append(f"  {'ok  ' if o['passed'] else 'FAIL'} {o['name']}: {', '.join(parts)}")
+    if report["known_answer_test"] != "passed":
+        lines.append(f"  FAIL known-answer test: {report['known_answer_test']} (the program was changed after compilation)")
+    if report["accuracy"]:
+        a = report["accuracy"]
+        per_trial = ""
+        if len(a["device_per_trial"]) > 1:
+            per_trial = " (trials: " + ", ".join(f"{v:.2%}" for v in a["device_per_trial"]) + ")"
+        lines.append(f"  accuracy on labels ({a['output']}): model {a['model']:.2%}, device {a['device']:.2%}{per_trial}")
+    if report["layers"]:
+        lines.append("  per layer (first samples): " + layer_summary(report["layers"]))
+    for line in worst_layers(report["clipped_fraction"], "inputs outside the calibrated range", "clipped inputs"):
+        lines.append(f"  clipped: {line}")
+    for line in worst_layers(report["adc_saturated_fraction"] or {}, "ADC reads outside their calibrated ranges",
+                              "saturated ADC reads"):
+        lines.append(f"  saturated: {line}")
+    if report["clipped_fraction"] or report["adc_saturated_fraction"]:
+        lines.append("  note: the device saturates outside the ranges the program was calibrated for; verify on "
+                   "representative data (--inputs) or compile with calibration data that covers these inputs")
+    lines.append("PASS: outputs are equivalent" if report["passed"] else "FAIL: outputs differ beyond the thresholds")
+    return lines
+
+
+def inspect_lines(program, path) -> list[str]:
+    """What ``inspect`` shows of a program: its source, profile, inputs and outputs, and a table of
+    its optical layers."""
+    m, r = program.manifest, program.manifest["report"]
+    lines = []
+    source = m["source"]
+    lines.append(f"program {path} (format {m['format']} v{m['version']}, photoncc {m['photoncc']})")
+    lines.append(f"  source: {source['source']} (sha256 {str(source['sha256'])[:16]}..., opset {source['opset']})")
+    p = m["profile"]
+    lines.append(f"  profile: {p['name']}: {p['architecture']}, {p['bank']['banks']} banks x {p['bank']['rings']} "
+               f"rings = {r['ring_count']} rings")
+    for spec in m["inputs"]:
+        lines.append(f"  input {spec['name']}: {type_text(spec)} range [{min(spec['lo'], default=np.nan):.4g}, "
+                   f"{max(spec['hi'], default=np.nan):.4g}]")
+    for spec in m["outputs"]:
+        lines.append(f"  output {spec['name']}: {type_text(spec)}")
+    lines.append(f"  {r['optical_layers']} optical layer(s), {r['tiles']} tile(s); electronic: "
+               + (", ".join(f"{op} x{c}" for op, c in r["electronic_ops"].items()) or "none"))
+    if r.get("activations"):
+        kinds: dict = {}
+        for a in r["activations"]:
+            kinds.setdefault((a["op"], a["placement"]), []).append(a["name"])
+        lines.append("  activations: " + "; ".join(
+            f"{op} ({placement}): " + (", ".join(names) if len(names) <= 3 else f"{len(names)} layers")
+            for (op, placement), names in kinds.items()))
+    lines.append(f"  estimate per inference (profile timing/energy, optical core only): "
+               f"{r['latency_us']:.4g} us, {r['energy_nj']:.4g} nJ")
+    rows = [("layer", "kind", "matrix", "tiles", "rings used", "of rings", "alpha", "shift", "range from",
+             "SQNR dB", "placement")]
+    for layer in r["layers"]:
+        sqnr = layer.get("sqnr_db")
+        rows.append((layer["name"], layer["kind"], f"{layer['matrix'][0]}x{layer['matrix'][1]}", str(layer["tiles"]),
+                     str(layer["rings_used"]), str(layer["tiles"] * layer["ring_count"]),
+                     f"[{layer['alpha'][0]:.3g}, {layer['alpha'][1]:.3g}]", f"{layer['shift']:.3g}",
+                     str(layer["range_source"]), "-" if sqnr is None else f"{sqnr:.1f}", layer["placement"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        lines.append("  " + "  ".join(cell.ljust(w) if i in (0, 1, 8, 10) else cell.rjust(w)
+                                    for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    return lines
+
+
+def type_text(spec: dict) -> str:
+    """A tensor spec as ``float32[N,3,224,224]`` (N: the batch)."""
+    return f"{spec['dtype']}[{','.join(['N'] + [str(d) for d in spec['shape']])}]"
