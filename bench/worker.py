@@ -26,11 +26,12 @@ only timed run. Commands:
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
-import photoncc  # noqa: F401  before NumPy, as the photoncc command imports it: sets OPENBLAS_THREAD_TIMEOUT
-import numpy as np
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # before NumPy loads OpenBLAS, as the photoncc command sets it
+import numpy as np  # noqa: E402
 
 
 def _load(path: str) -> dict:
