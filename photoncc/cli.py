@@ -11,6 +11,7 @@ import json
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import click
@@ -184,7 +185,7 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, per
               help="Input samples (.npz): one array per model input, keyed by its name, batch first.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Outputs file (.npz) [default: PROGRAM with .outputs.npz].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the device noise.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the device noise.")
 @click.option("--noiseless", is_flag=True, help="Switch the profile's noise off (with --noise-model statistical: "
               "that model without its noise, so the ADC layers it covers are not rounded either).")
 @click.option("--noise-model", type=click.Choice(NOISE_MODELS), default="per-read", show_default=True,
@@ -227,7 +228,8 @@ def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_s
               help="When TARGET is an ONNX model: declared range of its inputs.")
 @click.option("--samples", type=click.IntRange(min=1), default=32, show_default=True,
               help="How many samples to draw when no --inputs are given.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawn inputs and device noise.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed for drawn inputs and device noise.")
 @click.option("--noiseless", is_flag=True, help="Judge a noisy profile's program at the quantised tier (no noise).")
 @click.option("--trials", type=click.IntRange(min=1), help="Noisy tier: seeded runs [default: profile].")
 @click.option("--noise-model", type=click.Choice(NOISE_MODELS), default="per-read", show_default=True,
@@ -385,7 +387,9 @@ def main(argv=None) -> int:
     if debug:  # a group option, but accepted anywhere on the line (`photoncc compile m.onnx --debug`)
         argv = [DEBUG_FLAG] + [a for a in argv if a != DEBUG_FLAG]
     try:
-        cli.main(args=argv, prog_name="photoncc", standalone_mode=False)
+        with np.errstate(all="ignore"), warnings.catch_warnings():  # the program speaks for itself: its own
+            warnings.simplefilter("ignore", RuntimeWarning)         # warnings, not NumPy's
+            cli.main(args=argv, prog_name="photoncc", standalone_mode=False)
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.exceptions.Abort:

@@ -40,7 +40,7 @@ def import_model(path: str | Path) -> Graph:
 def import_proto(model: onnx.ModelProto, source: str = "<model>", sha256: str = "") -> Graph:
     opset = default_opset(model)
     graph = model.graph
-    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    consts = {t.name: _tensor(t, f"initializer {t.name!r}", source) for t in graph.initializer}
     if graph.sparse_initializer:
         raise UserError(f"{source}: sparse initializers are not supported")
     inputs, types = [], {}
@@ -79,7 +79,26 @@ def import_proto(model: onnx.ModelProto, source: str = "<model>", sha256: str = 
     problems = [p for p in problems if p.node in live]
     if problems:
         raise UnsupportedModel(source, problems)
-    return interp.infer_types(g)
+    try:
+        return interp.infer_types(g)
+    except interp.NodeError as e:
+        raise UserError(f"{source}: {e}") from e
+
+
+NUMERIC = "fiub"  # the dtype kinds photoncc computes with: floats, signed and unsigned integers, booleans
+
+
+def _tensor(proto: onnx.TensorProto, what: str, source: str) -> np.ndarray:
+    """A constant of the model as an array; one that does not decode (its dims disagree with its
+    values, an unknown data type) or is not numeric is a UserError naming it."""
+    try:
+        value = numpy_helper.to_array(proto)
+    except Exception as e:  # onnx's decoding errors: ValueError, KeyError, TypeError...
+        raise UserError(f"{source}: {what} cannot be read: {str(e).strip() or type(e).__name__}") from e
+    if value.dtype.kind not in NUMERIC or value.dtype.fields is not None:
+        raise UserError(f"{source}: {what} holds {value.dtype} values, which photoncc cannot place "
+                        "(numbers and booleans only)")
+    return value
 
 
 def _input_type(value: onnx.ValueInfoProto, source: str) -> TensorType:
@@ -98,7 +117,16 @@ def _input_type(value: onnx.ValueInfoProto, source: str) -> TensorType:
                             "symbolic (export with static shapes)")
     if not shape:
         raise UserError(f"{source}: input {value.name!r} has no batch axis (rank 0)")
-    return TensorType(tuple(shape), np_dtype(tensor.elem_type).name)
+    try:
+        dtype = np_dtype(tensor.elem_type)
+    except (KeyError, TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.kind not in NUMERIC:
+        name = onnx.TensorProto.DataType.Name(tensor.elem_type) if tensor.elem_type in \
+            onnx.TensorProto.DataType.values() else str(tensor.elem_type)
+        raise UserError(f"{source}: input {value.name!r} has element type {name}, which photoncc cannot feed "
+                        "(numbers and booleans only)")
+    return TensorType(tuple(shape), dtype.name)
 
 
 def _symbolic_batch(value: onnx.ValueInfoProto) -> bool:
@@ -107,10 +135,12 @@ def _symbolic_batch(value: onnx.ValueInfoProto) -> bool:
 
 
 def _constant_value(proto: onnx.NodeProto, source: str) -> np.ndarray:
+    if len(proto.attribute) != 1:
+        raise UserError(f"{source}: Constant node {proto.name or proto.output[0]!r} needs exactly one value attribute")
     attr = proto.attribute[0]
     value = onnx.helper.get_attribute_value(attr)
     if attr.name == "value":
-        return numpy_helper.to_array(value)
+        return _tensor(value, f"Constant node {proto.name or proto.output[0]!r}", source)
     if attr.name in ("value_float", "value_int"):
         return np.array(value, np.float32 if attr.name == "value_float" else np.int64)
     if attr.name in ("value_floats", "value_ints"):

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from . import ops
+from .errors import UserError
 from .ir import Graph, type_of
 from .program import dead_after
 
@@ -36,7 +37,10 @@ def run(g: Graph, feeds: dict, watch: Callable[[str, np.ndarray], None] | None =
     with np.errstate(all="ignore"):
         for index, n in enumerate(g.nodes):
             args = [env[i] for i in n.inputs]
-            result = evaluators[n.op](n, *args)
+            try:
+                result = evaluators[n.op](n, *args)
+            except (ValueError, TypeError, IndexError, KeyError, ArithmeticError) as e:
+                raise NodeError(n, e, feeds) from e
             if not isinstance(result, tuple):
                 result = (result,)
             for name, value in zip(n.outputs, result):
@@ -50,6 +54,18 @@ def run(g: Graph, feeds: dict, watch: Callable[[str, np.ndarray], None] | None =
             if progress is not None:
                 progress(index + 1, len(g.nodes))
     return {o: env[o] for o in g.outputs}
+
+
+class NodeError(UserError):
+    """A node that cannot run on the values it is given: the model's shapes or settings disagree
+    (the model's fault, exit 2), named with its op and the samples it ran on."""
+
+    def __init__(self, node, error: Exception, feeds: dict):
+        self.node = node
+        count = len(next(iter(feeds.values()))) if feeds else 0
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        super().__init__(f"node {node.name!r} ({node.op}) cannot run on {count} sample(s) of the shapes the model "
+                         f"declares: {reason[:300]}")
 
 
 def per_sample_product(node, consts: dict, rank: int) -> bool:

@@ -66,7 +66,10 @@ def load_model(path: str | Path) -> onnx.ModelProto:
 def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
     for tensor in onnx.external_data_helper._get_all_tensors(model):
         if onnx.external_data_helper.uses_external_data(tensor):
-            info = onnx.external_data_helper.ExternalDataInfo(tensor)
+            try:
+                info = onnx.external_data_helper.ExternalDataInfo(tensor)
+            except ValueError as e:  # a non-numeric offset or length
+                raise UserError(f"{path}: external data of tensor {tensor.name!r} is malformed: {e}") from e
             location = path.parent / info.location
             if not location.is_file():
                 raise UserError(f"{path}: external data file {info.location!r} of tensor "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
+import reprlib
 from pathlib import Path
 
 import yaml
@@ -22,16 +24,34 @@ _HERE = Path(__file__).resolve().parent
 BUILTIN_DIR = next(p for p in (_HERE / "hwprofiles", _HERE.parent / "hwprofiles", _HERE) if p.is_dir())
 
 
-def _positive_int(v):
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"
+MAX_BANK = 4096  # banks or rings: real chips hold tens to hundreds; beyond this the compile's arrays explode
+MAX_SIGMA = 1.0  # a noise sigma is a fraction of full scale
+
+
+def _is_number(v) -> bool:
+    """A finite int or float (YAML's .inf and .nan are not; booleans are not numbers)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _trials(v):
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1000, "an integer from 1 to 1000"
+
+
+def _bank_size(v):
+    return (isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_BANK,
+            f"an integer from 1 to {MAX_BANK}")
 
 
 def _non_negative(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, "a number >= 0"
+    return _is_number(v) and v >= 0, "a finite number >= 0"
+
+
+def _sigma(v):
+    return _is_number(v) and 0 <= v <= MAX_SIGMA, f"a number in [0, {MAX_SIGMA:g}] (a fraction of full scale)"
 
 
 def _fraction(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1, "a number in [0, 1]"
+    return _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"
 
 
 def _text(v):
@@ -39,23 +59,23 @@ def _text(v):
 
 
 def _number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool), "a number"
+    return _is_number(v), "a finite number"
 
 
 def _positive(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, "a number > 0"
+    return _is_number(v) and v > 0, "a finite number > 0"
 
 
 def _open_fraction(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1, "a number in (0, 1)"
+    return _is_number(v) and 0 < v < 1, "a number in (0, 1)"
 
 
 def _percentile(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and 50 <= v <= 100, "a percentile in [50, 100]"
+    return _is_number(v) and 50 <= v <= 100, "a percentile in [50, 100]"
 
 
 def _auto_or_non_negative(v):
-    return v == "auto" or _non_negative(v)[0], "'auto' or a number >= 0"
+    return v == "auto" or _non_negative(v)[0], "'auto' or a finite number >= 0"
 
 
 def _one_of(*choices):
@@ -68,8 +88,7 @@ def _bits_or_null(v):
 
 
 def _weight_range(v):
-    ok = (isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                      for x in v) and -1 <= v[0] < 0 < v[1] <= 1)
+    ok = isinstance(v, list) and len(v) == 2 and all(_is_number(x) for x in v) and -1 <= v[0] < 0 < v[1] <= 1
     return ok, "a list [min, max] with -1 <= min < 0 < max <= 1 (the signed weights a ring can reach)"
 
 
@@ -87,11 +106,11 @@ SCHEMA = {
     "source": _text,
     "extends": _text,
     "architecture": _one_of(*ARCHITECTURES),
-    "bank": {"banks": _positive_int, "rings": _positive_int, "weight_range": _weight_range},
+    "bank": {"banks": _bank_size, "rings": _bank_size, "weight_range": _weight_range},
     "precision": {"weight_bits": _bits_or_null, "input_bits": _bits_or_null, "output_bits": _bits_or_null},
-    "noise": {"weight_sigma": _non_negative, "crosstalk": _fraction, "detector_sigma": _non_negative,
-              "rin_sigma": _non_negative, "seed": lambda v: (isinstance(v, int) and not isinstance(v, bool)
-                                                             and v >= 0, "an integer >= 0")},
+    "noise": {"weight_sigma": _sigma, "crosstalk": _fraction, "detector_sigma": _sigma,
+              "rin_sigma": _sigma, "seed": lambda v: (isinstance(v, int) and not isinstance(v, bool)
+                                                      and 0 <= v < 2 ** 63, "an integer from 0 to 2^63 - 1")},
     "activation": {"kind": _one_of(*ACTIVATIONS), "A1": _number, "A2": _number, "x0": _number,
                    "d": _positive, "OD": _non_negative, "I_sat": _positive},
     "timing": {"clock_ghz": _positive, "reprogram_us": _non_negative},
@@ -100,7 +119,7 @@ SCHEMA = {
     "calibration": {"headroom": _non_negative, "percentile": _percentile},
     "verify": {"rtol": _non_negative, "top1": _fraction,
                "quantised": {"rtol": _auto_or_non_negative, "top1": _fraction},
-               "noisy": {"trials": _positive_int, "top1": _fraction, "confidence": _open_fraction}},
+               "noisy": {"trials": _trials, "top1": _fraction, "confidence": _open_fraction}},
 }
 OPTIONAL = {"description", "source", "extends", "bank.weight_range", "noise.seed",
             "activation.A1", "activation.A2", "activation.x0", "activation.d", "activation.OD", "activation.I_sat"}
@@ -137,6 +156,21 @@ class Profile(dict):
         return "quantised" if self.quantised else "exact"
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+
+
+def short(text: str, limit: int = 80) -> str:
+    """``text`` within ``limit`` characters."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def shown(value) -> str:
+    """The repr of a value read from YAML, within 80 characters: one built from aliases can be
+    gigabytes long once written out, so it is never written out whole."""
+    return short(_REPR.repr(value))
+
+
 def builtin_names() -> list[str]:
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
 
@@ -159,9 +193,17 @@ def load_profile(spec: str | Path) -> Profile:
             raise UserError(f"{path}: extends: {base!r} is not a built-in profile "
                             f"(built-in: {', '.join(builtin_names())})")
         data = _merge(_read_yaml(BUILTIN_DIR / f"{base}.yaml"), data)
-    _validate(path, data, SCHEMA, "")
-    _require(path, data, SCHEMA, "")
-    _check_consistency(path, data)
+    return validated(data, path)
+
+
+def validated(data: dict, where) -> Profile:
+    """``data`` checked against the schema and the rules between keys (a UserError naming ``where``
+    and the key otherwise), with the activation's parameter defaults filled in."""
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: a profile is a mapping of keys, got {type(data).__name__}")
+    _validate(where, data, SCHEMA, "")
+    _require(where, data, SCHEMA, "")
+    _check_consistency(where, data)
     return Profile(data)
 
 
@@ -198,13 +240,19 @@ def _check_consistency(path: Path, data: dict) -> None:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
     except OSError as e:
         raise UserError(f"{path}: cannot read: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}); save the profile as UTF-8") from e
+    except RecursionError as e:
+        raise UserError(f"{path}: not a profile: its YAML is nested too deeply") from e
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise UserError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from e
+    except (ValueError, TypeError, OverflowError) as e:  # a tag PyYAML cannot construct (!!float abc)
+        raise UserError(f"{path}: not valid YAML: {short(str(e))}") from e
     if not isinstance(data, dict):
         raise UserError(f"{path}: a profile is a YAML mapping of keys, got {type(data).__name__}")
     return data
@@ -224,15 +272,17 @@ def _validate(path: Path, data: dict, schema: dict, prefix: str) -> None:
     for key, value in data.items():
         where = f"{prefix}{key}"
         if key not in schema:
-            near = difflib.get_close_matches(str(key), list(schema), n=1)
+            near = difflib.get_close_matches(key if isinstance(key, str) else shown(key), list(schema), n=1)
             hint = f"; did you mean {prefix + near[0]!r}?" if near else f" (valid: {', '.join(schema)})"
-            raise UserError(f"{path}: unknown key {where!r}{hint}")
+            raise UserError(f"{path}: unknown key {shown(where)}{hint}")
         rule = schema[key]
         if isinstance(rule, dict):
             if not isinstance(value, dict):
                 raise UserError(f"{path}: {where}: expected a mapping with keys {', '.join(rule)}")
+            if len(where.split(".")) > 3:  # the schema is three levels deep
+                raise UserError(f"{path}: {where}: nested deeper than any profile key")
             _validate(path, value, rule, where + ".")
         else:
             ok, expected = rule(value)
             if not ok:
-                raise UserError(f"{path}: {where}: {value!r} is not {expected}")
+                raise UserError(f"{path}: {where}: {shown(value)} is not {expected}")

@@ -98,24 +98,26 @@ class Program:
                         dest.write(part)
 
     @staticmethod
-    def read(path: str | Path) -> "Program":
+    def read(path: str | Path, check: bool = True) -> "Program":
+        """The program in the file ``path``; ``check``: refuse a manifest the readers cannot use
+        (``program_check``), not only damaged bytes."""
         path = Path(path)
         if not path.is_file():
             raise ProgramError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
         try:
             with open(path, "rb") as f:  # mapped, not read: tensors are views of the file's pages
                 if not os.fstat(f.fileno()).st_size:
-                    return Program.from_bytes(b"", str(path))
-                return Program._parse(f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), str(path))
+                    return Program.from_bytes(b"", str(path), check)
+                return Program._parse(f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), str(path), check)
         except OSError as e:
             raise ProgramError(f"{path}: cannot read: {e.strerror or e}") from e
 
     @staticmethod
-    def from_bytes(data: bytes, where: str = "<program>") -> "Program":
-        return Program._parse(io.BytesIO(data), data, where)
+    def from_bytes(data: bytes, where: str = "<program>", check: bool = True) -> "Program":
+        return Program._parse(io.BytesIO(data), data, where, check)
 
     @staticmethod
-    def _parse(file, data, where: str) -> "Program":
+    def _parse(file, data, where: str, check: bool) -> "Program":
         """The program in ``data`` (bytes, or a read-only ``mmap`` of a file), which ``file`` reads."""
         if bytes(data[:2]) != b"PK":
             raise ProgramError(f"{where}: not a photoncc program (not a ZIP archive; compile a model into "
@@ -129,6 +131,8 @@ class Program:
             if hashlib.sha256(text).hexdigest().encode() != _member(archive, "manifest.sha256", where, "manifest").strip():
                 raise ProgramError(f"{where}: corrupted program: manifest checksum mismatch")
             manifest = json.loads(text)
+            if not isinstance(manifest, dict):
+                raise ProgramError(f"{where}: not a photoncc program (its manifest is not a mapping)")
             if manifest.get("format") != FORMAT:
                 raise ProgramError(f"{where}: not a photoncc program (format {manifest.get('format')!r})")
             if manifest.get("version") != VERSION:
@@ -148,8 +152,11 @@ class Program:
                 tensors[name] = array
         except ProgramError:
             raise
-        except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError, TypeError) as e:
-            raise ProgramError(f"{where}: truncated or corrupted program ({type(e).__name__}: {e})") from e
+        except Exception as e:  # zipfile, json and numpy's ways of saying the bytes are not a program
+            raise ProgramError(f"{where}: truncated or corrupted program ({type(e).__name__}: {str(e)[:200]})") from e
+        if check:
+            from .program_check import check_manifest  # the readers' requirements (it imports this module)
+            check_manifest(manifest, tensors, where)
         return Program(manifest, tensors)
 
 

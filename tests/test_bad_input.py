@@ -281,8 +281,8 @@ def test_single_input_model_accepts_any_key(capsys, scratch):
 @pytest.mark.parametrize("text, needles", [
     ("extends: ideal\nname: p\nbank: {bankz: 4}\n", ("'bank.bankz'", "did you mean 'bank.banks'")),
     ("extends: ideal\nname: p\nbanks: 4\n", ("'banks'", "did you mean 'bank'")),
-    ("extends: ideal\nname: p\nbank: {banks: -1}\n", ("bank.banks", "-1", "positive integer")),
-    ("extends: ideal\nname: p\nbank: {banks: four}\n", ("bank.banks", "'four'", "positive integer")),
+    ("extends: ideal\nname: p\nbank: {banks: -1}\n", ("bank.banks", "-1", "an integer from 1 to 4096")),
+    ("extends: ideal\nname: p\nbank: {banks: four}\n", ("bank.banks", "'four'", "an integer from 1 to 4096")),
     ("extends: ideal\nname: p\nverify: {top1: 2}\n", ("verify.top1", "[0, 1]")),
     ("extends: ideal\nname: p\nbank: 16\n", ("bank", "mapping")),
     ("extends: ideal\nname: [p\nbank: {banks: 4\n", ("not valid YAML", "line")),

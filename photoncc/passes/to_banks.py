@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import devices
+from ..errors import UserError
 from ..ir import Graph, Node, fresh_name, prune, type_of
 from ..progress import stage
 from ..ranges import measure_ranges
@@ -53,7 +54,9 @@ def banks_from_linears(g: Graph, ranges: dict, split, progress=None) -> Graph:
         conv = n.attrs.get("conv")
         wg, bg, lo_cols, alpha_cols = column_ranges(n, consts, ranges)
         dtype = consts[n.inputs[1]].dtype
+        _check_finite(n.name, dtype, weights=(wg, bg), range=(lo_cols, lo_cols + alpha_cols))
         t, gain, attrs = split(wg, bg, lo_cols, alpha_cols, dtype)
+        _check_finite(n.name, dtype, form=(t, gain, np.array([attrs["shift"], attrs["carrier"]])))
         names = []
         for k in ("T", "gain", "lo", "alpha"):
             names.append(fresh_name(set(types) | set(names), f"{n.name}.{k}"))
@@ -66,6 +69,23 @@ def banks_from_linears(g: Graph, ranges: dict, split, progress=None) -> Graph:
         if progress is not None:
             progress(done, total)
     return prune(g.replace(nodes=tuple(nodes), consts=consts, types=types))
+
+
+PROBLEMS = {
+    "weights": "its weights or bias hold NaN or infinite values, which no device can be set to",
+    "range": "its input range exceeds {dtype} (the calibration data holds values too large for the model)",
+    "form": "its bank form (weights, bias and input range together) exceeds {dtype}",
+}
+
+
+def _check_finite(layer: str, dtype, **parts) -> None:
+    """Each part (a tuple of arrays) finite and within ``dtype``'s range, else a UserError naming
+    the layer and what of it (PROBLEMS) is out of range."""
+    largest = float(np.finfo(dtype).max) if np.dtype(dtype).kind == "f" else np.inf
+    for what, arrays in parts.items():
+        for a in arrays:
+            if a.size and not (np.isfinite(a).all() and float(np.abs(a).max()) <= largest):
+                raise UserError(f"layer {layer!r}: {PROBLEMS[what].format(dtype=np.dtype(dtype).name)}")
 
 
 def column_ranges(n: Node, consts: dict, ranges: dict):

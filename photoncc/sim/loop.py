@@ -99,8 +99,8 @@ class Simulator:
                     computed_in_place = result is not None and inst["op"] != "Bank"
                     if result is None:
                         result = KERNELS[inst["op"]](*[a for a in args if a is not None], **inst["attrs"])
-                except (ValueError, IndexError) as e:  # shapes that do not fit: the program's inputs
-                    raise self._batch_error(inst, feeds, e) from e
+                except (ValueError, IndexError, TypeError, KeyError, ArithmeticError) as e:  # shapes or settings
+                    raise self._batch_error(inst, feeds, e) from e                            # that do not fit
                 result = result if isinstance(result, tuple) else (result,)
                 track_ownership(inst, args, result, fresh, computed_in_place)
                 for name, value in zip(inst["outputs"], result):

@@ -349,6 +349,10 @@ def check_bank(name, tiles, gain, alpha, adc, a, profile) -> None:
                 what = "exceeds 1; a ring cannot transmit more light than it receives"
             raise DeviceError(f"layer {name!r}: ring weight {bad:.4g} at tile "
                               f"{[int(i) for i in where[:3]]} ring {[int(i) for i in where[3:]]} {what}")
+    for what, value in (("gain", gain), ("input range", alpha), ("ADC range", adc),
+                        ("shift or carrier", np.array([a.get("shift", 0.0), a.get("carrier", 1.0)], float))):
+        if value is not None and value.size and not np.isfinite(value).all():
+            raise DeviceError(f"layer {name!r}: its {what} holds NaN or infinite values")
     if gain.size and gain.min() <= 0:
         raise DeviceError(f"layer {name!r}: a row gain is not positive")
     if alpha.size and alpha.min() < 0:

@@ -1,0 +1,234 @@
+"""What a program's manifest must hold, checked when the program is read, after its checksums.
+
+The checksums catch a damaged file; these checks catch a program that was edited and its checksums
+recomputed, or written by another tool: the manifest's structure (every key the readers use, of
+its type), the recorded profile (the profile schema), the input and output specs, the dataflow
+(every value defined once, before it is read), each instruction (a Bank's tensors, their shapes,
+dtypes and finiteness and its attributes; an electronic op's attributes against its kernel), the
+known-answer test and the compile report. A program that breaks one is refused with one line
+naming the program and what is wrong (a ProgramError), never run into an internal error. The
+device rules (weights within reach, positive gains...) are the simulator's, checked as it loads.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+
+from . import ops
+from .errors import ProgramError, UserError
+from .profile import validated
+from .program import BANK_INPUTS, bank_channels, bank_inputs
+
+DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+          "uint64", "bool"}
+BITS = range(1, 17)  # the profile schema's converter resolutions
+
+
+class _Bad(Exception):
+    """One thing wrong with the manifest (turned into a ProgramError naming the program)."""
+
+
+def check_manifest(manifest, tensors: dict, where: str) -> None:
+    """Raise ProgramError (``where``: the program) unless ``manifest`` is a program's manifest whose
+    every part the compiler's readers use is present, of its type and consistent with ``tensors``."""
+    try:
+        _check(manifest, tensors)
+    except _Bad as e:
+        raise ProgramError(f"{where}: invalid program: {e}") from None
+    except UserError as e:  # the recorded profile
+        raise ProgramError(f"{where}: invalid program: {e}") from None
+
+
+def _need(condition, what: str) -> None:
+    if not condition:
+        raise _Bad(what)
+
+
+def _key(mapping, key: str, kind, where: str):
+    _need(isinstance(mapping, dict) and key in mapping, f"{where} has no {key!r}")
+    value = mapping[key]
+    _need(isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)),
+          f"{where}.{key} is not {_kind_name(kind)}")
+    return value
+
+
+def _kind_name(kind) -> str:
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+             (int, float): "a number", (str, type(None)): "a string or null"}
+    return names.get(kind, str(kind))
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check(manifest, tensors: dict) -> None:
+    _need(isinstance(manifest, dict), "the manifest is not a mapping")
+    validated(_key(manifest, "profile", dict, "manifest"), "its recorded profile")
+    _key(manifest, "photoncc", str, "manifest")
+    source = _key(manifest, "source", dict, "manifest")
+    _need(isinstance(source.get("source"), (str, type(None))) and isinstance(source.get("sha256"), (str, type(None))),
+          "manifest.source does not name the source model")
+    batch = manifest.get("batch")
+    _need(batch is None or (isinstance(batch, int) and not isinstance(batch, bool) and batch > 0),
+          "manifest.batch is not null or a positive integer")
+    defined = set(tensors)
+    for spec in _key(manifest, "inputs", list, "manifest"):
+        _spec(spec, "an input", ranges=True)
+        _need(spec["name"] not in defined, f"input {spec['name']!r} is defined twice")
+        defined.add(spec["name"])
+    for inst in _key(manifest, "instructions", list, "manifest"):
+        _instruction(inst, tensors, defined)
+    for spec in _key(manifest, "outputs", list, "manifest"):
+        _spec(spec, "an output", ranges=False)
+        _need(spec["name"] in defined, f"output {spec['name']!r} is computed by no instruction")
+    _kat(_key(manifest, "kat", dict, "manifest"), manifest, tensors, defined)
+    _report(_key(manifest, "report", dict, "manifest"))
+
+
+def _spec(spec, what: str, ranges: bool) -> None:
+    _need(isinstance(spec, dict), f"{what} spec is not a mapping")
+    name = _key(spec, "name", str, what)
+    shape = _key(spec, "shape", list, f"{what} {name!r}")
+    _need(all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape),
+          f"{what} {name!r}: its shape is not a list of positive integers")
+    _need(spec.get("dtype") in DTYPES, f"{what} {name!r}: dtype {spec.get('dtype')!r} is not a number type")
+    if ranges:
+        channels = shape[0] if shape else 1  # channels: axis 1 of a batch (the model input's range axis)
+        lo, hi = (_key(spec, key, list, f"input {name!r}") for key in ("lo", "hi"))
+        _need(len(lo) == len(hi) == channels, f"input {name!r}: lo and hi must hold one value per channel ({channels})")
+        unknown = [isinstance(v, float) and math.isnan(v) for v in lo + hi]  # NaN: no range recorded
+        _need(all(unknown) or not any(unknown), f"input {name!r}: its range is known for some channels only")
+        numbers = [v for v, nan in zip(lo + hi, unknown) if not nan]
+        largest = float(np.finfo(spec["dtype"]).max) if np.dtype(spec["dtype"]).kind == "f" else 2.0 ** 64
+        _need(all(_finite(v) and abs(v) <= largest for v in numbers),
+              f"input {name!r}: its range is not finite numbers of its dtype")
+        _need(all(a <= b for a, b in zip(lo, hi) if _finite(a) and _finite(b)), f"input {name!r}: a lo exceeds its hi")
+
+
+def _instruction(inst, tensors: dict, defined: set) -> None:
+    _need(isinstance(inst, dict), "an instruction is not a mapping")
+    name = _key(inst, "name", str, "an instruction")
+    where = f"instruction {name!r}"
+    op = _key(inst, "op", str, where)
+    inputs, outputs = _key(inst, "inputs", list, where), _key(inst, "outputs", list, where)
+    attrs = _key(inst, "attrs", dict, where)
+    _need(all(isinstance(v, str) for v in inputs + outputs), f"{where}: its inputs and outputs are not names")
+    for value in inputs:
+        _need(value == "" or value in defined, f"{where} reads {value!r}, which nothing before it defines")
+    if op == "Bank":
+        _bank(where, inputs, attrs, tensors)
+    else:
+        kernel = ops.kernels().get(op)
+        _need(kernel is not None, f"{where}: unknown op {op!r}")
+        _kernel_attrs(where, op, kernel, attrs)
+    _need(outputs and outputs[0], f"{where} has no output")
+    for value in outputs:
+        _need(value == "" or value not in defined, f"{where} defines {value!r}, which is defined already")
+        defined.add(value)
+
+
+def _kernel_attrs(where: str, op: str, kernel, attrs: dict) -> None:
+    """The attributes must be keyword parameters of the op's kernel (a ufunc takes none)."""
+    try:
+        parameters = inspect.signature(kernel).parameters
+    except (TypeError, ValueError):  # a NumPy ufunc or builtin
+        parameters = {}
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(set(attrs) - {k for k, p in parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)})
+    _need(not unknown, f"{where}: {op} takes no attribute {unknown[0]!r}" if unknown else "")
+
+
+def _bank(where: str, inputs: list, attrs: dict, tensors: dict) -> None:
+    _need(5 <= len(inputs) <= len(BANK_INPUTS), f"{where}: a Bank reads x, tiles, gain, lo, alpha (adc, offset)")
+    named = bank_inputs(inputs)
+    arrays = {}
+    for key in BANK_INPUTS[1:]:
+        if named[key]:
+            _need(named[key] in tensors, f"{where}: its {key} {named[key]!r} is not a tensor of the program")
+            arrays[key] = tensors[named[key]]
+        else:
+            _need(key in ("adc", "offset"), f"{where} has no {key}")
+    tiles, gain, lo, alpha = (arrays[k] for k in ("tiles", "gain", "lo", "alpha"))
+    _need(tiles.ndim == 5 and tiles.dtype.kind in "fiu", f"{where}: its tiles are not a 5-D array of weights or codes")
+    groups, r, q, b, c = tiles.shape
+    _need(gain.ndim == 2 and gain.shape[0] == groups and gain.shape[1] <= r * b,
+          f"{where}: its gain is not one value per row of its tiles")
+    _need(lo.ndim == 2 and lo.shape[0] == groups and alpha.shape == lo.shape, f"{where}: its lo and alpha differ in shape")
+    for key, array in arrays.items():
+        _need(array.dtype.kind in ("fiu" if key == "tiles" else "f"), f"{where}: its {key} is not numbers")
+        _need(np.isfinite(array).all(), f"{where}: its {key} holds NaN or infinite values")
+    if "adc" in arrays:
+        _need(arrays["adc"].shape == (groups, r, q, b, 2), f"{where}: its adc is not a range per tile and photodetector")
+    if "offset" in arrays:
+        _need(arrays["offset"].shape == gain.shape, f"{where}: its offset is not one value per row")
+    _need(_finite(attrs.get("shift")) and _finite(attrs.get("carrier", 1.0)) and attrs.get("carrier", 1.0) > 0,
+          f"{where}: its shift and carrier must be finite numbers (carrier > 0)")
+    _need(isinstance(attrs.get("signed", False), bool), f"{where}: signed is not a boolean")
+    for key in ("weight_bits", "input_bits", "output_bits"):
+        bits = attrs.get(key)
+        _need(bits is None or (isinstance(bits, int) and not isinstance(bits, bool) and bits in BITS),
+              f"{where}: {key} is not null or an integer from 1 to 16")
+    _need(bool(attrs.get("output_bits")) == ("adc" in arrays), f"{where}: an ADC needs its ranges, and ranges an ADC")
+    channels = bank_channels(attrs, lo.shape[1]).count
+    _need((q - 1) * c < channels <= q * c, f"{where}: its tiles do not hold its {channels} channels")
+    if "conv" in attrs:
+        _conv(where, attrs["conv"], lo.shape[1])
+
+
+def _conv(where: str, conv, k: int) -> None:
+    _need(isinstance(conv, dict), f"{where}: conv is not a mapping")
+    kernel = conv.get("kernel_shape")
+    _need(isinstance(kernel, list) and kernel and all(isinstance(v, int) and v > 0 for v in kernel),
+          f"{where}: conv.kernel_shape is not a list of positive integers")
+    rank = len(kernel)
+    for key, size in (("strides", rank), ("dilations", rank), ("pads", 2 * rank)):
+        value = conv.get(key)
+        _need(isinstance(value, list) and len(value) == size and all(isinstance(v, int) and v >= (0 if key == "pads" else 1)
+                                                                     for v in value),
+              f"{where}: conv.{key} is not {size} integers")
+    group = conv.get("group")
+    _need(isinstance(group, int) and group > 0, f"{where}: conv.group is not a positive integer")
+    _need(k % int(np.prod(kernel)) == 0, f"{where}: its columns are not whole kernels")
+
+
+def _kat(kat: dict, manifest: dict, tensors: dict, defined: set) -> None:
+    _need(_finite(kat.get("rtol")) and kat["rtol"] >= 0, "kat.rtol is not a number >= 0")
+    names = {spec["name"] for spec in manifest["inputs"]}
+    outputs = {spec["name"] for spec in manifest["outputs"]}
+    _need(set(_key(kat, "inputs", dict, "kat")) == names, "kat.inputs are not the program's inputs")
+    _need(set(_key(kat, "outputs", dict, "kat")) == outputs, "kat.outputs are not the program's outputs")
+    for group in ("inputs", "outputs", "layers", "statistical", "statistical_layers"):
+        if group in kat:
+            refs = _key(kat, group, dict, "kat")
+            _need(all(isinstance(ref, str) and ref in tensors for ref in refs.values()),
+                  f"kat.{group} names a tensor the program does not hold")
+            _need(group in ("inputs", "outputs") or set(refs) <= (outputs if group == "statistical" else defined),
+                  f"kat.{group} names a value the program does not compute")
+    for name, ref in kat["inputs"].items():
+        spec = next(s for s in manifest["inputs"] if s["name"] == name)
+        value = tensors[ref]
+        _need(value.dtype.kind in "fiub" and list(value.shape[1:]) == spec["shape"],
+              f"kat.inputs {name!r} is not a batch of the input's shape")
+
+
+def _report(report: dict) -> None:
+    """The keys ``inspect`` and the CLI read."""
+    for key, kind in (("profile", str), ("ring_count", int), ("layers", list), ("electronic_ops", dict),
+                      ("optical_layers", int), ("tiles", int), ("latency_us", (int, float)), ("energy_nj", (int, float))):
+        _key(report, key, kind, "report")
+    activations = report.get("activations", [])
+    _need(isinstance(activations, list) and all(isinstance(a, dict) and all(isinstance(a.get(k), str) for k in
+                                                                            ("name", "op", "placement"))
+                                                for a in activations), "report.activations is not a list of layers")
+    for layer in report["layers"]:
+        _need(isinstance(layer, dict), "a report layer is not a mapping")
+        for key, kind in (("name", str), ("kind", str), ("matrix", list), ("tiles", int), ("rings_used", int),
+                          ("ring_count", int), ("alpha", list), ("shift", (int, float)), ("placement", str)):
+            _key(layer, key, kind, "a report layer")
+        _need(len(layer["matrix"]) == 2 and len(layer["alpha"]) == 2 and all(_finite(v) for v in layer["alpha"]),
+              "a report layer's matrix or alpha is not a pair of numbers")
+        _need(layer.get("sqnr_db") is None or _finite(layer["sqnr_db"]), "a report layer's sqnr_db is not a number")
