@@ -20,12 +20,14 @@ import numpy as np
 from . import __version__, text
 from .errors import UserError
 from .files import output_path, write_files
-from .sim import NOISE_MODELS
+from .sim import DEFAULT_NOISE_MODEL, NOISE_MODELS
 
 DEBUG_FLAG = "--debug"
-NOISE_MODEL_HELP = ("Noisy profiles: per-read simulates every tile read (RIN, detector noise, ADC rounding), as "
-                    "the device does; statistical draws one Gaussian per output with the variance of its reads "
-                    "(much faster, approximate: see docs/accuracy.md).")
+NOISE_MODEL_HELP = ("Noisy profiles: statistical (the default) draws one Gaussian per output with the variance its "
+                    "tile reads add up to, for every layer whose detector noise dithers its ADC (validated against "
+                    "per-read: docs/accuracy.md); per-read simulates every tile read (RIN, detector noise, ADC "
+                    "rounding and saturation), as the device does, for sign-off. Layers the statistical model does "
+                    "not cover run per read either way.")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -188,7 +190,7 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, per
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the device noise.")
 @click.option("--noiseless", is_flag=True, help="Switch the profile's noise off (with --noise-model statistical: "
               "that model without its noise, so the ADC layers it covers are not rounded either).")
-@click.option("--noise-model", type=click.Choice(NOISE_MODELS), default="per-read", show_default=True,
+@click.option("--noise-model", type=click.Choice(NOISE_MODELS), default=DEFAULT_NOISE_MODEL, show_default=True,
               help=NOISE_MODEL_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Samples simulated at once.")
@@ -203,6 +205,10 @@ def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_s
     with Progress("simulate") as progress:
         outputs = simulator.run_batches(feeds, batch_size, progress)
     write_files({output: _npz_bytes(outputs)})
+    if simulator.per_read:
+        _say(f"photoncc: note: the statistical noise model does not cover {len(simulator.per_read)} layer(s) (no ADC, "
+             f"or detector noise below half a code), simulated per read: {', '.join(simulator.per_read[:5])}"
+             + (", ..." if len(simulator.per_read) > 5 else ""))
     for name, value in outputs.items():
         bad = int(np.count_nonzero(~np.isfinite(value))) if value.dtype.kind == "f" else 0
         if bad:
@@ -232,7 +238,7 @@ def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_s
               help="Seed for drawn inputs and device noise.")
 @click.option("--noiseless", is_flag=True, help="Judge a noisy profile's program at the quantised tier (no noise).")
 @click.option("--trials", type=click.IntRange(min=1), help="Noisy tier: seeded runs [default: profile].")
-@click.option("--noise-model", type=click.Choice(NOISE_MODELS), default="per-read", show_default=True,
+@click.option("--noise-model", type=click.Choice(NOISE_MODELS), default=DEFAULT_NOISE_MODEL, show_default=True,
               help=NOISE_MODEL_HELP)
 @click.option("--rtol", type=click.FloatRange(min=0), help="Max error relative to each output's range [default: profile].")
 @click.option("--top1", type=click.FloatRange(0, 1), help="Min top-1 agreement on classifier outputs [default: profile].")
@@ -392,7 +398,7 @@ def ops():
                    "grid is the product of the lists.")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Noisy points: seeded runs per point (seeds 0 to N-1).")
-@click.option("--noise-model", type=click.Choice(NOISE_MODELS), default="per-read", show_default=True,
+@click.option("--noise-model", type=click.Choice(NOISE_MODELS), default=DEFAULT_NOISE_MODEL, show_default=True,
               help=NOISE_MODEL_HELP)
 @click.option("--workers", type=click.IntRange(min=1),
               help="Local worker processes [default: the number of cores].")

@@ -60,7 +60,9 @@ def verify_lines(report: dict) -> list[str]:
     lines = []
     t = report["thresholds"]
     lines.append(f"verify {report['program']} against {report['model']}")
-    trials = f", {report['trials']} seeded trials ({report['noise_model']} noise model)" if report["tier"] == "noisy" else ""
+    per_read = report.get("per_read_layers")
+    model = f"{report['noise_model']} noise model" + (f", {len(per_read)} layer(s) per read" if per_read else "")
+    trials = f", {report['trials']} seeded trials ({model})" if report["tier"] == "noisy" else ""
     lines.append(f"  tier {report['tier']}, profile {report['profile']}, {report['inputs']['samples']} samples{trials}, "
                f"reference: {report['reference']}")
     judged = "relative error <= {:g}".format(t["rtol"]) + (" (non-classifier outputs)" if report["tier"] != "exact" else "")

@@ -36,7 +36,7 @@ from .errors import KnownAnswerError
 from .program import Program
 from .progress import stage
 from .reference import run_onnxruntime
-from .sim import Simulator
+from .sim import DEFAULT_NOISE_MODEL, Simulator
 
 REPORT_VERSION = 1
 LAYER_SAMPLES = 64
@@ -127,7 +127,7 @@ def compare(ref: np.ndarray, dev: np.ndarray) -> dict:
 
 def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier: str, limits: dict,
            seed: int = 0, inputs_note: str = "", program_path: str = "<in memory>", progress=None,
-           noise_model: str = "per-read") -> dict:
+           noise_model: str = DEFAULT_NOISE_MODEL) -> dict:
     """Compare and decide at ``tier`` with ``limits`` (see ``thresholds``); returns the report.
     ``noise_model`` says how the noisy tier simulates tile reads (simulator.NOISE_MODELS);
     ``progress(done, total, stage)`` reports each trial's samples, stage "trial i/n" when there
@@ -148,6 +148,7 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
             clipped = {k: v for k, v in sorted(simulator.clipped_fraction().items()) if v > 0}
             saturated = None if simulator.statistical else {  # the statistical model draws no reads
                 k: v for k, v in sorted(simulator.adc_saturated_fraction().items()) if v > 0}
+            per_read = list(simulator.per_read) if tier == "noisy" and noise_model == "statistical" else None
         else:
             simulator = Simulator(program, **device)
             run = simulator.run_batches(feeds, progress=step)
@@ -171,6 +172,7 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
         "report_version": REPORT_VERSION, "photoncc": __version__, "tier": tier,
         "profile": program.manifest["profile"]["name"], "seed": seed, "trials": trials,
         "noise_model": noise_model if tier == "noisy" else None,  # (per-read below the noisy tier)
+        "per_read_layers": per_read,  # statistical model: the layers it left to the per-read model
         "model": str(model_path), "program": program_path, "reference": reference_note,
         "inputs": {"samples": len(next(iter(feeds.values()))), "source": inputs_note},
         "thresholds": limits,

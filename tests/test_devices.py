@@ -636,13 +636,15 @@ def test_adc_saturation_is_counted_per_layer_in_per_read_runs(tmp_path, capsys, 
     assert statistical.statistical == [layer] and statistical.adc_saturated_fraction() == {}
     program.write(tmp_path / "p.pcc")
     args = [str(tmp_path / "p.pcc"), "--model", path, "--inputs", str(tmp_path / "big.npz")]
-    code, out = run_cli(["simulate", args[0], "--inputs", args[-1], "-o", str(tmp_path / "o.npz")], capsys)
+    code, out = run_cli(["simulate", args[0], "--inputs", args[-1], "-o", str(tmp_path / "o.npz"),
+                         "--noise-model", "per-read"], capsys)
     assert code == 0 and f"warning: layer {layer!r}: " in out.err and "of its ADC reads were outside" in out.err
-    code, out = run_cli(["verify", *args, "--trials", "1", "--json", str(tmp_path / "r.json")], capsys)
+    code, out = run_cli(["verify", *args, "--trials", "1", "--noise-model", "per-read", "--json",
+                         str(tmp_path / "r.json")], capsys)
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["adc_saturated_fraction"][layer] == pytest.approx(device.adc_saturated_fraction()[layer], rel=0.2)
     assert f"saturated: layer {layer!r}" in out.out
-    run_cli(["verify", *args, "--trials", "1", "--noise-model", "statistical", "--json", str(tmp_path / "s.json")], capsys)
+    run_cli(["verify", *args, "--trials", "1", "--json", str(tmp_path / "s.json")], capsys)  # the default model
     assert json.loads((tmp_path / "s.json").read_text())["adc_saturated_fraction"] is None
 
 

@@ -365,6 +365,7 @@ def synthetic_report(layers: int) -> dict:
     """A verify report with ``layers`` clipped and measured layers named features.0, features.1, ..."""
     names = [f"features.{i}" for i in range(layers)]
     return {"program": "p.pcc", "model": "m.onnx", "tier": "exact", "profile": "ideal", "inputs": {"samples": 4},
+            "noise_model": None,
             "reference": "onnxruntime", "thresholds": {"rtol": 1e-4, "top1": 1.0}, "trials": 1,
             "outputs": [], "known_answer_test": "passed", "accuracy": None, "passed": True,
             "layers": [{"name": n, "exact": False, "sqnr_db": 40.0 - (i % 7), "relative_error": 0.0}

@@ -11,7 +11,8 @@ so that ``verify`` compares the model against an independent account of what the
 * ``memory``: ops computed in place, and which values own their memory.
 """
 from .kat import KAT_LAYERS
-from .loop import DEFAULT_BATCH, NOISE_MODELS, Simulator
+from .loop import DEFAULT_BATCH, DEFAULT_NOISE_MODEL, NOISE_MODELS, Simulator
 from .noise import gaussian, statistical_covers
 
-__all__ = ["DEFAULT_BATCH", "KAT_LAYERS", "NOISE_MODELS", "Simulator", "gaussian", "statistical_covers"]
+__all__ = ["DEFAULT_BATCH", "DEFAULT_NOISE_MODEL", "KAT_LAYERS", "NOISE_MODELS", "Simulator", "gaussian",
+           "statistical_covers"]

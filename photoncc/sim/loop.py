@@ -24,6 +24,7 @@ from .noise import statistical_covers
 
 DEFAULT_BATCH = 64
 NOISE_MODELS = ("per-read", "statistical")
+DEFAULT_NOISE_MODEL = "statistical"  # of the commands; validated against per-read in docs/accuracy.md
 KERNELS = ops.kernels()
 
 
@@ -52,6 +53,11 @@ class Simulator:
         # noise dithers its rounding; noiseless, it runs them unquantised (its rounding error is noise)
         self.statistical = [inst["name"] for inst in banks
                             if noise_model == "statistical" and statistical_covers(inst["attrs"], self.profile)]
+        # the layers the statistical model leaves to the per-read model: read through ADCs or with read
+        # noise, but not covered (no ADC, or detector noise too small to dither its rounding)
+        noisy = not noiseless and (self.profile["noise"]["rin_sigma"] > 0 or self.profile["noise"]["detector_sigma"] > 0)
+        self.per_read = [inst["name"] for inst in banks if noise_model == "statistical"
+                         and inst["name"] not in self.statistical and (inst["attrs"].get("output_bits") or noisy)]
         # the banks of this device's noiseless twin (no programming error, no read noise), when the
         # known-answer test runs on it: every layer statistical and the program's answer recorded for it
         twin = {} if (check is not None and noise_model == "statistical" and not noiseless and banks

@@ -19,6 +19,7 @@ from ..compiler import check_model, compile_model, input_specs, load_calibration
 from ..data import load_npz, match_inputs
 from ..errors import UserError
 from ..profile import Profile
+from ..sim import DEFAULT_NOISE_MODEL
 from ..verify import thresholds, verify
 from .grid import grid, parse_vary, point_profile
 
@@ -65,7 +66,8 @@ class Plan:
         return {axis.key: axis.values[i] for axis, i in zip(self.axes, self.points[index])}
 
 
-def plan(model, profile: Profile, calibration, inputs, vary, seeds: int = 1, noise_model: str = "per-read") -> Plan:
+def plan(model, profile: Profile, calibration, inputs, vary, seeds: int = 1,
+         noise_model: str = DEFAULT_NOISE_MODEL) -> Plan:
     """Everything a sweep needs, checked before any point runs: the ``--vary`` axes and every
     point's profile, the model (``check``: its unsupported nodes, all at once), the calibration and
     test data against the model's inputs."""
