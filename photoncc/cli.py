@@ -20,8 +20,11 @@ import numpy as np
 from . import __version__, text
 from .errors import UserError
 from .files import output_path, write_files
-from .sim import DEFAULT_NOISE_MODEL, NOISE_MODELS
+from .sim import DEFAULT_NOISE_MODEL, DEVICES, NOISE_MODELS
 
+DEVICE_OPTION = click.option(
+    "--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
+    help='Where the per-read tile reads run: the CPU\'s cores, or an NVIDIA GPU (CuPy: pip install "photoncc[gpu]").')
 DEBUG_FLAG = "--debug"
 NOISE_MODEL_HELP = ("Noisy profiles: statistical (the default) draws one Gaussian per output with the variance its "
                     "tile reads add up to, for every layer whose detector noise dithers its ADC (validated against "
@@ -194,14 +197,18 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, per
               help=NOISE_MODEL_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Samples simulated at once.")
-def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_size):
+@DEVICE_OPTION
+def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_size, device):
     """Run PROGRAM on the device simulator and write its outputs (.npz, keyed by output name)."""
     from .sim import Simulator
+    from .sim.backend import backend
     output = output_path(output or program_path.with_suffix(".outputs.npz"), "-o",
                          {"PROGRAM": program_path, "--inputs": inputs}, {})
+    backend(device)  # a missing CuPy or GPU is said before anything is read
     program = _load_program(program_path)
     feeds, _ = _feeds_for_program(program, inputs, stream=True)
-    simulator = Simulator(program, seed=seed, noiseless=noiseless, noise_model=noise_model, check=str(program_path))
+    simulator = Simulator(program, seed=seed, noiseless=noiseless, noise_model=noise_model, check=str(program_path),
+                          device=device)
     with Progress("simulate") as progress:
         outputs = simulator.run_batches(feeds, batch_size, progress)
     write_files({output: _npz_bytes(outputs)})
@@ -244,8 +251,9 @@ def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_s
 @click.option("--top1", type=click.FloatRange(0, 1), help="Min top-1 agreement on classifier outputs [default: profile].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report as JSON.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write the report as JUnit XML.")
+@DEVICE_OPTION
 def verify(target, model, profile_spec, inputs, calibration, input_range, samples, seed, noiseless, trials,
-           noise_model, rtol, top1, json_path, junit_path):
+           noise_model, rtol, top1, json_path, junit_path, device):
     """Check that TARGET's device outputs match the original model's (run by onnxruntime).
 
     TARGET is a program (.pcc) or an ONNX model (compiled in memory for -p). The tier follows the
@@ -254,7 +262,9 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
     thresholds, 1 when not, 2 when an input is unusable.
     """
     from .profile import Profile
+    from .sim.backend import backend
     from .verify import draw_inputs, junit_xml, report_json, thresholds, verify as run_verify
+    backend(device)  # a missing CuPy or GPU is said before anything runs
     given, outputs = {"TARGET": target, "--model": model, "--inputs": inputs, "--calibration": calibration,
                       "-p": _profile_file(profile_spec)}, {}
     for path, option in ((json_path, "--json"), (junit_path, "--junit")):
@@ -285,7 +295,8 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
         limits["trials"] = trials
     with progress:
         report = run_verify(program, str(model), feeds, labels, tier=tier, limits=limits, seed=seed,
-                            inputs_note=note, program_path=program_path, progress=progress, noise_model=noise_model)
+                            inputs_note=note, program_path=program_path, progress=progress, noise_model=noise_model,
+                            device=device)
     files = {json_path: report_json(report).encode(), junit_path: junit_xml(report).encode()}
     write_files({path: data for path, data in files.items() if path})  # before the verdict is printed
     for line in text.verify_lines(report):
@@ -409,8 +420,9 @@ def ops():
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the results as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path),
               help="Also draw accuracy against each varied key (.png); needs photoncc[plot].")
+@DEVICE_OPTION
 def sweep(model, profile_spec, calibration, inputs, vary, seeds, noise_model, workers, scheduler, output,
-          json_path, plot_path):
+          json_path, plot_path, device):
     """Compile and verify MODEL for every point of a grid of profile values (design-space sweep).
 
     Each point is the profile with the --vary keys set to one combination of their values; it is
@@ -431,7 +443,10 @@ def sweep(model, profile_spec, calibration, inputs, vary, seeds, noise_model, wo
         require()
     if scheduler:
         engine.require_distributed(scheduler)
-    plan = engine.plan(model, _profile(profile_spec), calibration, inputs, vary, seeds, noise_model)
+    if device != "cpu" and scheduler is None:
+        from .sim.backend import backend
+        backend(device)  # a missing CuPy or GPU is said before anything runs (a cluster's workers check their own)
+    plan = engine.plan(model, _profile(profile_spec), calibration, inputs, vary, seeds, noise_model, device)
     with Progress("sweep") as progress:
         outcome = engine.run(plan, output, workers=workers, scheduler=scheduler, progress=progress)
     files = {output: engine.csv_bytes(plan, outcome.rows)}

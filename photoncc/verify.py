@@ -127,11 +127,12 @@ def compare(ref: np.ndarray, dev: np.ndarray) -> dict:
 
 def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier: str, limits: dict,
            seed: int = 0, inputs_note: str = "", program_path: str = "<in memory>", progress=None,
-           noise_model: str = DEFAULT_NOISE_MODEL) -> dict:
+           noise_model: str = DEFAULT_NOISE_MODEL, device: str = "cpu") -> dict:
     """Compare and decide at ``tier`` with ``limits`` (see ``thresholds``); returns the report.
     ``noise_model`` says how the noisy tier simulates tile reads (simulator.NOISE_MODELS);
     ``progress(done, total, stage)`` reports each trial's samples, stage "trial i/n" when there
-    are several, "" when one (photoncc/progress.py)."""
+    are several, "" when one (photoncc/progress.py). ``device``: where the per-read tile reads run
+    (``sim.backend``)."""
     layer_names = comparable_layers(program)
     reference, reference_note = run_onnxruntime(model_path, feeds, extra_outputs=layer_names)
     noise_model = noise_model if tier == "noisy" else "per-read"  # the quantised tier reads every tile
@@ -139,9 +140,9 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
     runs, clipped = [], {}
     for trial in range(trials):
         step = stage(progress, f"trial {trial + 1}/{trials}" if trials > 1 else "")
-        device = {"seed": seed + trial, "noiseless": tier != "noisy", "noise_model": noise_model}
+        settings = {"seed": seed + trial, "noiseless": tier != "noisy", "noise_model": noise_model, "device": device}
         if trial == 0:  # the known-answer test (noiseless, in this noise model) and the layers' values
-            simulator, kat = known_answer(program, program_path, device)
+            simulator, kat = known_answer(program, program_path, settings)
             run = simulator.run_batches(feeds, progress=step, keep=layer_names, keep_samples=LAYER_SAMPLES)
             output_names = {spec["name"] for spec in program.manifest["outputs"]}
             inner = {name: run[name][:LAYER_SAMPLES] if name in output_names else run.pop(name) for name in layer_names}
@@ -150,7 +151,7 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
                 k: v for k, v in sorted(simulator.adc_saturated_fraction().items()) if v > 0}
             per_read = list(simulator.per_read) if tier == "noisy" and noise_model == "statistical" else None
         else:
-            simulator = Simulator(program, **device)
+            simulator = Simulator(program, **settings)
             run = simulator.run_batches(feeds, progress=step)
         runs.append(run)
         del simulator  # before the next trial's device is loaded
@@ -172,6 +173,7 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
         "report_version": REPORT_VERSION, "photoncc": __version__, "tier": tier,
         "profile": program.manifest["profile"]["name"], "seed": seed, "trials": trials,
         "noise_model": noise_model if tier == "noisy" else None,  # (per-read below the noisy tier)
+        "device": device,
         "per_read_layers": per_read,  # statistical model: the layers it left to the per-read model
         "model": str(model_path), "program": program_path, "reference": reference_note,
         "inputs": {"samples": len(next(iter(feeds.values()))), "source": inputs_note},

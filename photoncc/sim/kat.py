@@ -51,7 +51,7 @@ def selftest(sim, where: str = "<program>") -> None:
     key = kat_key(sim)
     layers = kat.get(KAT_LAYERS[key], {})  # the final optical layers' values
     expected = {**kat[key], **layers}
-    device = kat_device(sim) or type(sim)(sim.program, noiseless=True,
+    device = kat_device(sim) or type(sim)(sim.program, noiseless=True, device=sim.device,
                                           noise_model="statistical" if key == "statistical" else "per-read")
     out = device.run({name: t[ref] for name, ref in kat["inputs"].items()}, keep=list(layers))
     device.banks.clipped, device.banks.saturated = {}, {}  # the test's reads are not the user's

@@ -19,6 +19,7 @@ from ..data import batches
 from ..errors import ProgramError
 from ..program import Program, bank_inputs, dead_after
 from . import kat
+from .backend import backend
 from .memory import in_place, track_ownership
 from .noise import statistical_covers
 
@@ -33,19 +34,20 @@ class Simulator:
     samples; ``clipped_fraction`` and ``adc_saturated_fraction`` say what saturated."""
 
     def __init__(self, program: Program, seed: int | None = None, noiseless: bool = False,
-                 noise_model: str = "per-read", check: str | None = None, progress=None):
+                 noise_model: str = "per-read", check: str | None = None, progress=None, device: str = "cpu"):
         """``seed``: of the device's noise (default: the profile's ``noise.seed``); ``noiseless``:
         no programming error and no read noise; ``noise_model`` (NOISE_MODELS): how noisy reads are
         drawn (noise.py). ``check``: run the program's known-answer test (``kat.selftest``, naming
         ``check`` in its error) once the device is loaded; a noisy statistical device then shares
         its decoded weights with the noiseless twin the test runs on instead of loading that a
-        second time. ``progress(done, total)`` after each bank loaded (photoncc/progress.py)."""
+        second time. ``progress(done, total)`` after each bank loaded (photoncc/progress.py).
+        ``device``: where the per-read tile reads run (``backend.DEVICES``: ``cpu`` or ``cuda``)."""
         if noise_model not in NOISE_MODELS:
             raise ValueError(f"noise model {noise_model!r}: expected one of {', '.join(NOISE_MODELS)}")
         self.program = program
         self.manifest = program.manifest
         self.profile = self.manifest["profile"]
-        self.seed, self.noiseless, self.noise_model = seed, noiseless, noise_model
+        self.seed, self.noiseless, self.noise_model, self.device = seed, noiseless, noise_model, device
         self.rng = np.random.default_rng(self.profile["noise"].get("seed", 0) if seed is None else seed)
         self._last_use = {name: i for i, inst in enumerate(self.manifest["instructions"]) for name in inst["inputs"]}
         banks = [inst for inst in self.manifest["instructions"] if inst["op"] == "Bank"]
@@ -64,7 +66,7 @@ class Simulator:
                       and "statistical" in self.manifest["kat"]
                       and all(statistical_covers(inst["attrs"], self.profile) for inst in banks)) else None
         executor = import_module(f"{__package__}.{ARCHITECTURES[self.profile['architecture']]}").EXECUTOR
-        self.banks = executor(self.profile, noiseless, self.rng, self.statistical, twin)
+        self.banks = executor(self.profile, noiseless, self.rng, self.statistical, twin, backend=backend(device))
         if check is not None and twin is None and kat.kat_device(self) is None:
             kat.selftest(self, check)  # on a noiseless device of its own, loaded and freed before this one
             check = None

@@ -24,7 +24,7 @@ STREAMS = 8  # a draw of at least STREAM_PAIRS pairs of normals comes from this 
 STREAM_PAIRS = 1 << 16  # shared by the cores (fixed numbers: the draws never depend on the machine)
 
 
-def gaussian(rng: np.random.Generator, shape, sigma: float = 1.0) -> np.ndarray:
+def gaussian(rng: np.random.Generator, shape, sigma: float = 1.0, shared: bool = True) -> np.ndarray:
     """N(0, sigma^2) float32 samples by the Box-Muller transform of float32 uniforms:
     z1 = r cos(t), z2 = r sin(t) with r = sigma sqrt(-2 ln(1 - u1)), t = 2 pi u2, u1, u2 ~ U[0, 1),
     each pair of uniforms giving two independent normals (faster than ``Generator.standard_normal``
@@ -33,11 +33,12 @@ def gaussian(rng: np.random.Generator, shape, sigma: float = 1.0) -> np.ndarray:
     A large draw comes in STREAMS parts, each from its own stream spawned from ``rng``
     (``Generator.spawn``: independent streams), so that the cores share the drawing; the parts are
     fixed, not the cores, so the samples do not depend on the machine. Uses ``cpu.threaded_map``:
-    not to be called from a task that ``cpu.threaded`` or ``threaded_map`` runs."""
+    not to be called from a task that ``cpu.threaded`` or ``threaded_map`` runs, except with
+    ``shared`` False (one stream, this thread alone)."""
     count = int(np.prod(shape, dtype=np.int64))
     half = (count + 1) // 2
     z = np.empty((half, 2), np.float32)
-    parts = STREAMS if half >= STREAM_PAIRS else 1
+    parts = STREAMS if half >= STREAM_PAIRS and shared else 1
     streams = rng.spawn(parts) if parts > 1 else [rng]
     bounds = [half * i // parts for i in range(parts + 1)]
 

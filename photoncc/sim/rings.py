@@ -30,10 +30,11 @@ exact arithmetic and free of the large offset Wn alpha that the physical sum car
 model's float32 keeps it to rounding). Otherwise every tile's partial sums are formed
 (``tile_reads``, float64: a read can sit far above its ADC's step).
 
-The reads are written against an array module ``xp`` (NumPy; another backend swaps in its own)
-as elementwise steps and products over whole arrays; ``share`` (``cpu.threaded``) splits each
-step over the cores, and the loops over blocks of rows or positions that bound the memory sit
-around the physics, not in it. Loading works on the host, in NumPy.
+The tile reads (``_read_chunk``) are written against an array module ``xp``, the backend's
+(``sim.backend``: NumPy on the cores, or CuPy on a GPU), as whole-array steps; the backend shares
+their chunks out, and the loops over blocks of rows or positions that bound the memory sit around
+the physics, not in it. Loading, the direct form and the optical input powers run on the host in
+NumPy, each step shared over the cores by ``share`` (``cpu.threaded``).
 """
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ from ..devices.rings import coupled_weights, reach, realised
 from ..errors import DeviceError
 from ..ops.conv import conv_padded, pad_channel_last, unfold
 from ..program import bank_channels, levels, weight_step
-from .noise import add_read_noise, gaussian, programming_error, read_noise_rows
+from .backend import CPU
+from .noise import add_read_noise, programming_error, read_noise_rows
 
 READ_BLOCK = 1 << 20  # partial sums formed at once by a noisy or quantised bank (8 MB in float64)
 LOAD_BLOCK = 1 << 20  # ring weights decoded at once when a bank is loaded (8 MB in float64)
@@ -57,20 +59,21 @@ class RingBanks:
     ``statistical``: the layers the statistical noise model runs; ``twin``: a dict to fill with the
     banks of this device's noiseless twin (no programming error, no read noise), or None."""
 
-    def __init__(self, profile: dict, noiseless: bool, rng, statistical=(), twin: dict | None = None):
-        self.profile, self.noiseless, self.rng = profile, noiseless, rng
+    def __init__(self, profile: dict, noiseless: bool, rng, statistical=(), twin: dict | None = None, backend=CPU):
+        self.profile, self.noiseless, self.rng, self.backend = profile, noiseless, rng, backend
         noise = profile["noise"]
         self.dynamic_noise = not noiseless and (noise["rin_sigma"] > 0 or noise["detector_sigma"] > 0)
         self.statistical, self.twin = set(statistical), twin
         self.loaded = {}
         self.clipped = {}  # layer name -> [values clipped, values modulated]
         self.saturated = {}  # layer name -> [ADC reads saturated, ADC reads] (tile reads only)
-        # the array module the reads compute with, and how a step is shared over the cores
-        self.xp, self.share = np, cpu.threaded
+        # the array module the tile reads compute with (the backend's), and how a step of the
+        # loading and the direct form is shared over the cores
+        self.xp, self.share = backend.xp, cpu.threaded
 
     def noiseless_twin(self) -> "RingBanks":
         """The same device without programming error or read noise, on the twin's banks."""
-        twin = RingBanks(self.profile, True, self.rng, self.statistical)
+        twin = RingBanks(self.profile, True, self.rng, self.statistical, backend=self.backend)
         twin.loaded = self.twin
         return twin
 
@@ -141,8 +144,9 @@ class RingBanks:
                                None if error is None else error[:, block])
             per_tile[:, :, :c, part] = (
                 weights.transpose(0, 2, 4, 1, 3).reshape(groups, q, c, -1)[..., :part.stop - part.start])
-        bank["per_tile"], bank["adc"] = per_tile, None  # adc per (G, Q, M): the range [lo, hi] of row m's photodetector in tile q
+        bank["adc"] = None  # per (G, Q, M): the range [lo, hi] of row m's photodetector in tile q
         if adc is None:
+            bank["per_tile"] = self.backend.to_device(per_tile)
             return
         ranges = adc.astype(np.float64).transpose(0, 1, 3, 2, 4).reshape(groups, r * b, q, 2)[:, :m]
         bank["adc"] = ranges = ranges.transpose(0, 2, 1, 3)  # (G, Q, M, 2)
@@ -151,6 +155,7 @@ class RingBanks:
         to_codes = levels(a["output_bits"]) / (ranges[..., 1] - ranges[..., 0])  # (G, Q, M)
         per_tile[:, :, :c] *= to_codes[:, :, None]
         per_tile[:, :, c] = -ranges[..., 0] * to_codes
+        bank["per_tile"] = self.backend.to_device(per_tile)
 
     def _rows(self, weights: np.ndarray, m: int) -> np.ndarray:
         """(G, M, Q*C): every row of a group with all its channels, the tiles side by side; a
@@ -163,7 +168,6 @@ class RingBanks:
     # ------------------------------------------------------------------ reading
     def run(self, inst: dict, x: np.ndarray) -> np.ndarray:
         """The bank's output for its input ``x`` (a batch)."""
-        xp = self.xp
         bank = self.loaded[inst["name"]]
         conv = inst["attrs"].get("conv")
         if "direct" in bank:
@@ -172,37 +176,36 @@ class RingBanks:
         if conv:  # im2col a block of output rows (all samples) at a time: (N, rows, *out[1:], C, *k)
             cols = unfold(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
             lead = cols.shape[:cols.ndim - len(conv["kernel_shape"]) - 1]
-            per_row = int(xp.prod((lead[0],) + lead[2:], dtype=xp.int64))
+            per_row = int(np.prod((lead[0],) + lead[2:], dtype=np.int64))
         else:
             cols, lead = x, x.shape[:-1]
-            per_row = int(xp.prod(lead[1:], dtype=xp.int64))
-        y = xp.empty(lead + (groups * m,), x.dtype)
+            per_row = int(np.prod(lead[1:], dtype=np.int64))
+        y = np.empty(lead + (groups * m,), x.dtype)
         rows = max(1, INPUT_BLOCK // max(1, per_row * groups * bank["padded"]))
         axis = 1 if conv else 0
         for r0 in range(0, lead[axis], rows):
             block = (slice(None), slice(r0, r0 + rows)) if conv else (slice(r0, r0 + rows),)
             part = cols[block].reshape(-1, groups * bank["lo"].shape[1])
             y[block] = self._read(inst["name"], bank, part).reshape(y[block].shape)
-        return xp.moveaxis(y, -1, 1) if conv else y
+        return np.moveaxis(y, -1, 1) if conv else y
 
     def _read(self, name: str, bank: dict, x: np.ndarray) -> np.ndarray:
         """One block of bank input vectors ``x (P, G*K)`` through modulators, DACs, tiles, detectors
         and ADCs; returns ``(P, G*M)``, the electronics' output."""
-        xp = self.xp
         groups, k = bank["lo"].shape
         alpha, channels = bank["alpha"], bank["channels"]
         u = x.reshape((-1, groups, k)) - bank["lo"]                       # (P, G, K)
-        slack = 1e-6 * (alpha + xp.abs(bank["lo"]))  # float rounding at a bound is not clipping
-        clipped = xp.count_nonzero((u < -slack) | (u > alpha + slack))
+        slack = 1e-6 * (alpha + np.abs(bank["lo"]))  # float rounding at a bound is not clipping
+        clipped = np.count_nonzero((u < -slack) | (u > alpha + slack))
         count = self.clipped.setdefault(name, [0, 0])
         count[0] += int(clipped)
         count[1] += u.size
-        u = xp.clip(u, 0, alpha)                                           # the modulators saturate
+        u = np.clip(u, 0, alpha)                                           # the modulators saturate
         if bank["input_bits"]:                                             # the DAC's levels
             top = levels(bank["input_bits"])
-            step = xp.where(alpha > 0, alpha / top, 1.0)
-            u = xp.minimum(xp.round(u / step) * step, alpha)
-        v = xp.zeros((groups, u.shape[0], bank["padded"]), xp.float32)     # optical powers per channel
+            step = np.where(alpha > 0, alpha / top, 1.0)
+            u = np.minimum(np.round(u / step) * step, alpha)
+        v = np.zeros((groups, u.shape[0], bank["padded"]), np.float32)     # optical powers per channel
         v[:, :, :k] = u.transpose(1, 0, 2)
         if channels.complement:
             v[:, :, k:2 * k] = alpha[:, None, :] - v[:, :, :k]
@@ -217,30 +220,29 @@ class RingBanks:
         """A bank without ADC or per-read noise: modulator saturation and DAC levels per input
         channel (before im2col: every column of a channel has its range), then one product.
         A convolution's input is saturated straight into its zero-padded channel-last buffer."""
-        xp = self.xp
         d = bank["direct"]
         lo, alpha = d["lo"], d["alpha"]                                   # per input channel
         hi = lo + alpha
-        last = xp.moveaxis(x, 1, -1) if conv else x                        # channels last
-        slack = 1e-6 * (alpha + xp.abs(lo))  # float rounding at a bound is not clipping
+        last = np.moveaxis(x, 1, -1) if conv else x                        # channels last
+        slack = 1e-6 * (alpha + np.abs(lo))  # float rounding at a bound is not clipping
         count = self.clipped.setdefault(name, [0, 0])
-        count[0] += int(xp.count_nonzero(last < lo - slack)) + int(xp.count_nonzero(last > hi + slack))
+        count[0] += int(np.count_nonzero(last < lo - slack)) + int(np.count_nonzero(last > hi + slack))
         count[1] += x.size
         if conv:  # u: the interior of the padded buffer
             padded, u = pad_channel_last(x.shape, conv["pads"], d["weight"].dtype)
         else:
-            u = xp.empty(x.shape, d["weight"].dtype)
-        step = xp.where(alpha > 0, alpha / levels(bank["input_bits"]), 1.0).astype(u.dtype) \
+            u = np.empty(x.shape, d["weight"].dtype)
+        step = np.where(alpha > 0, alpha / levels(bank["input_bits"]), 1.0).astype(u.dtype) \
             if bank["input_bits"] else None
 
         def modulate(u, x):  # a part of the inputs, elementwise (``share`` splits them)
-            xp.clip(x, lo, hi, out=u, casting="same_kind")                # the modulators saturate
+            np.clip(x, lo, hi, out=u, casting="same_kind")                # the modulators saturate
             if step is not None:                                           # the DAC's levels
                 u -= lo
                 u /= step
-                xp.round(u, out=u)
+                np.round(u, out=u)
                 u *= step
-                xp.minimum(u, alpha, out=u)
+                np.minimum(u, alpha, out=u)
                 u += lo
         self.share(modulate, u, last)
         if conv:
@@ -259,73 +261,71 @@ class RingBanks:
         power, e.g. a tile of complement channels), where float32 would resolve it only to about a
         code; noise is drawn in float32. With an ADC, the product gives each read in codes of its
         ADC, (read - lo) x top / width: the weights are scaled by top / width and a last channel of
-        power 1 carries -lo x top / width (``_load_tiles``). In chunks of positions so that memory
-        stays bounded (``_read_chunk``). Reads that land more than half a code past either end of
-        their ADC's range (so that the clip, not the rounding, decides their code) are counted as
+        power 1 carries -lo x top / width (``_load_tiles``). In chunks of positions, so that memory
+        stays bounded, shared out by the backend (the cores, or a GPU one after another): each
+        chunk draws from a stream of its own, seeded in chunk order, so the reads never depend on
+        how the chunks are shared. Reads that land more than half a code past either end of their
+        ADC's range (so that the clip, not the rounding, decides their code) are counted as
         saturated in ``saturated``."""
-        xp = self.xp
         groups, q, _, m = bank["per_tile"].shape
         c = bank["padded"] // q
         adc = None
         if bank["adc"] is not None:  # value = lo + code x width / top
-            scale, top = bank["adc"], levels(bank["output_bits"])
-            adc = {"top": top, "to_value": ((scale[..., 1] - scale[..., 0]) / top)[:, :, None, :],
-                   "low_sum": scale[..., 0].sum(axis=1)[:, None, :]}  # (G, 1, M): sum over tiles of lo
-        out = xp.empty((groups, v.shape[1], m))
+            scale, top, to_device = bank["adc"], levels(bank["output_bits"]), self.backend.to_device
+            adc = {"top": top, "to_value": to_device(((scale[..., 1] - scale[..., 0]) / top)[:, :, None, :]),
+                   "low_sum": to_device(scale[..., 0].sum(axis=1)[:, None, :])}  # (G, 1, M): sum over tiles of lo
+        out = np.empty((groups, v.shape[1], m))
         chunk = max(1, READ_BLOCK // max(1, groups * q * max(m, c)))
-        saturated = []  # per part of a chunk: its reads past an end of the ADC's range
-        for start in range(0, v.shape[1], chunk):
-            out[:, start:start + chunk] = self._read_chunk(bank, v[:, start:start + chunk], adc, saturated)
+        starts = range(0, v.shape[1], chunk)
+        seeds = self.rng.integers(0, 2 ** 63, size=len(starts)) if self.dynamic_noise else [0] * len(starts)
+
+        def read(job):  # one chunk, wholly in this thread (or on the GPU): its reads and their count
+            start, seed = job
+            out[:, start:start + chunk], saturated = self._read_chunk(bank, v[:, start:start + chunk], adc, int(seed))
+            return saturated
+        saturated = self.backend.map(read, zip(starts, seeds))
         if adc is not None:
             tally = self.saturated.setdefault(name, [0, 0])
             tally[0] += sum(saturated)
             tally[1] += groups * q * v.shape[1] * m
         return out
 
-    def _read_chunk(self, bank: dict, v, adc: dict | None, saturated: list):
-        """The reads of a chunk of positions ``v`` (G, p, Q*C), summed over tiles: (G, p, M). The
-        product and the conversion are shared over the cores along the positions (``share``);
-        ``saturated`` gets each part's count of saturated reads (list.append: thread-safe)."""
-        xp = self.xp
+    def _read_chunk(self, bank: dict, v: np.ndarray, adc: dict | None, seed: int):
+        """The reads of a chunk of positions ``v`` (G, p, Q*C), summed over tiles, as a host array
+        (G, p, M), and how many saturated an ADC. Every step is one array operation on the
+        backend's module (``xp``), drawing from the chunk's stream ``seed``."""
+        xp, backend = self.xp, self.backend
         w = bank["per_tile"]                                               # (G, Q, C [+ 1], M) float64
         groups, q, _, m = w.shape
         c = bank["padded"] // q
         noise = self.profile["noise"]
         rin = 0.0 if self.noiseless else noise["rin_sigma"]
         det = 0.0 if self.noiseless else noise["detector_sigma"]
-
-        def fluctuate(v, eps):  # RIN: v (1 + eps)
-            eps += 1.0
-            v *= eps
-
-        def product(partial, vt):  # row by row: a part of the positions
-            xp.matmul(vt, w, out=partial)
-
-        def convert(reads, detector):  # codes: detector noise (det x the ADC's width: det x top codes), clip, round
-            top = adc["top"]
-            if det:
-                reads += detector
-            if reads.min() < -0.5 or reads.max() > top + 0.5:  # two reductions; counted only then
-                saturated.append(int(xp.count_nonzero(reads < -0.5)) + int(xp.count_nonzero(reads > top + 0.5)))
-            xp.clip(reads, 0.0, top, out=reads)
-            xp.round(reads, out=reads)
-            reads *= adc["to_value"]
-        part = v.reshape(groups, -1, q, c).transpose(0, 2, 1, 3)           # (G, Q, p, C)
+        rng = backend.generator(seed)
+        part = backend.to_device(v).reshape(groups, -1, q, c).transpose(0, 2, 1, 3)  # (G, Q, p, C)
         vt = xp.empty(part.shape[:3] + (w.shape[2],))                      # (G, Q, p, C [+ 1]) float64
-        self.share(xp.copyto, vt[..., :c], part, axis=2)
+        vt[..., :c] = part
         if adc is not None:
             vt[..., c] = 1.0                                               # the ADC offset's channel
-        if rin:  # each channel's power fluctuates, shared by every row it feeds
-            self.share(fluctuate, vt[..., :c], gaussian(self.rng, part.shape, rin))
-        partial = xp.empty(part.shape[:3] + (m,))                          # (G, Q, p, M)
-        self.share(product, partial, vt, axis=2)
-        if adc is not None:  # the ADC, position by position
-            detector = gaussian(self.rng, partial.shape, det * adc["top"]) if det else partial
-            self.share(convert, partial, detector, axis=2)
-            return partial.sum(axis=1) + adc["low_sum"]
+        if rin:  # each channel's power fluctuates, shared by every row it feeds: v (1 + eps)
+            eps = backend.gaussian(rng, part.shape, rin)
+            eps += 1.0
+            vt[..., :c] *= eps
+        partial = xp.matmul(vt, w)                                         # (G, Q, p, M): every read
+        saturated = 0
+        if adc is not None:  # the ADC: detector noise (det x the ADC's width: det x top codes), clip, round
+            top = adc["top"]
+            if det:
+                partial += backend.gaussian(rng, partial.shape, det * top)
+            if float(partial.min()) < -0.5 or float(partial.max()) > top + 0.5:  # two reductions; counted only then
+                saturated = int(xp.count_nonzero(partial < -0.5)) + int(xp.count_nonzero(partial > top + 0.5))
+            xp.clip(partial, 0.0, top, out=partial)
+            xp.round(partial, out=partial)
+            partial *= adc["to_value"]
+            return backend.to_host(partial.sum(axis=1) + adc["low_sum"]), saturated
         if det:  # no ADC: detector noise relative to the largest read of the tile
-            partial += gaussian(self.rng, partial.shape, det) * xp.abs(partial).max(axis=2, keepdims=True)
-        return partial.sum(axis=1)
+            partial += backend.gaussian(rng, partial.shape, det) * xp.abs(partial).max(axis=2, keepdims=True)
+        return backend.to_host(partial.sum(axis=1)), saturated
 
 
 def check_bank(name, tiles, gain, alpha, adc, a, profile) -> None:

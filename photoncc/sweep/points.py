@@ -44,6 +44,7 @@ class Payload:
     labels: np.ndarray | None
     seeds: int
     noise_model: str
+    device: str = "cpu"  # where the per-read tile reads run (sim.backend)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Plan:
 
 
 def plan(model, profile: Profile, calibration, inputs, vary, seeds: int = 1,
-         noise_model: str = DEFAULT_NOISE_MODEL) -> Plan:
+         noise_model: str = DEFAULT_NOISE_MODEL, device: str = "cpu") -> Plan:
     """Everything a sweep needs, checked before any point runs: the ``--vary`` axes and every
     point's profile, the model (``check``: its unsupported nodes, all at once), the calibration and
     test data against the model's inputs."""
@@ -88,7 +89,7 @@ def plan(model, profile: Profile, calibration, inputs, vary, seeds: int = 1,
                  _arrays_digest({**feeds, "label": labels} if labels is not None else feeds), str(seeds),
                  noise_model, json.dumps(header)):
         identity.update(part.encode() + b"\0")
-    payload = Payload(str(model), Path(model).name, data, digest, cal, feeds, labels, seeds, noise_model)
+    payload = Payload(str(model), Path(model).name, data, digest, cal, feeds, labels, seeds, noise_model, device)
     files = {"model": str(model), "calibration": str(calibration), "inputs": str(inputs)}
     return Plan(payload, axes, points, profiles, header, identity.hexdigest()[:12], profile.name, files)
 
@@ -144,7 +145,7 @@ def _measure(payload: Payload, profile: Profile) -> dict:
     if tier == "noisy":
         limits["trials"] = payload.seeds
     report = verify(program, str(model), payload.feeds, payload.labels, tier=tier, limits=limits, seed=0,
-                    noise_model=payload.noise_model)
+                    noise_model=payload.noise_model, device=payload.device)
     return metrics_of(report, program.manifest["report"])
 
 
