@@ -145,14 +145,20 @@ def main() -> int:
     (work / "cases.json").write_text(json.dumps(cases))
     base = run_version(args.base, work, folder / "base")
     head = run_version(args.head, work, folder / "head")
-    differ = sorted(key for key in set(base) | set(head) if base.get(key) != head.get(key))
+    # a profile only one version has (a new built-in profile) is listed, not compared
+    profiles = {key.split()[1] for key in base} & {key.split()[1] for key in head}
+    only = sorted(key for key in set(base) ^ set(head) if key.split()[1] not in profiles)
+    differ = sorted(key for key in set(base) | set(head) if key.split()[1] in profiles and base.get(key) != head.get(key))
     compiled = sum(key.endswith("compile") and value["exit"] == 0 for key, value in base.items())
     simulated = sum("simulate" in key and value["exit"] == 0 for key, value in base.items())
-    print(f"{len(cases)} models x {len({k.split()[1] for k in base})} profiles: {compiled} programs and "
+    print(f"{len(cases)} models x {len(profiles)} profiles: {compiled} programs and "
           f"{simulated} outputs files compared ({len(base)} runs, {sum(v['exit'] != 0 for v in base.values())} "
           f"refused alike or not), {len(differ)} differ")
     for key in differ:
         print(f"  DIFFERS {key}: base {base.get(key)} head {head.get(key)}")
+    if only:
+        print(f"  {len(only)} run(s) of profiles only one version has, not compared: "
+              + ", ".join(sorted({key.split()[1] for key in only})))
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
     return 1 if differ else 0

@@ -110,6 +110,14 @@ class Progress:
             self.open = None
 
 
+def _chip(path, profile):
+    """The chip file given with --chip, read and checked against ``profile`` (None without one)."""
+    if path is None:
+        return None
+    from .chip import read
+    return read(path, profile)
+
+
 def _load_program(path):
     from .program import Program
     return Program.read(path)
@@ -160,7 +168,9 @@ def cli(debug):
                    "[default: the profile's calibration.percentile].")
 @click.option("--report", type=click.Path(path_type=Path), help="Also write the compile report (JSON).")
 @click.option("--dump-ir", type=click.Path(path_type=Path), help="Write the IR after every pass to this folder.")
-def compile(model, profile_spec, output, calibration, input_range, headroom, percentile, report, dump_ir):
+@click.option("--chip", "chip_path", type=click.Path(path_type=Path),
+              help="A chip's static errors (.npz from `photoncc chip` or `photoncc calibrate`): program for that chip (error-aware programming).")
+def compile(model, profile_spec, output, calibration, input_range, headroom, percentile, report, dump_ir, chip_path):
     """Compile MODEL (.onnx) into a device program (.pcc) for a hardware profile.
 
     Every layer's input range must be known: from the model (Sigmoid, Tanh, Clip...), from
@@ -168,13 +178,16 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, per
     all listed at once (as `photoncc check` does).
     """
     from .compiler import compile_model
-    inputs, outputs = {"MODEL": model, "--calibration": calibration, "-p": _profile_file(profile_spec)}, {}
+    inputs, outputs = {"MODEL": model, "--calibration": calibration, "-p": _profile_file(profile_spec),
+                       "--chip": chip_path}, {}
     output = output_path(output or model.with_suffix(".pcc"), "-o", inputs, outputs)
     if report:
         output_path(report, "--report", inputs, outputs)
+    profile = _profile(profile_spec)
+    chip = _chip(chip_path, profile)
     with Progress("compile") as progress:
-        program = compile_model(model, _profile(profile_spec), calibration, _input_range(input_range), dump_ir,
-                                headroom, percentile, progress)
+        program = compile_model(model, profile, calibration, _input_range(input_range), dump_ir,
+                                headroom, percentile, progress, chip=chip)
     files = {output: program.write_to}
     if report:
         files[report] = (json.dumps(program.manifest["report"], indent=1, sort_keys=True) + "\n").encode()
@@ -182,6 +195,10 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, per
     r = program.manifest["report"]
     _say(f"photoncc: compiled {model} for {r['profile']}: {r['optical_layers']} optical layer(s) in "
          f"{r['tiles']} tile(s), {sum(r['electronic_ops'].values())} electronic op(s) -> {output}")
+    if "chip" in r:
+        _say(f"photoncc: for chip {chip_path}: mesh fidelity {r['chip']['fidelity_before']:.6g} as compiled for an "
+             f"ideal chip, {r['chip']['fidelity_after']:.6g} programmed for this one; {r['chip']['unreachable_mzis']} "
+             "MZI(s) cannot be set exactly")
 
 
 @cli.command()
@@ -198,17 +215,21 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, per
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Samples simulated at once.")
 @DEVICE_OPTION
-def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_size, device):
+@click.option("--chip", "chip_path", type=click.Path(path_type=Path),
+              help="Run on this chip's static errors (.npz from `photoncc chip` or `calibrate`) instead of drawing "
+                   "them from the seed.")
+def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_size, device, chip_path):
     """Run PROGRAM on the device simulator and write its outputs (.npz, keyed by output name)."""
     from .sim import Simulator
     from .sim.backend import backend
     output = output_path(output or program_path.with_suffix(".outputs.npz"), "-o",
-                         {"PROGRAM": program_path, "--inputs": inputs}, {})
+                         {"PROGRAM": program_path, "--inputs": inputs, "--chip": chip_path}, {})
     backend(device)  # a missing CuPy or GPU is said before anything is read
     program = _load_program(program_path)
+    chip = _chip(chip_path, program.manifest["profile"])
     feeds, _ = _feeds_for_program(program, inputs, stream=True)
     simulator = Simulator(program, seed=seed, noiseless=noiseless, noise_model=noise_model, check=str(program_path),
-                          device=device)
+                          device=device, **({} if chip is None else {"chip": chip}))
     with Progress("simulate") as progress:
         outputs = simulator.run_batches(feeds, batch_size, progress)
     write_files({output: _npz_bytes(outputs)})
@@ -252,8 +273,11 @@ def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_s
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report as JSON.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="Write the report as JUnit XML.")
 @DEVICE_OPTION
+@click.option("--chip", "chip_path", type=click.Path(path_type=Path),
+              help="Run on this chip's static errors (.npz from `photoncc chip` or `calibrate`) instead of drawing "
+                   "them from each trial's seed; an ONNX TARGET is compiled for it.")
 def verify(target, model, profile_spec, inputs, calibration, input_range, samples, seed, noiseless, trials,
-           noise_model, rtol, top1, json_path, junit_path, device):
+           noise_model, rtol, top1, json_path, junit_path, device, chip_path):
     """Check that TARGET's device outputs match the original model's (run by onnxruntime).
 
     TARGET is a program (.pcc) or an ONNX model (compiled in memory for -p). The tier follows the
@@ -266,17 +290,19 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
     from .verify import draw_inputs, junit_xml, report_json, thresholds, verify as run_verify
     backend(device)  # a missing CuPy or GPU is said before anything runs
     given, outputs = {"TARGET": target, "--model": model, "--inputs": inputs, "--calibration": calibration,
-                      "-p": _profile_file(profile_spec)}, {}
+                      "-p": _profile_file(profile_spec), "--chip": chip_path}, {}
     for path, option in ((json_path, "--json"), (junit_path, "--junit")):
         if path:
             output_path(path, option, given, outputs)
     progress = Progress("verify")
     if target.suffix == ".onnx":
+        chip = _chip(chip_path, _profile(profile_spec))
         program, model, feeds, labels = _compiled_target(target, model, profile_spec, inputs, calibration,
-                                                         input_range, progress)
+                                                         input_range, progress, chip)
         program_path = f"{target} compiled in memory for {profile_spec}"
     else:
         program = _load_program(target)
+        chip = _chip(chip_path, program.manifest["profile"])
         model = _source_model(target, model, program)
         program_path = str(target)
         feeds, labels = _feeds_for_program(program, inputs) if inputs else (None, None)
@@ -296,7 +322,7 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
     with progress:
         report = run_verify(program, str(model), feeds, labels, tier=tier, limits=limits, seed=seed,
                             inputs_note=note, program_path=program_path, progress=progress, noise_model=noise_model,
-                            device=device)
+                            device=device, **({} if chip is None else {"chip": chip}))
     files = {json_path: report_json(report).encode(), junit_path: junit_xml(report).encode()}
     write_files({path: data for path, data in files.items() if path})  # before the verdict is printed
     for line in text.verify_lines(report):
@@ -304,7 +330,7 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
     sys.exit(0 if report["passed"] else 1)
 
 
-def _compiled_target(target: Path, model, profile_spec, inputs, calibration, input_range, progress):
+def _compiled_target(target: Path, model, profile_spec, inputs, calibration, input_range, progress, chip=None):
     """verify of an ONNX model: (the program compiled in memory, the model, feeds, labels). The
     model is read once: its graph gives the inputs' specs, then is handed to the compile."""
     from .compiler import compile_model, input_specs, load_calibration
@@ -320,7 +346,8 @@ def _compiled_target(target: Path, model, profile_spec, inputs, calibration, inp
         feeds, labels = match_inputs(inputs, load_npz(inputs), input_specs(graph.peek()))
     cal = load_calibration(calibration, graph.peek()) if calibration else feeds
     with progress:
-        program = compile_model(graph, _profile(profile_spec), cal, _input_range(input_range), progress=progress)
+        program = compile_model(graph, _profile(profile_spec), cal, _input_range(input_range), progress=progress,
+                                **({} if chip is None else {"chip": chip}))
     return program, target, feeds, labels
 
 
@@ -464,6 +491,59 @@ def sweep(model, profile_spec, calibration, inputs, vary, seeds, noise_model, wo
     dropped = f"; {outcome.dropped} row(s) of points outside this grid dropped" if outcome.dropped else ""
     _say(f"photoncc: swept {len(outcome.rows)} point(s) of {model} on {plan.profile_name}: {outcome.ran} run"
          f"{resumed}, {len(outcome.failed)} failed{dropped} -> {output}")
+
+
+@cli.command("chip")
+@click.argument("profile_spec", metavar="PROFILE")
+@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), required=True, help="Seed of the draw.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Chip file to write (.npz).")
+def chip_command(profile_spec, seed, output):
+    """Draw one chip of PROFILE: every static error (MZI phase offsets, splitter imbalance, loss; a ring
+    bank's programming offsets and crosstalk), as if measured on a fabricated device.
+
+    compile/simulate/verify --chip CHIP.npz program for it or run on it; without --chip, simulate and
+    verify draw the same chip from their --seed (architecture mzi).
+    """
+    from .chip import draw
+    output = output_path(output, "-o", {"PROFILE": _profile_file(profile_spec)}, {})
+    profile = _profile(profile_spec)
+    drawn = draw(profile, seed)
+    write_files({output: drawn.to_bytes()})
+    _say(f"photoncc: drew a chip of {profile.name} (seed {seed}): {drawn.describe()} -> {output}")
+
+
+@cli.command()
+@click.argument("profile_spec", metavar="PROFILE")
+@click.option("--device", "device_path", required=True, type=click.Path(path_type=Path),
+              help="The device to measure: a chip file standing in for a physical device (the simulator loaded "
+                   "with it, reached only through the measurement interface).")
+@click.option("--probes", type=click.IntRange(3, 64), default=6, show_default=True,
+              help="Random settings of each mesh measured (each: N attenuator states x N unit fields).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the probe settings and of the device's read noise.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Estimate to write (.npz).")
+def calibrate(profile_spec, device_path, probes, seed, output):
+    """Estimate a chip's static errors from measurements alone (architecture mzi).
+
+    Probe settings are programmed on the device and its outputs read (read noise on); the errors are
+    fitted to the measurements, never read from the device. The estimate is a chip file:
+    compile --chip ESTIMATE.npz programs for it.
+    """
+    from .calibrate import calibrate as estimate
+    from .chip import read
+    from .sim.measure import SimulatedDevice
+    output = output_path(output, "-o", {"PROFILE": _profile_file(profile_spec), "--device": device_path}, {})
+    profile = _profile(profile_spec)
+    device = SimulatedDevice(profile, read(device_path, profile, "--device"), seed) if profile["architecture"] == "mzi" \
+        else None
+    if device is None:
+        raise UserError(f"calibrate: profile {profile.name!r} is not an MZI-mesh profile (architecture "
+                        f"{profile['architecture']!r}); calibration estimates the static errors of MZI meshes")
+    with Progress("calibrate") as progress:
+        found = estimate(profile, device, probes, seed, progress)
+    write_files({output: found.to_bytes()})
+    _say(f"photoncc: calibrated a chip of {profile.name} from {device.vectors} input vectors sent "
+         f"({device.reads} detector reads, {2 * probes - 1} settings): {found.describe()} -> {output}")
 
 
 # ---------------------------------------------------------------------- entry point

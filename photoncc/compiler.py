@@ -42,10 +42,10 @@ PIPELINE: tuple[tuple[str, Callable[[Graph, Context], Graph], frozenset], ...] =
     ("lower_linear", lower_linear, frozenset({"Linear"})),
     ("fold_affine", fold_affine, frozenset({"Linear"})),
     ("map_activations", map_activations, frozenset({"Linear"})),
-    ("to_banks", to_banks, frozenset({"Bank"})),
-    ("tile_banks", tile_banks, frozenset({"Bank"})),
-    ("quantise_banks", quantise_banks, frozenset({"Bank"})),
-    ("adc_ranges", adc_ranges, frozenset({"Bank"})),  # a pass of its own: the float weights are gone by then
+    ("to_banks", to_banks, frozenset({"Bank", "Mesh"})),
+    ("tile_banks", tile_banks, frozenset({"Bank", "Mesh"})),
+    ("quantise_banks", quantise_banks, frozenset({"Bank", "Mesh"})),
+    ("adc_ranges", adc_ranges, frozenset({"Bank", "Mesh"})),  # a pass of its own: the float weights are gone by then
 )
 CHECK_UNTIL = "fold_affine"  # ``photoncc check``: everything that needs no calibration data
 
@@ -100,11 +100,13 @@ def load_calibration(path, g: Graph) -> dict:
 
 def compile_model(model: str | Path | Graph | Handover, profile: Profile, calibration: dict | str | Path | None = None,
                   input_range: tuple[float, float] | None = None, dump_ir: str | Path | None = None,
-                  headroom: float | None = None, percentile: float | None = None, progress=None):
+                  headroom: float | None = None, percentile: float | None = None, progress=None, chip=None):
     """Compile an ONNX file, or the Graph ``import_model`` read from one, for ``profile``; returns
     the Program (see program.py). A Graph handed over (``ir.Handover``, as ``cli.verify`` does) is
     the compile's to consume: the passes free its weights as they replace them.
-    ``progress(done, total, stage)`` reports the long stages (photoncc/progress.py)."""
+    ``progress(done, total, stage)`` reports the long stages (photoncc/progress.py). ``chip``: a
+    chip's measured static errors (``photoncc.chip.Chip``, read for ``profile``): the program is
+    set for that chip (error-aware programming) and records which chip it is for."""
     imported = model if isinstance(model, Handover) else \
         Handover(model if isinstance(model, Graph) else import_model(model))
     del model
@@ -116,16 +118,19 @@ def compile_model(model: str | Path | Graph | Handover, profile: Profile, calibr
     sqnr = calibration is not None and (profile.quantised or profile.noisy)
     source = g if sqnr else None  # the imported graph: the model's own values, for the report's SQNR
     del g  # the pipeline alone holds the imported graph, so weights it replaces are freed (memory)
-    ctx = Context(profile, calibration, input_range, headroom, percentile, progress=progress)
+    ctx = Context(profile, calibration, input_range, headroom, percentile, progress=progress, chip=chip)
     dump = _dumper(Path(dump_ir)) if dump_ir else None
     device = run_pipeline(imported.take(), ctx, on_stage=dump)
-    report = compile_report(device, ctx.profile, ctx.range_info)
+    report = compile_report(device, ctx.profile, ctx.range_info, ctx.mesh_facts)
     # the known-answer inputs are the samples the report's SQNR runs on: one simulation serves both
     kat = _kat_feeds(inputs, calibration, ranges, error_samples(report, profile) if sqnr else 1)
     layers = error_layers(device) if sqnr else ()
     reference = model_values(source, kat, layers) if sqnr else None
     del source  # the imported graph's weights are not held while the device is loaded and run
     program, values = emit(device, dict(profile), ranges, kat, report, keep=layers, progress=progress)
+    if chip is not None:
+        from .chip import summary
+        program.manifest["chip"] = summary(chip)
     if sqnr:
         add_quantisation_error(program, reference, values)
     return program

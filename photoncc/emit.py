@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import __version__, ops
+from . import __version__
 from .ir import Graph
-from .program import Program, bank_channels, bank_inputs
+from .program import OPTICAL_OPS, Program, bank_channels, bank_inputs, mesh_inputs
 from .progress import stage
+from .report import is_optical
 from .sim import KAT_LAYERS, Simulator, statistical_covers
 
 KAT_RTOL = 1e-5
@@ -36,6 +37,15 @@ def bank_summary(attrs: dict, tiles_shape, gain_shape, lo_shape) -> dict:
             "tiles": groups * r * q, "rings_used": groups * m * channels}
 
 
+def mesh_summary(attrs: dict, phases_shape, bias_shape, lo_shape) -> dict:
+    """A Mesh instruction's shape, for the program's readers: its groups, matrix rows and columns,
+    tiles (each one setting of the chip's mesh pair) and the MZIs they set."""
+    groups, r, q = phases_shape[:3]
+    mzis = phases_shape[4]
+    return {"groups": groups, "rows": bias_shape[1], "columns": lo_shape[1], "ports": attrs["ports"],
+            "tile_grid": [groups, r, q], "tiles": groups * r * q, "mzis": 2 * mzis * groups * r * q}
+
+
 def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: dict,
          keep=(), progress=None) -> tuple[Program, dict]:
     """The program, and the values named in ``keep`` that its known-answer run (per-read model,
@@ -45,10 +55,13 @@ def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: d
     instructions = []
     for n in g.nodes:
         inst = {"op": n.op, "name": n.name, "inputs": list(n.inputs), "outputs": list(n.outputs),
-                "attrs": dict(n.attrs), "placement": "optical" if ops.get(n.op).placement == "optical" else "electronic"}
+                "attrs": dict(n.attrs), "placement": "optical" if is_optical(n.op) else "electronic"}
         if n.op == "Bank":
             named = bank_inputs(n.inputs)
             inst["bank"] = bank_summary(n.attrs, *(g.consts[named[key]].shape for key in ("tiles", "gain", "lo")))
+        elif n.op == "Mesh":
+            named = mesh_inputs(n.inputs)
+            inst["mesh"] = mesh_summary(n.attrs, *(g.consts[named[key]].shape for key in ("phases", "bias", "lo")))
         instructions.append(inst)
     manifest = {
         "photoncc": __version__,
@@ -100,7 +113,7 @@ def final_banks(instructions: list, outputs) -> list[str]:
         if inst is None or inst["name"] in seen:
             continue
         seen.add(inst["name"])
-        if inst["op"] == "Bank":
+        if inst["op"] in OPTICAL_OPS:
             found.add(inst["outputs"][0])
         else:
             stack.extend(name for name in inst["inputs"] if name)

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from .devices import ARCHITECTURES
+from .devices.mzi_mesh import LAYOUTS
 from .errors import UserError
 
 FORMAT = 1
@@ -87,6 +88,22 @@ def _bits_or_null(v):
     return ok, "null (float precision) or an integer number of bits from 1 to 16"
 
 
+MAX_PORTS = 1024  # an MZI mesh's ports (published meshes: 4 to 64)
+
+
+def _ports(v):
+    return (isinstance(v, int) and not isinstance(v, bool) and 2 <= v <= MAX_PORTS,
+            f"an integer from 2 to {MAX_PORTS} (the mesh's ports: a tile is N x N)")
+
+
+def _phase_sigma(v):
+    return _is_number(v) and 0 <= v <= math.pi, "a number of radians in [0, pi]"
+
+
+def _loss_db(v):
+    return _is_number(v) and 0 <= v <= 3, "a number of dB in [0, 3]"
+
+
 def _weight_range(v):
     ok = isinstance(v, list) and len(v) == 2 and all(_is_number(x) for x in v) and -1 <= v[0] < 0 < v[1] <= 1
     return ok, "a list [min, max] with -1 <= min < 0 < max <= 1 (the signed weights a ring can reach)"
@@ -107,8 +124,11 @@ SCHEMA = {
     "extends": _text,
     "architecture": _one_of(*ARCHITECTURES),
     "bank": {"banks": _bank_size, "rings": _bank_size, "weight_range": _weight_range},
-    "precision": {"weight_bits": _bits_or_null, "input_bits": _bits_or_null, "output_bits": _bits_or_null},
-    "noise": {"weight_sigma": _sigma, "crosstalk": _fraction, "detector_sigma": _sigma,
+    "mesh": {"ports": _ports, "layout": _one_of(*LAYOUTS), "loss_db": _loss_db},
+    "precision": {"weight_bits": _bits_or_null, "phase_bits": _bits_or_null, "input_bits": _bits_or_null,
+                  "output_bits": _bits_or_null},
+    "noise": {"weight_sigma": _sigma, "crosstalk": _fraction, "phase_sigma": _phase_sigma, "splitter_sigma": _fraction,
+              "loss_sigma_db": _loss_db, "detector_sigma": _sigma,
               "rin_sigma": _sigma, "seed": lambda v: (isinstance(v, int) and not isinstance(v, bool)
                                                       and 0 <= v < 2 ** 63, "an integer from 0 to 2^63 - 1")},
     "activation": {"kind": _one_of(*ACTIVATIONS), "A1": _number, "A2": _number, "x0": _number,
@@ -121,9 +141,17 @@ SCHEMA = {
                "quantised": {"rtol": _auto_or_non_negative, "top1": _fraction},
                "noisy": {"trials": _trials, "top1": _fraction, "confidence": _open_fraction}},
 }
+# keys of one family of architectures only (required there, refused elsewhere: ``_check_consistency``)
+RINGS = ("incoherent", "balanced")
+FAMILY_KEYS = {
+    "rings": ("bank", "bank.banks", "bank.rings", "precision.weight_bits", "noise.weight_sigma", "noise.crosstalk"),
+    "mzi": ("mesh", "mesh.ports", "mesh.layout", "mesh.loss_db", "precision.phase_bits", "noise.phase_sigma",
+            "noise.splitter_sigma", "noise.loss_sigma_db"),
+}
 OPTIONAL = {"description", "source", "extends", "bank.weight_range", "noise.seed",
             "activation.A1", "activation.A2", "activation.x0", "activation.d", "activation.OD", "activation.I_sat"}
-NOISE = ("weight_sigma", "crosstalk", "detector_sigma", "rin_sigma")
+NOISE = ("weight_sigma", "crosstalk", "detector_sigma", "rin_sigma")  # the ring profiles' noise (see ``noisy``)
+STATIC_MZI = ("phase_sigma", "splitter_sigma", "loss_sigma_db")  # an mzi chip's static errors
 
 
 class Profile(dict):
@@ -142,12 +170,16 @@ class Profile(dict):
         return self["bank"]["rings"]
 
     @property
+    def ports(self) -> int:
+        return self["mesh"]["ports"]
+
+    @property
     def quantised(self) -> bool:
         return any(v is not None for v in self["precision"].values())
 
     @property
     def noisy(self) -> bool:
-        return any(self["noise"][k] > 0 for k in NOISE)
+        return any(self["noise"].get(k, 0) > 0 for k in NOISE + STATIC_MZI)
 
     def tier(self, noiseless: bool = False) -> str:
         """The verification tier this profile's programs are judged at (docs/verify-report.md)."""
@@ -208,22 +240,44 @@ def validated(data: dict, where) -> Profile:
 
 
 def _require(path: Path, data: dict, schema: dict, prefix: str) -> None:
+    """Every key not OPTIONAL is required, except those of the other family of architectures
+    (FAMILY_KEYS: refused by ``_family_keys``)."""
+    family = "mzi" if data.get("architecture") == "mzi" else "rings"
+    other = FAMILY_KEYS["rings" if family == "mzi" else "mzi"]
+    _require_keys(path, data, schema, prefix, set(other))
+
+
+def _require_keys(path: Path, data: dict, schema: dict, prefix: str, skip: set) -> None:
     for key, rule in schema.items():
         where = f"{prefix}{key}"
+        if where in skip:
+            continue
         if key not in data:
             if where not in OPTIONAL:
                 raise UserError(f"{path}: missing required key {where!r}")
         elif isinstance(rule, dict):
-            _require(path, data[key], rule, where + ".")
+            _require_keys(path, data[key], rule, where + ".", skip)
+
+
+def _family_keys(path: Path, data: dict) -> None:
+    """The keys of the other family of architectures (FAMILY_KEYS) are refused."""
+    family = "mzi" if data["architecture"] == "mzi" else "rings"
+    other = "rings" if family == "mzi" else "mzi"
+    for key in FAMILY_KEYS[other]:
+        parent, _, leaf = key.partition(".")
+        if parent in data and (not leaf or leaf in data[parent]):
+            what = ("the ring architectures ('incoherent', 'balanced')" if other == "rings" else "architecture 'mzi'")
+            raise UserError(f"{path}: {key} applies only to {what}, not to {data['architecture']!r}")
 
 
 def _check_consistency(path: Path, data: dict) -> None:
     """Rules between keys; fills the activation's parameter defaults."""
+    _family_keys(path, data)
     balanced = data["architecture"] == "balanced"
     if balanced and "weight_range" not in data["bank"]:
         raise UserError(f"{path}: bank.weight_range is required for architecture 'balanced' "
                         "(the signed weights a ring reaches, e.g. [-1.0, 1.0])")
-    if not balanced and "weight_range" in data["bank"]:
+    if not balanced and "weight_range" in data.get("bank", {}):
         raise UserError(f"{path}: bank.weight_range applies only to architecture 'balanced' "
                         "(an incoherent ring's weight is its transmission in [0, 1])")
     activation = data["activation"]

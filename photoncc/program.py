@@ -34,7 +34,14 @@ from .errors import ProgramError
 from .files import write_atomic
 
 FORMAT = "photoncc-program"
-VERSION = 1
+VERSION = 2  # the newest format version this photoncc writes and reads
+VERSIONS = (1, 2)  # the versions it reads: 1 (ring banks only), 2 (adds the MZI mesh's Mesh instruction)
+
+
+def format_version(manifest: dict) -> int:
+    """The version a program is written in: 2 when it holds a ``Mesh`` instruction, else 1 (so a
+    program for a ring profile is the version-1 file it always was)."""
+    return 2 if any(i.get("op") == "Mesh" for i in manifest.get("instructions", ())) else 1
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -84,7 +91,7 @@ class Program:
         table = {name: {"dtype": array.dtype.name, "shape": list(array.shape), "sha256": digest, "member": member}
                  for (name, array, member, _), digest in zip(members, digests)}
         members = [(member, parts) for _, _, member, parts in members]
-        manifest = {**self.manifest, "format": FORMAT, "version": VERSION, "tensors": table}
+        manifest = {**self.manifest, "format": FORMAT, "version": format_version(self.manifest), "tensors": table}
         text = json.dumps(manifest, indent=1, sort_keys=True, default=_json_default).encode()
         with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
             for member, parts in [("manifest.json", (text,)),
@@ -135,9 +142,9 @@ class Program:
                 raise ProgramError(f"{where}: not a photoncc program (its manifest is not a mapping)")
             if manifest.get("format") != FORMAT:
                 raise ProgramError(f"{where}: not a photoncc program (format {manifest.get('format')!r})")
-            if manifest.get("version") != VERSION:
+            if manifest.get("version") not in VERSIONS or isinstance(manifest.get("version"), bool):
                 raise ProgramError(f"{where}: program format version {manifest.get('version')!r} is not "
-                                   f"supported by this photoncc (reads version {VERSION}); recompile the model")
+                                   f"supported by this photoncc (reads version {VERSION} and older); recompile the model")
             view, specs = memoryview(data), manifest["tensors"]
             raws = {name: _stored_member(view, archive.getinfo(spec["member"])) for name, spec in specs.items()}
             tensors = {}
@@ -249,6 +256,28 @@ def bank_input_list(named: dict) -> tuple:
     while values and not values[-1]:
         values.pop()
     return tuple(values)
+
+
+MESH_INPUTS = ("x", "phases", "screens", "atten", "gain", "bias", "lo", "alpha", "adc")  # a Mesh's inputs, in order
+OPTICAL_OPS = ("Bank", "Mesh")  # the program's optical layers: ring banks and MZI meshes
+
+
+def mesh_inputs(inputs) -> dict:
+    """A Mesh's inputs by name (``MESH_INPUTS``); an absent one is ""."""
+    return dict(zip(MESH_INPUTS, tuple(inputs) + ("",) * (len(MESH_INPUTS) - len(inputs))))
+
+
+def mesh_input_list(named: dict) -> tuple:
+    """The inputs of a Mesh from their names, trailing absent ones left out."""
+    values = [named.get(key, "") for key in MESH_INPUTS]
+    while values and not values[-1]:
+        values.pop()
+    return tuple(values)
+
+
+def optical_inputs(op: str, inputs) -> dict:
+    """The named inputs of an optical instruction: ``bank_inputs`` or ``mesh_inputs``."""
+    return mesh_inputs(inputs) if op == "Mesh" else bank_inputs(inputs)
 
 
 @dataclass(frozen=True)

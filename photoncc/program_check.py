@@ -19,7 +19,8 @@ import numpy as np
 from . import ops
 from .errors import ProgramError, UserError
 from .profile import validated
-from .program import BANK_INPUTS, bank_channels, bank_inputs
+from .devices.mzi_mesh import LAYOUTS, mzi_count
+from .program import BANK_INPUTS, MESH_INPUTS, bank_channels, bank_inputs, mesh_inputs
 
 DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
           "uint64", "bool"}
@@ -80,7 +81,7 @@ def _check(manifest, tensors: dict) -> None:
         _need(spec["name"] not in defined, f"input {spec['name']!r} is defined twice")
         defined.add(spec["name"])
     for inst in _key(manifest, "instructions", list, "manifest"):
-        _instruction(inst, tensors, defined)
+        _instruction(inst, tensors, defined, manifest.get("version"))
     for spec in _key(manifest, "outputs", list, "manifest"):
         _spec(spec, "an output", ranges=False)
         _need(spec["name"] in defined, f"output {spec['name']!r} is computed by no instruction")
@@ -108,7 +109,7 @@ def _spec(spec, what: str, ranges: bool) -> None:
         _need(all(a <= b for a, b in zip(lo, hi) if _finite(a) and _finite(b)), f"input {name!r}: a lo exceeds its hi")
 
 
-def _instruction(inst, tensors: dict, defined: set) -> None:
+def _instruction(inst, tensors: dict, defined: set, version=1) -> None:
     _need(isinstance(inst, dict), "an instruction is not a mapping")
     name = _key(inst, "name", str, "an instruction")
     where = f"instruction {name!r}"
@@ -120,6 +121,9 @@ def _instruction(inst, tensors: dict, defined: set) -> None:
         _need(value == "" or value in defined, f"{where} reads {value!r}, which nothing before it defines")
     if op == "Bank":
         _bank(where, inputs, attrs, tensors)
+    elif op == "Mesh":
+        _need(version == 2, f"{where}: a Mesh instruction needs program format version 2")
+        _mesh(where, inputs, attrs, tensors)
     else:
         kernel = ops.kernels().get(op)
         _need(kernel is not None, f"{where}: unknown op {op!r}")
@@ -179,6 +183,50 @@ def _bank(where: str, inputs: list, attrs: dict, tensors: dict) -> None:
         _conv(where, attrs["conv"], lo.shape[1])
 
 
+def _mesh(where: str, inputs: list, attrs: dict, tensors: dict) -> None:
+    _need(8 <= len(inputs) <= len(MESH_INPUTS), f"{where}: a Mesh reads x, phases, screens, atten, gain, bias, lo, alpha (adc)")
+    named = mesh_inputs(inputs)
+    arrays = {}
+    for key in MESH_INPUTS[1:]:
+        if named[key]:
+            _need(named[key] in tensors, f"{where}: its {key} {named[key]!r} is not a tensor of the program")
+            arrays[key] = tensors[named[key]]
+        else:
+            _need(key == "adc", f"{where} has no {key}")
+    ports = attrs.get("ports")
+    _need(isinstance(ports, int) and not isinstance(ports, bool) and ports >= 2, f"{where}: ports is not an integer >= 2")
+    _need(attrs.get("layout") in LAYOUTS, f"{where}: layout {attrs.get('layout')!r} is not one of {', '.join(LAYOUTS)}")
+    _need(_finite(attrs.get("loss_db", 0.0)) and attrs.get("loss_db", 0.0) >= 0, f"{where}: loss_db is not a number >= 0")
+    for key in ("phase_bits", "input_bits", "output_bits"):
+        bits = attrs.get(key)
+        _need(bits is None or (isinstance(bits, int) and not isinstance(bits, bool) and bits in BITS),
+              f"{where}: {key} is not null or an integer from 1 to 16")
+    phases = arrays["phases"]
+    _need(phases.ndim == 6 and phases.shape[3:] == (2, mzi_count(ports), 2),
+          f"{where}: its phases are not (G, R, Q, 2, {mzi_count(ports)}, 2): two meshes of {ports} ports")
+    groups, r, q = phases.shape[:3]
+    shapes = {"screens": (groups, r, q, 2, ports), "atten": (groups, r, q, ports), "gain": (groups, r, q)}
+    for key, shape in shapes.items():
+        _need(arrays[key].shape == shape, f"{where}: its {key} is not {list(shape)}")
+    kind = "u" if attrs.get("phase_bits") else "f"
+    for key in ("phases", "screens", "atten"):
+        _need(arrays[key].dtype.kind == kind, f"{where}: its {key} are not " +
+              ("phase codes" if kind == "u" else "float phases"))
+    bias, lo, alpha = arrays["bias"], arrays["lo"], arrays["alpha"]
+    _need(bias.ndim == 2 and bias.shape[0] == groups and (r - 1) * ports < bias.shape[1] <= r * ports,
+          f"{where}: its bias is not one value per row of its tiles")
+    _need(lo.ndim == 2 and lo.shape[0] == groups and alpha.shape == lo.shape and (q - 1) * ports < lo.shape[1] <= q * ports,
+          f"{where}: its lo and alpha are not one value per column of its tiles")
+    for key, array in arrays.items():
+        _need(array.dtype.kind in "fiu", f"{where}: its {key} is not numbers")
+        _need(np.isfinite(array).all(), f"{where}: its {key} holds NaN or infinite values")
+    if "adc" in arrays:
+        _need(arrays["adc"].shape == (groups, r, q, ports, 2), f"{where}: its adc is not a range per tile and port")
+    _need(bool(attrs.get("output_bits")) == ("adc" in arrays), f"{where}: an ADC needs its ranges, and ranges an ADC")
+    if "conv" in attrs:
+        _conv(where, attrs["conv"], lo.shape[1])
+
+
 def _conv(where: str, conv, k: int) -> None:
     _need(isinstance(conv, dict), f"{where}: conv is not a mapping")
     kernel = conv.get("kernel_shape")
@@ -217,7 +265,8 @@ def _kat(kat: dict, manifest: dict, tensors: dict, defined: set) -> None:
 
 def _report(report: dict) -> None:
     """The keys ``inspect`` and the CLI read."""
-    for key, kind in (("profile", str), ("ring_count", int), ("layers", list), ("electronic_ops", dict),
+    mesh = report.get("architecture") == "mzi"
+    for key, kind in (("profile", str), ("ports" if mesh else "ring_count", int), ("layers", list), ("electronic_ops", dict),
                       ("optical_layers", int), ("tiles", int), ("latency_us", (int, float)), ("energy_nj", (int, float))):
         _key(report, key, kind, "report")
     activations = report.get("activations", [])
@@ -226,8 +275,10 @@ def _report(report: dict) -> None:
                                                 for a in activations), "report.activations is not a list of layers")
     for layer in report["layers"]:
         _need(isinstance(layer, dict), "a report layer is not a mapping")
-        for key, kind in (("name", str), ("kind", str), ("matrix", list), ("tiles", int), ("rings_used", int),
-                          ("ring_count", int), ("alpha", list), ("shift", (int, float)), ("placement", str)):
+        layer_keys = ((("mzis", int), ("ports", int)) if mesh else
+                      (("rings_used", int), ("ring_count", int), ("shift", (int, float))))
+        for key, kind in (("name", str), ("kind", str), ("matrix", list), ("tiles", int), ("alpha", list),
+                          ("placement", str)) + layer_keys:
             _key(layer, key, kind, "a report layer")
         _need(len(layer["matrix"]) == 2 and len(layer["alpha"]) == 2 and all(_finite(v) for v in layer["alpha"]),
               "a report layer's matrix or alpha is not a pair of numbers")

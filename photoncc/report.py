@@ -21,17 +21,30 @@ import numpy as np
 from . import interp, ops
 from .data import fixed_batches
 from .ir import Graph
-from .program import Program, bank_channels, bank_inputs
+from .program import OPTICAL_OPS, Program, bank_channels, bank_inputs, mesh_inputs
 
 ERROR_SAMPLES = 4  # per-layer SQNR on at most this many calibration samples: every tile read is simulated,
 ERROR_READS = 1 << 28  # and on no more than one sample beyond this many reads (about a second of simulation)
 
 
-def compile_report(device: Graph, profile, range_info: dict) -> dict:
+def compile_report(device: Graph, profile, range_info: dict, mesh_facts: dict | None = None) -> dict:
+    if profile["architecture"] == "mzi":
+        return _mesh_report(device, profile, range_info, mesh_facts or {})
+    return _ring_report(device, profile, range_info)
+
+
+def is_optical(op: str) -> bool:
+    """Whether an instruction of ``op`` runs optically: a layer (Bank, Mesh) or a photonic
+    activation."""
+    found = ops.get(op)
+    return op in OPTICAL_OPS or (found is not None and found.placement == "optical" and found.activation)
+
+
+def _ring_report(device: Graph, profile, range_info: dict) -> dict:
     ring_count = profile.banks * profile.rings
     layers, electronic, activations = [], {}, []
     for n in device.nodes:
-        optical = ops.get(n.op).placement == "optical"
+        optical = is_optical(n.op)
         if ops.get(n.op).activation:
             activations.append({"name": n.name, "op": n.op, "placement": "optical" if optical else "electronic"})
         if n.op != "Bank":
@@ -74,11 +87,75 @@ def _layer(n, device: Graph, profile, range_info: dict, ring_count: int) -> dict
     }
 
 
+def _mesh_report(device: Graph, profile, range_info: dict, facts: dict) -> dict:
+    """The report of a program for MZI meshes (architecture mzi): per Mesh layer its matrix, tiles
+    (settings of the chip's mesh pair), MZIs set, phase statistics and, compiled for a chip, the
+    MZIs that cannot be set exactly and the meshes' fidelity before and after error-aware
+    programming; the estimates count N^2 MACs, N DAC and N ADC conversions per tile pass."""
+    from .devices.mzi_mesh import decode, mzi_count
+    n_ports = profile["mesh"]["ports"]
+    layers, electronic, activations = [], {}, []
+    timing, energy = profile["timing"], profile["energy"]
+    for n in device.nodes:
+        optical = is_optical(n.op)
+        if ops.get(n.op).activation:
+            activations.append({"name": n.name, "op": n.op, "placement": "optical" if optical else "electronic"})
+        if n.op != "Mesh":
+            electronic[n.op] = electronic.get(n.op, 0) + (not optical)
+            continue
+        named = mesh_inputs(n.inputs)
+        phases = device.consts[named["phases"]]
+        groups, m = device.consts[named["bias"]].shape
+        alpha = device.consts[named["alpha"]]
+        count = int(np.prod(phases.shape[:3]))
+        out = device.types[n.outputs[0]].shape
+        positions = int(np.prod(out[2:])) if "conv" in n.attrs else int(np.prod(out[1:-1]))
+        passes = positions * count
+        theta = decode(phases[..., 0], n.attrs["phase_bits"])
+        extreme = np.sin(theta / 2.0) ** 2
+        rng = range_info.get(n.inputs[0], {})
+        layer = {
+            "name": n.name, "op": "Mesh", "kind": "conv" if "conv" in n.attrs else "dense", "placement": "optical",
+            "matrix": [groups * m, groups * alpha.shape[1]], "tiles": count, "ports": n_ports,
+            "mzis": 2 * count * mzi_count(n_ports), "positions": positions, "passes": passes,
+            "alpha": [float(alpha.min()), float(alpha.max())] if alpha.size else [0.0, 0.0],
+            "range_source": rng.get("source"), "clipped_fraction": rng.get("clipped"),
+            "phases": {"theta_mean": round(float(theta.mean()), 6) if theta.size else 0.0,
+                       "theta_std": round(float(theta.std()), 6) if theta.size else 0.0,
+                       "near_bar_or_cross": round(float(np.mean((extreme < 0.01) | (extreme > 0.99))), 6)
+                       if theta.size else 0.0},
+            "latency_us": round(count * timing["reprogram_us"] + passes / (timing["clock_ghz"] * 1e3), 6),
+            "energy_nj": round(passes * (n_ports * n_ports * energy["mac_pj"] + n_ports * energy["dac_pj"]
+                                         + n_ports * energy["adc_pj"]) / 1e3 + count * energy["reprogram_nj"], 6),
+        }
+        found = facts.get(n.name, {})
+        if "fidelity_after" in found:
+            layer["chip"] = {"unreachable_mzis": sum(found["unreachable"]),
+                             "fidelity_before": round(float(np.mean(found["fidelity_before"])), 9),
+                             "fidelity_after": round(float(np.mean(found["fidelity_after"])), 9),
+                             "worst_fidelity_after": round(float(np.min(found["fidelity_after"])), 9)}
+        layers.append(layer)
+    electronic = {k: v for k, v in electronic.items() if v}
+    report = {"profile": profile.name, "architecture": "mzi", "ports": n_ports, "mzi_count": 2 * mzi_count(n_ports),
+              "layers": layers, "electronic_ops": dict(sorted(electronic.items())), "activations": activations,
+              "optical_layers": len(layers), "tiles": sum(layer["tiles"] for layer in layers),
+              "mzis": sum(layer["mzis"] for layer in layers),
+              "latency_us": round(sum(layer["latency_us"] for layer in layers), 6),
+              "energy_nj": round(sum(layer["energy_nj"] for layer in layers), 6)}
+    chip_layers = [layer["chip"] for layer in layers if "chip" in layer]
+    if chip_layers:
+        report["chip"] = {"unreachable_mzis": sum(c["unreachable_mzis"] for c in chip_layers),
+                          "fidelity_before": round(float(np.mean([c["fidelity_before"] for c in chip_layers])), 9),
+                          "fidelity_after": round(float(np.mean([c["fidelity_after"] for c in chip_layers])), 9)}
+    return report
+
+
 def error_samples(report: dict, profile) -> int:
     """How many calibration samples the per-layer SQNR runs on: as many as keep the tile reads
     within ERROR_READS, at least one and at most ERROR_SAMPLES (one sample of an ImageNet network
     has hundreds of millions of reads, and of values enough)."""
-    reads = sum(layer["passes"] for layer in report["layers"]) * profile["bank"]["banks"]  # per sample
+    outputs = profile["bank"]["banks"] if "bank" in profile else profile["mesh"]["ports"]  # reads per pass
+    reads = sum(layer["passes"] for layer in report["layers"]) * outputs  # per sample
     return min(ERROR_SAMPLES, max(1, ERROR_READS // max(1, reads)))
 
 
@@ -86,7 +163,7 @@ def error_layers(g: Graph) -> list[str]:
     """The values of the device graph ``g`` whose SQNR the report gives: every Bank's output, except
     the inputs of photonic activations (a device value that is no layer output of the model)."""
     photonic_inputs = {n.inputs[0] for n in g.nodes if n.op == "PhotonicSigmoid"}
-    return [n.outputs[0] for n in g.nodes if n.op == "Bank" and n.outputs[0] not in photonic_inputs]
+    return [n.outputs[0] for n in g.nodes if n.op in ("Bank", "Mesh") and n.outputs[0] not in photonic_inputs]
 
 
 def model_values(source: Graph, feeds: dict, names) -> dict:
@@ -111,7 +188,7 @@ def add_quantisation_error(program: Program, reference: dict, device: dict) -> N
     ``reference``, the model's own (``model_values``)."""
     report = program.manifest["report"]
     names = list(device)
-    by_output = {i["outputs"][0]: i["name"] for i in program.instructions if i["op"] == "Bank"}
+    by_output = {i["outputs"][0]: i["name"] for i in program.instructions if i["op"] in ("Bank", "Mesh")}
     sqnr = {}
     for name in names:
         if name in reference:

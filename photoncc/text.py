@@ -112,6 +112,8 @@ def inspect_lines(program, path) -> list[str]:
     lines.append(f"program {path} (format {m['format']} v{m['version']}, photoncc {m['photoncc']})")
     lines.append(f"  source: {source['source']} (sha256 {str(source['sha256'])[:16]}..., opset {source['opset']})")
     p = m["profile"]
+    if p["architecture"] == "mzi":
+        return lines + mesh_lines(program)
     lines.append(f"  profile: {p['name']}: {p['architecture']}, {p['bank']['banks']} banks x {p['bank']['rings']} "
                f"rings = {r['ring_count']} rings")
     for spec in m["inputs"]:
@@ -141,6 +143,46 @@ def inspect_lines(program, path) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         lines.append("  " + "  ".join(cell.ljust(w) if i in (0, 1, 8, 10) else cell.rjust(w)
+                                    for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    return lines
+
+
+def mesh_lines(program) -> list[str]:
+    """``inspect`` of a program for MZI meshes: its profile, inputs and outputs, the chip it was
+    compiled for, and per Mesh layer its tiles, MZIs set and phase statistics."""
+    m, r = program.manifest, program.manifest["report"]
+    p = m["profile"]
+    lines = [f"  profile: {p['name']}: mzi, {p['mesh']['layout']} meshes of {r['ports']} ports "
+             f"({r['mzi_count']} MZIs per mesh pair), phases "
+             + (f"{p['precision']['phase_bits']}-bit" if p["precision"]["phase_bits"] else "float")]
+    for spec in m["inputs"]:
+        lines.append(f"  input {spec['name']}: {type_text(spec)} range [{min(spec['lo'], default=np.nan):.4g}, "
+                     f"{max(spec['hi'], default=np.nan):.4g}]")
+    for spec in m["outputs"]:
+        lines.append(f"  output {spec['name']}: {type_text(spec)}")
+    if "chip" in m:
+        c = m["chip"]
+        lines.append(f"  compiled for chip: {c['kind']} of {c['profile']} (seed {c['seed']}, sha256 {c['sha256'][:16]}...)")
+    if "chip" in r:
+        c = r["chip"]
+        lines.append(f"  error-aware programming: mesh fidelity {c['fidelity_before']:.6g} before, "
+                     f"{c['fidelity_after']:.6g} after; {c['unreachable_mzis']} MZI(s) cannot be set exactly")
+    lines.append(f"  {r['optical_layers']} optical layer(s), {r['tiles']} mesh setting(s), {r['mzis']} MZIs set; "
+                 "electronic: " + (", ".join(f"{op} x{c}" for op, c in r["electronic_ops"].items()) or "none"))
+    lines.append(f"  estimate per inference (profile timing/energy, optical core only): "
+                 f"{r['latency_us']:.4g} us, {r['energy_nj']:.4g} nJ")
+    rows = [("layer", "kind", "matrix", "tiles", "MZIs set", "theta mean", "theta std", "bar/cross", "alpha",
+             "range from", "SQNR dB", "fidelity")]
+    for layer in r["layers"]:
+        sqnr, ph, chip = layer.get("sqnr_db"), layer["phases"], layer.get("chip")
+        rows.append((layer["name"], layer["kind"], f"{layer['matrix'][0]}x{layer['matrix'][1]}", str(layer["tiles"]),
+                     str(layer["mzis"]), f"{ph['theta_mean']:.3f}", f"{ph['theta_std']:.3f}",
+                     f"{100 * ph['near_bar_or_cross']:.1f}%", f"[{layer['alpha'][0]:.3g}, {layer['alpha'][1]:.3g}]",
+                     str(layer["range_source"]), "-" if sqnr is None else f"{sqnr:.1f}",
+                     "-" if chip is None else f"{chip['fidelity_after']:.5f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        lines.append("  " + "  ".join(cell.ljust(w) if i in (0, 1, 9) else cell.rjust(w)
                                     for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
     return lines
 

@@ -62,7 +62,7 @@ def thresholds(profile: dict, tier: str, program: Program, rtol=None, top1=None)
 
 def auto_rtol(profile: dict, program: Program) -> float:
     bits = [b for b in profile["precision"].values() if b]
-    layers = sum(i["op"] == "Bank" for i in program.instructions)
+    layers = sum(i["op"] in ("Bank", "Mesh") for i in program.instructions)
     return 4.0 * max(layers, 1) * 2.0 ** -min(bits) if bits else profile["verify"]["rtol"]
 
 
@@ -127,12 +127,13 @@ def compare(ref: np.ndarray, dev: np.ndarray) -> dict:
 
 def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier: str, limits: dict,
            seed: int = 0, inputs_note: str = "", program_path: str = "<in memory>", progress=None,
-           noise_model: str = DEFAULT_NOISE_MODEL, device: str = "cpu") -> dict:
+           noise_model: str = DEFAULT_NOISE_MODEL, device: str = "cpu", chip=None) -> dict:
     """Compare and decide at ``tier`` with ``limits`` (see ``thresholds``); returns the report.
     ``noise_model`` says how the noisy tier simulates tile reads (simulator.NOISE_MODELS);
     ``progress(done, total, stage)`` reports each trial's samples, stage "trial i/n" when there
     are several, "" when one (photoncc/progress.py). ``device``: where the per-read tile reads run
-    (``sim.backend``)."""
+    (``sim.backend``). ``chip``: run every trial on that chip's static errors
+    (``photoncc.chip.Chip``) instead of drawing them from the trial's seed."""
     layer_names = comparable_layers(program)
     reference, reference_note = run_onnxruntime(model_path, feeds, extra_outputs=layer_names)
     noise_model = noise_model if tier == "noisy" else "per-read"  # the quantised tier reads every tile
@@ -140,7 +141,8 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
     runs, clipped = [], {}
     for trial in range(trials):
         step = stage(progress, f"trial {trial + 1}/{trials}" if trials > 1 else "")
-        settings = {"seed": seed + trial, "noiseless": tier != "noisy", "noise_model": noise_model, "device": device}
+        settings = {"seed": seed + trial, "noiseless": tier != "noisy", "noise_model": noise_model, "device": device,
+                    **({} if chip is None else {"chip": chip})}
         if trial == 0:  # the known-answer test (noiseless, in this noise model) and the layers' values
             simulator, kat = known_answer(program, program_path, settings)
             run = simulator.run_batches(feeds, progress=step, keep=layer_names, keep_samples=LAYER_SAMPLES)
@@ -203,7 +205,7 @@ def comparable_layers(program: Program) -> list[str]:
     activation, whose scale the compiler changed)."""
     photonic_inputs = {i["inputs"][0] for i in program.instructions if i["op"] == "PhotonicSigmoid"}
     return [i["outputs"][0] for i in program.instructions
-            if i["op"] == "Bank" and i["outputs"][0] not in photonic_inputs]
+            if i["op"] in ("Bank", "Mesh") and i["outputs"][0] not in photonic_inputs]
 
 
 def _judge(name: str, ref: np.ndarray, devs: list, tier: str, limits: dict) -> dict:

@@ -170,8 +170,9 @@ def test_an_existing_file_of_another_sweep_is_refused_and_left_alone(reference, 
 
 
 @pytest.mark.parametrize("vary, message", [
-    ("noise.phase_sigma=0.01,0.02", "--vary 'noise.phase_sigma=0.01,0.02': unknown profile key 'noise.phase_sigma'; "
-                                    "did you mean 'noise.rin_sigma'?"),
+    ("noise.rin_sgma=0.01,0.02", "--vary 'noise.rin_sgma=0.01,0.02': unknown profile key 'noise.rin_sgma'; "
+                                 "did you mean 'noise.rin_sigma'?"),
+    ("noise.phase_sigma=0.01", "noise.phase_sigma applies only to architecture 'mzi', not to 'incoherent'"),
     ("weight_bits=4", "unknown profile key 'weight_bits'; did you mean 'precision.weight_bits'?"),
     ("precision.weight_bits=0,4", "--vary 'precision.weight_bits=0,4': precision.weight_bits: 0 is not "
                                   + SCHEMA["precision"]["weight_bits"](0)[1]),

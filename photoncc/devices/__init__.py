@@ -13,7 +13,19 @@ chip realises the weights: crosstalk, programming error, power-of-two gains), ``
 B x C tiles of a bank), ``ring_codes`` (quantising weights into codes) and ``ring_adc`` (the
 ADC calibration of the tile reads). The device side of a ring bank, realising and reading it, is
 the simulator's ``sim.rings``; both sides take a bank's channel layout from
-``program.bank_channels``. A new architecture is a module here, an executor in ``sim`` (named in
+``program.bank_channels``.
+
+An architecture whose layers are not banks provides instead the whole per-layer lowering:
+
+* ``OP``: the IR op (and program instruction) its layers become (``"Mesh"`` for ``mzi``);
+* ``lower(w, b, lo, alpha, dtype, profile, chip)``: per group W (G, M, K), b (G, M), lo and alpha
+  (G, K) -> (the layer's tensors by name, its attributes, compile facts for the report); ``chip``:
+  a measured chip's static errors to program for (``photoncc.chip``), or None.
+
+``mzi`` (coherent Clements meshes) is such an architecture: ``mzi`` lowers a layer (SVD per tile,
+the Clements decomposition in ``clements``, error-aware programming), ``mzi_mesh`` is the physics
+the compiler and the simulator's ``sim.mzi`` share (an MZI's transfer matrix with its errors, the
+mesh layout, phase codes). A new architecture is a module here, an executor in ``sim`` (named in
 ``ARCHITECTURES``) and its section of the profile schema.
 """
 from __future__ import annotations
@@ -21,7 +33,7 @@ from __future__ import annotations
 from importlib import import_module
 
 # the profile's ``architecture`` -> the module of the simulator (photoncc.sim) that executes its banks
-ARCHITECTURES = {"incoherent": "rings", "balanced": "rings"}
+ARCHITECTURES = {"incoherent": "rings", "balanced": "rings", "mzi": "mzi"}
 
 
 def architecture(profile):

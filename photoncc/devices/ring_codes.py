@@ -29,23 +29,27 @@ def code_dtype(bits: int, signed: bool):
     return (np.int8 if bits <= 8 else np.int16) if signed else (np.uint8 if bits <= 8 else np.uint16)
 
 
-def quantise_bank(tiles, gain, alpha, attrs: dict, profile) -> tuple:
+def quantise_bank(tiles, gain, alpha, attrs: dict, profile, chip=None) -> tuple:
     """Steps 1-4 for one bank: (codes (G, R, Q, B, C), the rescaled gains (G, M) in float64, the
     offsets (G, M)); ``attrs`` are the bank's with the profile's precision. A block of tile rows
-    at a time: every step is row by row."""
+    at a time: every step is row by row. ``chip`` (``photoncc.chip``, compile --chip): program for
+    that chip's rings: its measured crosstalk is compensated instead of the profile's, and each
+    ring's programming offset (the same on every tile) is subtracted before the codes are rounded,
+    so that the electronic offsets cancel what is left of it."""
     bits, signed = attrs["weight_bits"], bool(attrs.get("signed"))
     gain = gain.astype(np.float64)
     m, j = gain.shape[1], tiles.shape[2] * tiles.shape[4]
     codes, offset = np.empty(tiles.shape, code_dtype(bits, signed)), np.empty(gain.shape)
     alpha = alpha.astype(np.float64)
+    crosstalk = profile["noise"]["crosstalk"] if chip is None else float(chip.arrays["crosstalk"])
+    offsets = 0.0 if chip is None else chip.arrays["offset"]
     for block, rows in cpu.tile_row_blocks(tiles, m, BLOCK):  # gain[:, rows]: a view, rescaled in place
         codes[:, block], offset[:, rows] = _quantise_rows(tiles[:, block], gain[:, rows], alpha, j, bits,
-                                                          reach(profile, signed), attrs,
-                                                          profile["noise"]["crosstalk"], signed)
+                                                          reach(profile, signed), attrs, crosstalk, signed, offsets)
     return codes, gain, offset
 
 
-def _quantise_rows(tiles, gain, alpha, j, bits, reach, attrs, crosstalk, signed):
+def _quantise_rows(tiles, gain, alpha, j, bits, reach, attrs, crosstalk, signed, offsets=0.0):
     """Steps 1-4 of the module docstring for a block of tile rows (G, r, Q, B, C) of a bank whose
     matrix has j columns: (codes as float64, offsets of the block's rows); ``gain`` (G, rows), the
     block's rows' gains, is rescaled in place (step 1)."""
@@ -57,13 +61,13 @@ def _quantise_rows(tiles, gain, alpha, j, bits, reach, attrs, crosstalk, signed)
     t /= need[..., None]
     gain *= need
     wanted = tile(t, banks, rings)
-    codes = compensate_crosstalk(wanted, crosstalk, reach) / step
+    codes = compensate_crosstalk(wanted - offsets if np.ndim(offsets) else wanted, crosstalk, reach) / step
     low, high = (np.ceil(reach[0] / step), np.floor(reach[1] / step)) if signed else (0, 2 ** bits - 1)
     np.clip(np.round(codes, out=codes), low, high, out=codes)
-    return codes, correct_bias(codes, wanted, step, gain, alpha, attrs, crosstalk)
+    return codes, correct_bias(codes, wanted, step, gain, alpha, attrs, crosstalk, offsets)
 
 
-def correct_bias(codes, tiles, step, gain, alpha, attrs, crosstalk):
+def correct_bias(codes, tiles, step, gain, alpha, attrs, crosstalk, offsets=0.0):
     """The electronic per-row offset that cancels every input-independent error of the bank.
 
     The bank realises its weights through codes and thermal crosstalk: w_eff = crosstalk(code x
@@ -82,6 +86,8 @@ def correct_bias(codes, tiles, step, gain, alpha, attrs, crosstalk):
     first = (k if channels.complement else channels.carrier) // rings  # the first tile column needed
     shift = first * rings                                              # its first matrix column
     error = apply_crosstalk(codes[:, :, first:] * step, crosstalk)
+    if np.ndim(offsets):  # a chip's ring offsets add to what the rings realise
+        error = error + offsets
     np.subtract(tiles[:, :, first:], error, out=error)  # wanted - realised
     error = untile(error, m, tiles.shape[2] * rings - shift)
     offset = error[:, :, channels.carrier - shift] * gain * attrs.get("carrier", 1.0)

@@ -1,8 +1,9 @@
 """Neural-network operators: the matrix products that become banks (Gemm, MatMul, Conv, lowered to
 the IR's ``Linear`` and then to ``Bank``), normalisation, softmax, and the photonic sigmoid.
 
-``Linear(x, W, b)[conv?]`` and ``Bank(x, T, gain, lo, alpha[, adc, offset])[shift, ...]`` are the
-IR's own ops (no ONNX file may use them). The interpreter evaluates a ``Bank`` in float arithmetic
+``Linear(x, W, b)[conv?]``, ``Bank(x, T, gain, lo, alpha[, adc, offset])[shift, ...]`` and
+``Mesh(x, phases, screens, atten, gain, bias, lo, alpha[, adc])[ports, ...]`` (a Linear on coherent
+MZI meshes, ``devices.mzi``) are the IR's own ops (no ONNX file may use them). The interpreter evaluates a ``Bank`` in float arithmetic
 straight from its definition: u = x - lo, y = g * (T @ v) - s (+ offset), v the bank's optical
 input (``program.bank_channels``: [u ; alpha - u ; c] on an incoherent bank, [u ; c] on a
 balanced one); weight codes of a quantised program read as T = code * step. The device model, with
@@ -19,6 +20,7 @@ from .conv import conv, explicit_pads, im2col, resolve_auto_pad
 from .elementwise import scalar
 from .layout import batch_axis
 from .reduce import norm_axis
+from ..devices.mzi_mesh import attenuation, decode, mesh_matrix, nominal_loss
 from ..program import bank_channels, weight_step
 
 
@@ -75,6 +77,39 @@ def _bank_onnx(node, x, tiles, gain, lo, alpha, adc=None, offset=None):
     y = y * gain - np.asarray(a["shift"], x.dtype)
     if offset is not None:
         y = y + offset.astype(x.dtype)
+    y = y.reshape(lead + (groups * m,)).astype(x.dtype)
+    return np.moveaxis(y, -1, 1) if conv else y
+
+
+def mesh_weights(attrs: dict, phases, screens, atten, gain, m: int, k: int) -> np.ndarray:
+    """The (G, M, K) matrix an ideal mesh layer applies to its fields: per tile gain x the in-phase
+    part of U_mesh diag(atten) V_mesh (with the nominal loss), the tiles put back together."""
+    bits = attrs["phase_bits"]
+    ph, sc = decode(phases, bits), decode(screens, bits)
+    meshes = [mesh_matrix(ph[..., i, :, :], sc[..., i, :]) for i in range(2)]
+    t = np.matmul(meshes[1] * attenuation(decode(atten, bits))[..., None, :], meshes[0]).real
+    t *= (nominal_loss(attrs["ports"], attrs.get("loss_db", 0.0)) ** 2 * gain)[..., None, None]
+    groups, r, q, n, _ = t.shape
+    return t.transpose(0, 1, 3, 2, 4).reshape(groups, r * n, q * n)[:, :m, :k]
+
+
+def _mesh_onnx(node, x, phases, screens, atten, gain, bias, lo, alpha, adc=None):
+    """Float reference of an MZI mesh layer (``devices.mzi``), ideal meshes rebuilt from the phases:
+    y = W_eff e + bias with e = (x - lo) / (alpha / 2) - 1 the modulators' fields (0 where alpha = 0)
+    and W_eff the tiles' gain x Re(U_mesh diag(atten) V_mesh). No DAC, ADC or chip errors (the
+    simulator models the device)."""
+    a = node.attrs
+    groups, m = bias.shape
+    k = lo.shape[1]
+    w = mesh_weights(a, phases, screens, atten, gain, m, k)
+    conv = a.get("conv")
+    if conv:
+        x = im2col(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
+    lead = x.shape[:-1]
+    xs = x.reshape(lead + (groups, k)).astype(np.float64)
+    half = alpha.astype(np.float64) / 2.0
+    e = np.where(half > 0, (np.clip(xs, lo, lo + alpha) - lo) / np.where(half > 0, half, 1.0) - 1.0, 0.0)
+    y = np.einsum("...gk,gmk->...gm", e, w) + bias
     y = y.reshape(lead + (groups * m,)).astype(x.dtype)
     return np.moveaxis(y, -1, 1) if conv else y
 
@@ -175,3 +210,4 @@ register("Conv", "optical", onnx=_conv_onnx, canonical=resolve_auto_pad,
          note="1-D/2-D (and 3-D) conv: stride, pads, auto_pad, dilation, groups, depthwise")
 register("Linear", "optical", onnx=_linear_onnx, onnx_op=False, note="IR: y = W x + b, constant W")
 register("Bank", "optical", onnx=_bank_onnx, onnx_op=False, note="IR: a Linear in its device form")
+register("Mesh", "optical", onnx=_mesh_onnx, onnx_op=False, note="IR: a Linear on coherent MZI meshes")

@@ -34,6 +34,8 @@ from ..ranges import BATCH
 def adc_ranges(g: Graph, ctx) -> Graph:
     if not ctx.profile["precision"]["output_bits"]:
         return g
+    if any(n.op == "Mesh" for n in g.nodes):
+        return mesh_adc_ranges(g, ctx)
     ranges = measure_adc_ranges(g, ctx.layers, ctx.calibration, ctx.range_headroom, ctx.profile, ctx.progress)
     ctx.layers = None  # its weights are not needed after the ADC calibration
     consts, types, nodes = dict(g.consts), dict(g.types), []
@@ -44,6 +46,70 @@ def adc_ranges(g: Graph, ctx) -> Graph:
             consts[named["adc"]] = ranges[n.name].astype(np.float32)
             types[named["adc"]] = type_of(consts[named["adc"]])
             n = n.replace(inputs=bank_input_list(named))
+        nodes.append(n)
+    return g.replace(nodes=tuple(nodes), consts=consts, types=types)
+
+
+def mesh_adc_ranges(g: Graph, ctx) -> Graph:
+    """Every Mesh's ADC ranges (G, R, Q, N, 2), per tile and output port: the smallest and largest
+    homodyne read on the calibration data (the model's own values at the layer's input, from the
+    graph before the meshes) through the tiles the chip realises (``ctx.chip``'s errors, else an
+    ideal chip), or without calibration data the bound sum_j |T_ij| of the reads; widened by
+    ``headroom`` of the width and by the read-noise and static-error margin: 4 (detector_sigma +
+    rin_sigma) of the width, and, compiled without a chip for a profile with static errors,
+    2 sqrt(2 N) (phase_sigma + splitter_sigma) times the range's magnitude (the reads' spread on
+    a chip it was not programmed for). Drops ``ctx.layers``."""
+    from ..devices import mzi
+    from ..ops.conv import im2col
+    from ..program import mesh_input_list, mesh_inputs
+    profile = ctx.profile
+    meshes = {n.name: n for n in g.nodes if n.op == "Mesh"}
+    errors = ctx.chip.mesh_errors() if ctx.chip is not None else (None, None)
+    tensors = {name: {k: g.consts[v] for k, v in mesh_inputs(n.inputs).items() if v and k != "x"}
+               for name, n in meshes.items()}
+    matrices = {name: mzi.realised_tiles(tensors[name], n.attrs, profile, errors) for name, n in meshes.items()}
+    low = {name: np.full(matrices[name].shape[:4], np.inf) for name in meshes}
+    high = {name: np.full(matrices[name].shape[:4], -np.inf) for name in meshes}
+    by_input: dict[str, list] = {}
+    for n in meshes.values():
+        by_input.setdefault(n.inputs[0], []).append(n)
+    if ctx.calibration is None:
+        for name, t in matrices.items():
+            bound = np.abs(t).sum(axis=-1)
+            low[name], high[name] = -bound, bound
+    else:
+        def watch(name, value):
+            for n in by_input.get(name, ()):
+                conv = n.attrs.get("conv")
+                x = np.asarray(value)
+                if conv:
+                    x = im2col(x, conv["kernel_shape"], conv["strides"], conv["pads"], conv["dilations"])
+                lo, hi = mzi.read_extremes(matrices[n.name], x.reshape(-1, x.shape[-1]), tensors[n.name]["lo"],
+                                           tensors[n.name]["alpha"])
+                low[n.name], high[n.name] = np.minimum(low[n.name], lo), np.maximum(high[n.name], hi)
+
+        for batch, step in batches(ctx.calibration, BATCH, stage(ctx.progress, "ADC ranges")):
+            for name in batch:
+                watch(name, batch[name])
+            interp.run(ctx.layers, batch, watch=watch, progress=step)
+    ctx.layers = None
+    noise = profile["noise"]
+    static = 0.0 if ctx.chip is not None else \
+        2.0 * np.sqrt(2.0 * profile["mesh"]["ports"]) * (noise["phase_sigma"] + noise["splitter_sigma"])
+    consts, types, nodes = dict(g.consts), dict(g.types), []
+    for n in g.nodes:
+        if n.op == "Mesh":
+            lo, hi = low[n.name], high[n.name]
+            magnitude = np.maximum(np.maximum(np.abs(lo), np.abs(hi)), 1e-30)
+            width = hi - lo
+            pad = (np.maximum(ctx.range_headroom * width, 1e-5 * magnitude)
+                   + 4.0 * (noise["detector_sigma"] + noise["rin_sigma"]) * np.maximum(width, magnitude)
+                   + min(static, 1.0) * magnitude)
+            named = mesh_inputs(n.inputs)
+            named["adc"] = fresh_name(types, f"{n.name}.adc")
+            consts[named["adc"]] = np.stack([lo - pad, hi + pad], axis=-1)
+            types[named["adc"]] = type_of(consts[named["adc"]])
+            n = n.replace(inputs=mesh_input_list(named))
         nodes.append(n)
     return g.replace(nodes=tuple(nodes), consts=consts, types=types)
 

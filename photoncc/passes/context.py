@@ -22,6 +22,10 @@ class Context:
     # to_banks -> adc_ranges: the graph before the banks, whose Linear layers compute the model's own
     # values (the ADC calibration runs on them); dropped after it, so that its weights are freed
     layers: Graph | None = None
+    # compile --chip: the measured static errors of the chip to program for (photoncc.chip.Chip), or None
+    chip: object | None = None
+    # to_banks -> the compile report: per Mesh layer, what its lowering found (unreachable MZIs, fidelity)
+    mesh_facts: dict = field(default_factory=dict)
 
     @property
     def range_headroom(self) -> float:

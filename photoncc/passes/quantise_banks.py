@@ -39,7 +39,7 @@ def quantise_banks(g: Graph, ctx) -> Graph:
         if precision["weight_bits"]:
             dtype = consts[named["gain"]].dtype
             codes, gain, offset = quantise_bank(consts[named["tiles"]], consts[named["gain"]], consts[named["alpha"]],
-                                                attrs, ctx.profile)
+                                                attrs, ctx.profile, ctx.chip)
             named["offset"] = fresh_name(types, f"{n.name}.offset")
             for key, value in (("tiles", codes), ("gain", gain.astype(dtype)), ("offset", offset.astype(dtype))):
                 consts[named[key]] = value

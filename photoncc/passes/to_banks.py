@@ -35,7 +35,10 @@ def to_banks(g: Graph, ctx) -> Graph:
     ctx.layers = g if ctx.profile["precision"]["output_bits"] else None  # read by adc_ranges alone
     ranges, ctx.range_info = measure_ranges(g, ctx.calibration, ctx.input_range, ctx.range_headroom,
                                             ctx.range_percentile, stage(ctx.progress, "input ranges"))
-    split = devices.architecture(ctx.profile).split
+    arch = devices.architecture(ctx.profile)
+    if hasattr(arch, "lower"):  # an architecture that lowers a whole layer itself (mzi: SVD, Clements phases)
+        return layers_from_linears(g, ranges, arch, ctx, stage(ctx.progress, "mesh form"))
+    split = arch.split
     return banks_from_linears(g, ranges, lambda w, b, lo, alpha, dtype: split(w, b, lo, alpha, dtype, ctx.profile),
                               stage(ctx.progress, "bank form"))
 
@@ -65,6 +68,39 @@ def banks_from_linears(g: Graph, ranges: dict, split, progress=None) -> Graph:
             types[name] = type_of(consts[name])
         attrs = {**attrs, **({"conv": conv} if conv else {})}
         nodes.append(Node("Bank", (n.inputs[0], *names), n.outputs, attrs, n.name))
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    return prune(g.replace(nodes=tuple(nodes), consts=consts, types=types))
+
+
+def layers_from_linears(g: Graph, ranges: dict, arch, ctx, progress=None) -> Graph:
+    """Every ``Linear`` node replaced by the architecture's own op (``arch.OP``, e.g. ``Mesh``):
+    ``arch.lower`` gives its tensors by name (``program.MESH_INPUTS``), attributes and compile
+    facts (kept in ``ctx.mesh_facts`` for the report), for ``ctx.chip`` when one is given."""
+    from ..program import MESH_INPUTS
+    consts, types = dict(g.consts), dict(g.types)
+    nodes, done, total = [], 0, sum(n.op == "Linear" for n in g.nodes)
+    for n in g.nodes:
+        if n.op != "Linear":
+            nodes.append(n)
+            continue
+        conv = n.attrs.get("conv")
+        wg, bg, lo_cols, alpha_cols = column_ranges(n, consts, ranges)
+        dtype = consts[n.inputs[1]].dtype
+        _check_finite(n.name, dtype, weights=(wg, bg), range=(lo_cols, lo_cols + alpha_cols))
+        tensors, attrs, facts = arch.lower(wg, bg, lo_cols, alpha_cols, dtype, ctx.profile, ctx.chip)
+        _check_finite(n.name, np.float64, form=(tensors["gain"], tensors["bias"]))
+        names = []
+        for key in MESH_INPUTS[1:]:
+            if key in tensors:
+                name = fresh_name(set(types) | set(names), f"{n.name}.{key}")
+                names.append(name)
+                consts[name] = np.ascontiguousarray(tensors[key])
+                types[name] = type_of(consts[name])
+        ctx.mesh_facts[n.name] = facts
+        nodes.append(Node(arch.OP, (n.inputs[0], *names), n.outputs, {**attrs, **({"conv": conv} if conv else {})},
+                          n.name))
         done += 1
         if progress is not None:
             progress(done, total)

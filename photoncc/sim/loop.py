@@ -17,7 +17,7 @@ from .. import ops
 from ..devices import ARCHITECTURES
 from ..data import batches
 from ..errors import ProgramError
-from ..program import Program, bank_inputs, dead_after
+from ..program import OPTICAL_OPS, Program, dead_after, optical_inputs
 from . import kat
 from .backend import backend
 from .memory import in_place, track_ownership
@@ -34,27 +34,32 @@ class Simulator:
     samples; ``clipped_fraction`` and ``adc_saturated_fraction`` say what saturated."""
 
     def __init__(self, program: Program, seed: int | None = None, noiseless: bool = False,
-                 noise_model: str = "per-read", check: str | None = None, progress=None, device: str = "cpu"):
+                 noise_model: str = "per-read", check: str | None = None, progress=None, device: str = "cpu",
+                 chip=None):
         """``seed``: of the device's noise (default: the profile's ``noise.seed``); ``noiseless``:
         no programming error and no read noise; ``noise_model`` (NOISE_MODELS): how noisy reads are
         drawn (noise.py). ``check``: run the program's known-answer test (``kat.selftest``, naming
         ``check`` in its error) once the device is loaded; a noisy statistical device then shares
         its decoded weights with the noiseless twin the test runs on instead of loading that a
         second time. ``progress(done, total)`` after each bank loaded (photoncc/progress.py).
-        ``device``: where the per-read tile reads run (``backend.DEVICES``: ``cpu`` or ``cuda``)."""
+        ``device``: where the per-read tile reads run (``backend.DEVICES``: ``cpu`` or ``cuda``).
+        ``chip``: the device's static errors (``photoncc.chip.Chip``, read for this program's
+        profile), which replace the ones drawn from the seed; the known-answer test still runs on
+        the nominal device."""
         if noise_model not in NOISE_MODELS:
             raise ValueError(f"noise model {noise_model!r}: expected one of {', '.join(NOISE_MODELS)}")
         self.program = program
         self.manifest = program.manifest
         self.profile = self.manifest["profile"]
         self.seed, self.noiseless, self.noise_model, self.device = seed, noiseless, noise_model, device
+        self.chip = chip
         self.rng = np.random.default_rng(self.profile["noise"].get("seed", 0) if seed is None else seed)
         self._last_use = {name: i for i, inst in enumerate(self.manifest["instructions"]) for name in inst["inputs"]}
-        banks = [inst for inst in self.manifest["instructions"] if inst["op"] == "Bank"]
+        banks = [inst for inst in self.manifest["instructions"] if inst["op"] in OPTICAL_OPS]
         # the layers whose reads are drawn by the statistical model: those with an ADC whose detector
         # noise dithers its rounding; noiseless, it runs them unquantised (its rounding error is noise)
-        self.statistical = [inst["name"] for inst in banks
-                            if noise_model == "statistical" and statistical_covers(inst["attrs"], self.profile)]
+        self.statistical = [inst["name"] for inst in banks if inst["op"] == "Bank"
+                            and noise_model == "statistical" and statistical_covers(inst["attrs"], self.profile)]
         # the layers the statistical model leaves to the per-read model: read through ADCs or with read
         # noise, but not covered (no ADC, or detector noise too small to dither its rounding)
         noisy = not noiseless and (self.profile["noise"]["rin_sigma"] > 0 or self.profile["noise"]["detector_sigma"] > 0)
@@ -66,13 +71,14 @@ class Simulator:
                       and "statistical" in self.manifest["kat"]
                       and all(statistical_covers(inst["attrs"], self.profile) for inst in banks)) else None
         executor = import_module(f"{__package__}.{ARCHITECTURES[self.profile['architecture']]}").EXECUTOR
-        self.banks = executor(self.profile, noiseless, self.rng, self.statistical, twin, backend=backend(device))
+        self.banks = executor(self.profile, noiseless, self.rng, self.statistical, twin, backend=backend(device),
+                              **({} if chip is None else {"chip": chip}))
         if check is not None and twin is None and kat.kat_device(self) is None:
             kat.selftest(self, check)  # on a noiseless device of its own, loaded and freed before this one
             check = None
         for inst in self.manifest["instructions"]:
-            if inst["op"] == "Bank":
-                tensors = {key: program.tensors[name] for key, name in bank_inputs(inst["inputs"]).items()
+            if inst["op"] in OPTICAL_OPS:
+                tensors = {key: program.tensors[name] for key, name in optical_inputs(inst["op"], inst["inputs"]).items()
                            if name and key != "x"}
                 self.banks.load(inst, tensors)
                 if progress is not None:
@@ -102,9 +108,10 @@ class Simulator:
             for index, inst in enumerate(instructions):
                 args = [env[i] for i in inst["inputs"]]
                 try:
-                    result = self.banks.run(inst, args[0]) if inst["op"] == "Bank" else \
+                    optical = inst["op"] in OPTICAL_OPS
+                    result = self.banks.run(inst, args[0]) if optical else \
                         in_place(inst, args, index, fresh, held, self._last_use)
-                    computed_in_place = result is not None and inst["op"] != "Bank"
+                    computed_in_place = result is not None and not optical
                     if result is None:
                         result = KERNELS[inst["op"]](*[a for a in args if a is not None], **inst["attrs"])
                 except (ValueError, IndexError, TypeError, KeyError, ArithmeticError) as e:  # shapes or settings

@@ -59,8 +59,14 @@ class RingBanks:
     ``statistical``: the layers the statistical noise model runs; ``twin``: a dict to fill with the
     banks of this device's noiseless twin (no programming error, no read noise), or None."""
 
-    def __init__(self, profile: dict, noiseless: bool, rng, statistical=(), twin: dict | None = None, backend=CPU):
+    def __init__(self, profile: dict, noiseless: bool, rng, statistical=(), twin: dict | None = None, backend=CPU,
+                 chip=None):
         self.profile, self.noiseless, self.rng, self.backend = profile, noiseless, rng, backend
+        # a chip (photoncc.chip): each physical ring's programming offset, the same for every tile loaded
+        # onto the bank, instead of errors drawn per load, and its measured crosstalk
+        self.chip = chip
+        if chip is not None:
+            self.profile = {**profile, "noise": {**profile["noise"], "crosstalk": float(chip.arrays["crosstalk"])}}
         noise = profile["noise"]
         self.dynamic_noise = not noiseless and (noise["rin_sigma"] > 0 or noise["detector_sigma"] > 0)
         self.statistical, self.twin = set(statistical), twin
@@ -88,7 +94,9 @@ class RingBanks:
         statistical = name in self.statistical
         # the rings' programming errors, drawn once per load (whole: the draws never depend on blocks)
         error = programming_error(self.rng, tiles.shape, self.profile) \
-            if noise["weight_sigma"] and not self.noiseless else None
+            if noise["weight_sigma"] and not self.noiseless and self.chip is None else None
+        if self.chip is not None:
+            error = np.broadcast_to(self.chip.arrays["offset"].astype(np.float32), tiles.shape)
         q, c = tiles.shape[2], tiles.shape[4]
         f64 = np.float64
         bank = {"gain": gain.astype(f64), "offset": offset.astype(f64), "lo": lo.astype(f64), "alpha": alpha.astype(f64),

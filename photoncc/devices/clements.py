@@ -1,0 +1,196 @@
+"""The Clements decomposition (compile side): a unitary as the phases of a rectangular MZI mesh.
+
+Clements et al., Optica 3:1460 (2016): for i = 0 .. N - 2, the lower triangle of U is nulled one
+anti-diagonal at a time, alternately from the right (an MZI on columns i - j, i - j + 1, j = 0 .. i,
+for even i) and from the left (an MZI on rows N + j - i - 2, N + j - i - 1, odd i). The right
+nulls are the mesh's MZIs of column j (counted from the input), the left nulls those of column
+N - 1 - j; what is left is diagonal, moved to the output through the left MZIs.
+
+``givens`` does this for real orthogonal matrices (the SVD factors of a real tile) with real
+rotations R(tau) = [[cos, -sin], [sin, cos]]: U = diag(d) L_{N-1} ... L_0 with d = +-1 and each
+L_c the rotations of column c. A diagonal of signs passes through a rotation unchanged, with the
+rotation's angle times d_a d_{a+1}, so the left nulls need no phase pushing. The nulling is O(N^2)
+sequential steps; each is one set of NumPy operations on every tile at once (tiles on the last
+axis, so that a column or row of every tile is one contiguous block).
+
+``set_phases`` then turns the rotations into the phases of physical MZIs (mzi_mesh: T(theta, phi)
+= B diag(e^{i theta}, 1) B diag(e^{i phi}, 1)), column by column from the input (N steps, each on
+every tile and every MZI of the column): each MZI must realise its rotation up to phases on its
+outputs, which are carried to the next column (and at the end to the output screen). Given a
+chip's static errors this is error-aware programming (Bandyopadhyay et al., arXiv 2103.04993,
+local correction): theta is solved for the MZI's own couplers (|t00|^2 = A - B cos theta, Hamerly
+et al.), phi and the carried phases for its own transfer matrix, the known phase offsets are
+subtracted, and with ``phase_bits`` every phase is quantised as it is solved, so that the MZIs
+after it absorb its rounding where they can. An MZI whose couplers cannot reach the splitting
+ratio is set to the nearest one and counted.
+
+``decompose`` is the complex decomposition of any unitary into ideal MZIs (used by calibration
+to read a measured mesh's phases).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .mzi_mesh import bar_power, encode, decode, layout, mzi_count, mzi_entries
+
+TINY = 1e-300
+
+
+def givens(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Real orthogonal matrices (..., N, N) -> (tau (..., Z), d (..., N)): U = diag(d) prod_c L_c
+    with L_c the rotations R(tau) of the MZIs of column c (mzi_mesh.layout order); d = +-1."""
+    lead, n = u.shape[:-2], u.shape[-1]
+    a = np.ascontiguousarray(np.moveaxis(u.reshape((-1, n, n)).astype(np.float64), 0, -1))  # (N, N, T)
+    count = a.shape[-1]
+    tau = np.zeros((mzi_count(n), count))
+    left = np.zeros(mzi_count(n), bool)
+    starts = [start for start, _ in layout(n)]
+    index = lambda column, top: starts[column] + (top - column % 2) // 2  # noqa: E731
+    for i in range(n - 1):
+        for j in range(i + 1):
+            if i % 2 == 0:  # right null of (N-1-j, i-j): rotate columns a, a+1 (rows below r are zero)
+                r, col = n - 1 - j, i - j
+                t = np.arctan2(-a[r, col], a[r, col + 1])
+                c, s = np.cos(t), np.sin(t)
+                x, y = a[:r + 1, col].copy(), a[:r + 1, col + 1]
+                a[:r + 1, col] = c * x + s * y
+                a[:r + 1, col + 1] = c * y - s * x
+                a[r, col] = 0.0
+                tau[index(j, col)] = -t
+            else:  # left null of (N+j-i-1, j): rotate rows a, a+1 (columns left of j are zero)
+                row, col = n + j - i - 2, j
+                t = np.arctan2(a[row + 1, col], a[row, col])
+                c, s = np.cos(t), np.sin(t)
+                x, y = a[row, col:].copy(), a[row + 1, col:]
+                a[row, col:] = c * x + s * y
+                a[row + 1, col:] = c * y - s * x
+                a[row + 1, col] = 0.0
+                k = index(n - 1 - j, row)
+                tau[k], left[k] = t, True
+    d = np.where(a[np.arange(n), np.arange(n)] < 0, -1.0, 1.0)  # (N, T)
+    if left.any():  # diag(d) passes a left rotation with its angle times d_a d_{a+1}
+        _, tops = _positions(n)
+        tau[left] *= d[tops[left]] * d[tops[left] + 1]
+    return np.moveaxis(tau, -1, 0).reshape(lead + (-1,)), np.moveaxis(d, -1, 0).reshape(lead + (n,))
+
+
+def _positions(n: int):
+    cols = np.concatenate([np.full(len(t), c) for c, (_, t) in enumerate(layout(n))])
+    tops = np.concatenate([t for _, t in layout(n)])
+    return cols, tops
+
+
+def rotations_matrix(tau: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """diag(d) prod_c L_c(tau): the real matrix ``givens`` decomposed (for tests)."""
+    n = d.shape[-1]
+    a = np.broadcast_to(np.eye(n), tau.shape[:-1] + (n, n)).copy()
+    for start, tops in layout(n):
+        if len(tops):
+            c, s = np.cos(tau[..., start:start + len(tops), None]), np.sin(tau[..., start:start + len(tops), None])
+            x, y = a[..., tops, :].copy(), a[..., tops + 1, :]
+            a[..., tops, :] = c * x - s * y
+            a[..., tops + 1, :] = s * x + c * y
+    return a * d[..., :, None]
+
+
+def set_phases(tau: np.ndarray, d: np.ndarray, errors: dict | None = None, bits: int | None = None):
+    """The settings of physical MZIs that realise diag(d) prod_c L_c(tau) (module docstring).
+
+    ``tau`` (..., Z), ``d`` (..., N); ``errors``: the static errors of the physical mesh the
+    settings are for (mzi_mesh.mesh_matrix's dict: phase offsets ``theta``, ``phi`` (Z,),
+    ``screen`` (N,), splitting errors ``e1``, ``e2`` (Z,); loss is not corrected), None for an
+    ideal mesh. Returns (phases (..., Z, 2) and screen (..., N) as set, i.e. in radians before the
+    chip adds its offsets, quantised to ``bits``; the count of MZIs, per leading index, whose
+    splitting ratio their couplers cannot reach)."""
+    errors = errors or {}
+    n = d.shape[-1]
+    lead = tau.shape[:-1]
+    zero = np.zeros(mzi_count(n))
+    off_t, off_p = errors.get("theta", zero), errors.get("phi", zero)
+    e1, e2 = errors.get("e1", zero), errors.get("e2", zero)
+    low, gap = bar_power(e1, e2)
+    pending = np.zeros(lead + (n,))
+    phases = np.empty(lead + (mzi_count(n), 2))
+    unreachable = np.zeros(lead, np.int64)
+    for start, tops in layout(n):
+        if not len(tops):
+            continue
+        part = slice(start, start + len(tops))
+        t = tau[..., part]
+        g00, g01 = np.cos(t), -np.sin(t)
+        g10, g11 = -g01, g00
+        # |t00|^2 = A - B cos(theta) = g00^2: theta / 2 = atan2(sqrt(g00^2 - low), sqrt(g01^2 - gap))
+        # with [low, 1 - gap] the bar powers the couplers reach (exact, and well conditioned near 0 and pi)
+        bar, cross = g00 * g00 - low[part], g01 * g01 - gap[part]
+        unreachable += ((bar < -1e-12) | (cross < -1e-12)).sum(axis=-1)
+        theta = 2.0 * np.arctan2(np.sqrt(np.maximum(bar, 0.0)), np.sqrt(np.maximum(cross, 0.0)))
+        theta_set = _quantise(theta - off_t[part], bits)
+        m00, m01, m10, m11 = mzi_entries(theta_set + off_t[part], 0.0, e1[part], e2[part])
+        p0, p1 = pending[..., tops], pending[..., tops + 1]
+        z = g00 * g01 * np.conj(m00) * m01 + g10 * g11 * np.conj(m10) * m11
+        delta = np.where(np.abs(z) > 1e-14, np.angle(z), 0.0)
+        phi_set = _quantise(delta - p0 + p1 - off_p[part], bits)
+        rot = np.exp(1j * (phi_set + off_p[part] + p0))
+        e_p1 = np.exp(1j * p1)
+        v00, v01, v10, v11 = m00 * rot, m01 * e_p1, m10 * rot, m11 * e_p1
+        pending[..., tops] = np.angle(v00 * g00 + v01 * g01)
+        pending[..., tops + 1] = np.angle(v10 * g10 + v11 * g11)
+        phases[..., part, 0], phases[..., part, 1] = theta_set, phi_set
+    screen = _quantise(np.where(d < 0, np.pi, 0.0) - pending - errors.get("screen", 0.0), bits)
+    return phases, screen, unreachable
+
+
+def _quantise(phases: np.ndarray, bits: int | None) -> np.ndarray:
+    """Phases wrapped into [0, 2 pi), rounded to ``bits`` (as the hardware will set them)."""
+    return decode(encode(phases, bits), bits)
+
+
+def decompose(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Any unitaries (..., N, N) as ideal MZIs: (phases (..., Z, 2), screen (..., N)) with
+    ``mzi_mesh.mesh_matrix(phases, screen) == u``; theta in [0, pi]. Complex nulling (right nulls
+    U T^-1, left nulls T U), then the diagonal moved out through the left MZIs
+    (T^-1 diag(d1, d2) = diag(-e^{-i(theta + phi)} d2, -e^{-i theta} d2) T(theta, arg(d1 / d2)))."""
+    lead, n = u.shape[:-2], u.shape[-1]
+    a = u.reshape((-1, n, n)).astype(np.complex128).copy()
+    z = mzi_count(n)
+    phases = np.zeros((a.shape[0], z, 2))
+    starts = [start for start, _ in layout(n)]
+    index = lambda column, top: starts[column] + (top - column % 2) // 2  # noqa: E731
+    lefts = []
+    for i in range(n - 1):
+        for j in range(i + 1):
+            if i % 2 == 0:
+                r, col = n - 1 - j, i - j
+                x, y = a[:, r, col], a[:, r, col + 1]
+                theta = 2 * np.arctan2(np.abs(y), np.abs(x))
+                phi = _angle(-x * np.conj(y))
+                t00, t01, t10, t11 = mzi_entries(theta, phi)
+                ca, cb = a[:, :, col].copy(), a[:, :, col + 1].copy()
+                a[:, :, col] = ca * np.conj(t00)[:, None] + cb * np.conj(t01)[:, None]
+                a[:, :, col + 1] = ca * np.conj(t10)[:, None] + cb * np.conj(t11)[:, None]
+                k = index(j, col)
+                phases[:, k, 0], phases[:, k, 1] = theta, phi
+            else:
+                row, col = n + j - i - 2, j
+                x, y = a[:, row, col], a[:, row + 1, col]
+                theta = 2 * np.arctan2(np.abs(x), np.abs(y))
+                phi = _angle(y * np.conj(x))
+                t00, t01, t10, t11 = mzi_entries(theta, phi)
+                ra, rb = a[:, row, :].copy(), a[:, row + 1, :].copy()
+                a[:, row, :] = t00[:, None] * ra + t01[:, None] * rb
+                a[:, row + 1, :] = t10[:, None] * ra + t11[:, None] * rb
+                lefts.append((index(n - 1 - j, row), row, theta, phi))
+    diag = a[:, np.arange(n), np.arange(n)].copy()
+    diag /= np.maximum(np.abs(diag), TINY)
+    for k, row, theta, phi in reversed(lefts):  # the last left null sits next to the diagonal
+        d1, d2 = diag[:, row], diag[:, row + 1]
+        phases[:, k, 0], phases[:, k, 1] = theta, np.mod(_angle(d1 * np.conj(d2)), 2 * np.pi)
+        diag[:, row] = -np.exp(-1j * (theta + phi)) * d2
+        diag[:, row + 1] = -np.exp(-1j * theta) * d2
+    phases[..., 1] = np.mod(phases[..., 1], 2 * np.pi)
+    return phases.reshape(lead + (z, 2)), np.mod(np.angle(diag), 2 * np.pi).reshape(lead + (n,))
+
+
+def _angle(z: np.ndarray) -> np.ndarray:
+    """arg(z), 0 where z is 0 (any phase nulls a zero element)."""
+    return np.where(np.abs(z) > TINY, np.angle(z), 0.0)

@@ -1,0 +1,126 @@
+"""The coherent MZI mesh (compile side): how a Linear layer becomes the phases of MZI meshes.
+
+A coherent device multiplies fields, not powers: inputs and weights are signed, so no
+non-negative transform is needed. For a layer y = W x + b whose input lies in [lo, hi] per channel:
+
+1. **DAC**: each channel's modulator drives a field e = (x' - lo) / h - 1 in [-1, 1] (h = alpha / 2,
+   alpha = hi - lo; x' is x clipped to [lo, hi], on ``input_bits`` levels; a channel with alpha = 0
+   gets no light), so W x + b = W' e + b' with W' = W diag(h) and b' = b + W (lo + h), the bias
+   added electronically after the detectors;
+2. **tiles**: W' (per group) is cut into N x N tiles (``mesh.ports`` = N, zero-padded:
+   ``devices.tiles``); a tile runs on one mesh pair at a time (time multiplexed);
+3. **SVD**: each tile W'_rq = U S V^T; the input mesh realises V^T, a column of attenuators
+   S / s_max (set as MZI attenuators, amplitude sin(theta_s / 2)), the output mesh U, and the
+   electronics restore the tile's scale: gain = s_max / (nominal loss of the two meshes);
+4. **Clements**: U and V^T (stacked, every tile of the layer at once) as real rotations
+   (``clements.givens``), then the phases of the physical MZIs (``clements.set_phases``), for an
+   ideal mesh or, given a chip's measured static errors, for that chip (error-aware: each MZI
+   solved for its own couplers, the phase offsets subtracted), quantised to ``phase_bits``;
+5. **detection**: homodyne (the in-phase part of each output field: signed), one read per output
+   port and tile; the electronics sum a row's reads over its Q tiles: y = sum_q gain_rq z_rq + b'.
+
+IR/program form: ``Mesh(x, phases, screens, atten, gain, bias, lo, alpha[, adc])`` with phases
+(G, R, Q, 2, Z, 2) (mesh 0 = V^T at the input, 1 = U; theta and phi of every MZI), screens
+(G, R, Q, 2, N), atten (G, R, Q, N), all float64 radians or, with ``phase_bits``, uint16 codes;
+gain (G, R, Q), bias (G, M) float64; lo and alpha (G, K) in the model's dtype; adc (G, R, Q, N, 2)
+(``program.MESH_INPUTS``). The program holds phases and gains, never the matrix: the simulator
+rebuilds each mesh's transfer matrix from them (``mzi_mesh.mesh_matrix``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import clements
+from .mzi_mesh import attenuation, decode, encode, mesh_matrix, mzi_count, nominal_loss
+from .tiles import tile
+
+SIGNED = True
+OP = "Mesh"
+MESHES = ("V", "U")  # mesh 0 realises V^T (input side), mesh 1 realises U
+
+
+def lower(w, b, lo, alpha, dtype, profile, chip=None):
+    """The mesh form of one layer (``devices`` interface, ``lower``): per group W (G, M, K), b
+    (G, M), lo and alpha (G, K) -> (tensors by MESH_INPUTS name, attributes, compile facts).
+    ``chip``: the static errors to program for (``photoncc.chip.Chip``), or None (an ideal mesh).
+    The facts: per mesh MZIs that cannot be set exactly, and with a chip the tiles' fidelity
+    before and after the error-aware programming."""
+    mesh = profile["mesh"]
+    n, bits = mesh["ports"], profile["precision"]["phase_bits"]
+    w = np.asarray(w, np.float64)
+    half = np.asarray(alpha, np.float64) / 2.0
+    bias = np.asarray(b, np.float64) + np.einsum("gmk,gk->gm", w, np.asarray(lo, np.float64) + half)
+    tiles = tile(w * half[:, None, :], n, n)                                    # (G, R, Q, N, N)
+    u, s, vt = np.linalg.svd(tiles)
+    top = s[..., 0]
+    atten = np.where(top[..., None] > 0, s / np.where(top > 0, top, 1.0)[..., None], 0.0)
+    gain = top / nominal_loss(n, mesh["loss_db"]) ** 2
+    tau, d = clements.givens(np.stack([vt, u], axis=-3))                       # (G, R, Q, 2, Z), (.., 2, N)
+    errors = chip.mesh_errors() if chip is not None else [None, None]
+    phases = np.empty(tau.shape + (2,))
+    screens = np.empty(d.shape)
+    facts = {"unreachable": [0, 0]}
+    for k in range(2):
+        phases[..., k, :, :], screens[..., k, :], unreachable = clements.set_phases(tau[..., k, :], d[..., k, :],
+                                                                                     errors[k], bits)
+        facts["unreachable"][k] = int(unreachable.sum())
+    if chip is not None:
+        nominal = [clements.set_phases(tau[..., k, :], d[..., k, :], None, bits)[:2] for k in range(2)]
+        target = np.stack([vt, u], axis=-3)
+        facts["fidelity_before"] = fidelity(np.stack([mesh_matrix(p, sc, errors[k]) for k, (p, sc) in
+                                                       enumerate(nominal)], axis=-3), target)
+        facts["fidelity_after"] = fidelity(np.stack([mesh_matrix(phases[..., k, :, :], screens[..., k, :], errors[k])
+                                                     for k in range(2)], axis=-3), target)
+    tensors = {"phases": encode(phases, bits), "screens": encode(screens, bits),
+               "atten": encode(2.0 * np.arcsin(np.clip(atten, 0.0, 1.0)), bits), "gain": gain,
+               "bias": bias, "lo": np.asarray(lo, dtype), "alpha": np.asarray(alpha, dtype)}
+    attrs = {"ports": n, "layout": mesh["layout"], "loss_db": float(mesh["loss_db"]), "phase_bits": bits,
+             "input_bits": profile["precision"]["input_bits"], "output_bits": profile["precision"]["output_bits"]}
+    return tensors, attrs, facts
+
+
+def fidelity(realised: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per matrix, |Tr(target^H realised)|^2 / (N Tr(realised^H realised)): 1 when the mesh
+    realises its target exactly (up to a global phase)."""
+    n = target.shape[-1]
+    overlap = np.abs(np.einsum("...ij,...ij->...", np.conj(target), realised)) ** 2
+    power = np.einsum("...ij,...ij->...", np.conj(realised), realised).real
+    return overlap / np.maximum(n * power, 1e-300)
+
+
+def realised_tiles(tensors: dict, attrs: dict, profile, errors=(None, None), dtype=np.complex128) -> np.ndarray:
+    """The tiles' real transfer matrices as detected (G, R, Q, N, N), float64, gain excluded: the
+    in-phase part of U_mesh diag(atten) V_mesh with the nominal loss, rebuilt from the phases (for
+    the ADC calibration; the simulator does the same with its own loading)."""
+    bits = attrs["phase_bits"]
+    phases, screens = decode(tensors["phases"], bits), decode(tensors["screens"], bits)
+    meshes = [mesh_matrix(phases[..., k, :, :], screens[..., k, :], errors[k], dtype) for k in range(2)]
+    loss = nominal_loss(attrs["ports"], attrs["loss_db"]) ** 2
+    att = attenuation(decode(tensors["atten"], bits))
+    return (np.matmul(meshes[1] * att[..., None, :], meshes[0]).real * loss).astype(np.float64)
+
+
+def fields(x: np.ndarray, lo: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The modulators' fields e = (clip(x, lo, hi) - lo) / h - 1 (0 where alpha = 0), x (P, G, K)."""
+    half = alpha / 2.0
+    e = (np.clip(x, lo, lo + alpha) - lo) / np.where(half > 0, half, 1.0) - 1.0
+    return np.where(half > 0, e, 0.0)
+
+
+def read_extremes(matrices: np.ndarray, x: np.ndarray, lo: np.ndarray, alpha: np.ndarray):
+    """Per tile and output port, the smallest and largest homodyne read (gain excluded) of the
+    input vectors x (P, G*K) (im2col columns for a convolution) through ``matrices`` (G, R, Q, N,
+    N): two arrays (G, R, Q, N)."""
+    groups, r, q, n, _ = matrices.shape
+    k = lo.shape[1]
+    e = fields(x.reshape(-1, groups, k).astype(np.float64), lo.astype(np.float64), alpha.astype(np.float64))
+    flat = np.zeros((groups, e.shape[0], q * n))
+    flat[:, :, :k] = e.transpose(1, 0, 2)
+    inputs = flat.reshape(groups, e.shape[0], q, n).transpose(0, 2, 1, 3)      # (G, Q, P, N)
+    reads = np.matmul(inputs[:, None], np.swapaxes(matrices, -1, -2))           # (G, R, Q, P, N)
+    return reads.min(axis=3), reads.max(axis=3)
+
+
+def count_mzis(tensors: dict, attrs: dict) -> int:
+    """MZIs the layer's tiles set: 2 meshes of N (N - 1) / 2 per tile."""
+    return int(np.prod(tensors["phases"].shape[:3])) * 2 * mzi_count(attrs["ports"])
