@@ -1,0 +1,338 @@
+"""Regression tests for the bugs the border fuzz campaign found (issue "Nothing lost, nothing silent").
+
+The fuzzers (tests/fuzz/, bench/fuzz.py, docs/fuzzing.md) found 12 distinct bugs and one minor
+one at the command line's four borders: models, profiles, data files and programs. Each test
+below builds the smallest input that showed one of them and runs the in-process command line: the
+command now refuses it with exit 2 and exactly one ``photoncc: error: ...`` line that says what is
+wrong (no traceback, no NumPy warning), and leaves no output file behind.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from helpers import make_model, run_cli, save, vinfo
+from photoncc import cli
+from photoncc.program import Program
+
+ERROR = "photoncc: error: "
+RNG = np.random.default_rng(0)
+
+
+def weights(*shape) -> np.ndarray:
+    return RNG.normal(size=shape).astype(np.float32)
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def refused(capsys, folder: Path, *argv, phrase: str) -> str:
+    """Run ``photoncc argv``: exit 2, one error line holding ``phrase``, nothing new in ``folder``.
+    Returns the error line."""
+    before = listing(folder)
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(ERROR), err[:2000]
+    assert phrase in lines[0], (phrase, lines[0])
+    assert "Traceback" not in out + err
+    assert listing(folder) == before, "a file was left behind"
+    return lines[0]
+
+
+def unchecked_model(folder: Path, nodes, inputs, outputs, inits, name="m.onnx") -> Path:
+    """A model written as it is, without onnx.checker (the fuzzers' mutated models pass the
+    checker: it does not look at what these tests break)."""
+    graph = helper.make_graph(nodes, "g", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    path = folder / name
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def gemm(folder: Path, width: int = 4, inits=None, elem=TensorProto.FLOAT) -> Path:
+    """x (N, width) @ W (4, 3) -> y (N, 3)."""
+    inits = inits if inits is not None else [numpy_helper.from_array(weights(4, 3), "W")]
+    names = ["x"] + [t.name for t in inits]
+    return unchecked_model(folder, [helper.make_node("Gemm", names, ["y"])], [vinfo("x", ["N", width], elem)],
+                           [vinfo("y", ["N", 3])], inits)
+
+
+def mlp(folder: Path, inits: dict) -> Path:
+    """Gemm, Relu, Gemm, Softmax over four features (checked by onnx.checker)."""
+    nodes = [helper.make_node("Gemm", ["x", "W1", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["a"]),
+             helper.make_node("Gemm", ["a", "W2", "b2"], ["z"]), helper.make_node("Softmax", ["z"], ["y"], axis=1)]
+    return save(make_model(nodes, [vinfo("x", ["N", 4])], [vinfo("y", ["N", 3])], list(inits.items())), folder)
+
+
+def mlp_weights() -> dict:
+    return {"W1": weights(4, 5), "b1": weights(5), "W2": weights(5, 3), "b2": weights(3)}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> dict:
+    """The MLP, calibration data for it, and its programs for ideal and mrr-incoherent-8b."""
+    folder = tmp_path_factory.mktemp("regressions")
+    path = mlp(folder, mlp_weights())
+    np.savez(folder / "x.npz", x=weights(16, 4))
+    found = {"model": path, "data": folder / "x.npz"}
+    for profile in ("ideal", "mrr-incoherent-8b"):
+        found[profile] = folder / f"{profile}.pcc"
+        assert cli.main(["compile", str(path), "-p", profile, "--calibration", str(folder / "x.npz"),
+                         "-o", str(found[profile])]) == 0
+    return found
+
+
+# ---------------------------------------------------------------------- model border
+
+@pytest.mark.parametrize("broken, phrase", [
+    ("float_data", "initializer 'b' cannot be read"),   # dims [2], three values
+    ("data_type", "initializer 'b' cannot be read"),    # data_type 99, no such type
+])
+def test_initializer_that_does_not_decode_is_refused(capsys, tmp_path, broken, phrase):
+    if broken == "float_data":
+        b = TensorProto(name="b", data_type=TensorProto.FLOAT, dims=[2], float_data=[0.0, 0.0, 0.0])
+    else:
+        b = numpy_helper.from_array(weights(3), "b")
+        b.data_type = 99
+    path = gemm(tmp_path, inits=[numpy_helper.from_array(weights(4, 3), "W"), b])
+    refused(capsys, tmp_path, "check", path, phrase=phrase)
+
+
+def test_input_of_an_element_type_photoncc_cannot_feed_is_refused(capsys, tmp_path):
+    path = gemm(tmp_path, elem=TensorProto.FLOAT8E4M3FN)
+    refused(capsys, tmp_path, "check", path, phrase="input 'x' has element type FLOAT8E4M3FN")
+
+
+@pytest.mark.parametrize("case, phrase", [
+    ("gemm-width", "node 'Gemm_0' (Gemm) cannot run on"),
+    ("softmax-axis", "node 'Softmax_1' (Softmax) cannot run on"),
+    ("conv-channels", "node 'Conv_0' (Conv) cannot run on"),
+])
+def test_node_that_cannot_run_on_the_declared_shapes_is_named(capsys, tmp_path, case, phrase):
+    if case == "gemm-width":       # five features, W has four rows
+        path = gemm(tmp_path, width=5)
+    elif case == "softmax-axis":   # axis 5 of a rank-2 value
+        path = unchecked_model(tmp_path, [helper.make_node("Gemm", ["x", "W"], ["h"]),
+                                          helper.make_node("Softmax", ["h"], ["y"], axis=5)],
+                               [vinfo("x", ["N", 4])], [vinfo("y", ["N", 3])],
+                               [numpy_helper.from_array(weights(4, 3), "W")])
+    else:                          # three input channels, a kernel for one
+        path = unchecked_model(tmp_path, [helper.make_node("Conv", ["x", "K"], ["y"])],
+                               [vinfo("x", ["N", 3, 4, 4])], [vinfo("y", ["N", 2, 2, 2])],
+                               [numpy_helper.from_array(weights(2, 1, 3, 3), "K")])
+    line = refused(capsys, tmp_path, "check", path, phrase=phrase)
+    assert "of the shapes the model declares" in line
+
+
+def test_external_data_offset_that_is_not_a_number_is_refused(capsys, tmp_path):
+    w = numpy_helper.from_array(weights(4, 3), "W")
+    (tmp_path / "w.bin").write_bytes(w.raw_data)
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "w.bin"), ("offset", ""), ("length", "48")):
+        entry = w.external_data.add()
+        entry.key, entry.value = key, value
+    path = gemm(tmp_path, inits=[w])
+    refused(capsys, tmp_path, "check", path, phrase="external data of tensor 'W' is malformed")
+
+
+def test_non_finite_weights_are_refused(capsys, tmp_path):
+    """A -inf bias before Tanh: onnxruntime gives finite outputs, the device only NaN."""
+    b1 = np.zeros(3, np.float32)
+    b1[0] = -np.inf
+    nodes = [helper.make_node("Gemm", ["x", "W1", "b1"], ["h"]), helper.make_node("Tanh", ["h"], ["t"]),
+             helper.make_node("Gemm", ["t", "W2"], ["y"])]
+    path = save(make_model(nodes, [vinfo("x", ["N", 4])], [vinfo("y", ["N", 2])],
+                           [("W1", weights(4, 3)), ("b1", b1), ("W2", weights(3, 2))]), tmp_path)
+    np.savez(tmp_path / "x.npz", x=weights(8, 4))
+    refused(capsys, tmp_path, "compile", path, "--calibration", tmp_path / "x.npz", "-o", tmp_path / "m.pcc",
+            phrase="layer 'Gemm_0': its weights or bias hold NaN or infinite values")
+
+
+# ---------------------------------------------------------------------- profile border
+
+def billion_laughs(levels: int, fanout: int = 9) -> str:
+    """A YAML sequence of a few hundred bytes whose aliases expand to fanout**levels strings."""
+    parts = ["&l0 [" + ", ".join(['"lol"'] * fanout) + "]"]
+    parts += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * fanout) + "]" for i in range(1, levels)]
+    return "[" + ", ".join(parts) + "]"
+
+
+@pytest.mark.parametrize("text, phrase", [
+    ("extends: ideal\nname: x\ndescription: café\n".encode("latin-1"), "not UTF-8 text"),
+    (("extends: ideal\nname: x\ndescription: " + "[" * 1000 + "]" * 1000 + "\n").encode(), "nested too deeply"),
+    (b"extends: ideal\nname: !!float abc\n", "not valid YAML"),
+], ids=["latin-1", "deep", "tag"])
+def test_profile_text_that_does_not_read_is_refused(capsys, tmp_path, model, text, phrase):
+    (tmp_path / "p.yaml").write_bytes(text)
+    refused(capsys, tmp_path, "check", model["model"], "-p", tmp_path / "p.yaml", phrase=phrase)
+
+
+@pytest.mark.parametrize("command", ["check", "profiles"])
+def test_error_message_of_an_aliased_value_is_bounded(capsys, tmp_path, model, command):
+    """9**8 strings behind 8 aliases: the message shows the value cut short (it was 351 MB)."""
+    (tmp_path / "p.yaml").write_text(f"extends: ideal\nname: {billion_laughs(8)}\n")
+    argv = ["check", model["model"], "-p", tmp_path / "p.yaml"] if command == "check" else \
+        ["profiles", tmp_path / "p.yaml"]
+    start = time.perf_counter()
+    line = refused(capsys, tmp_path, *argv, phrase="name: [['lol', 'lol'")
+    assert line.endswith("is not a string") and len(line) < 400 + len(str(tmp_path)), line
+    assert time.perf_counter() - start < 10
+
+
+@pytest.mark.parametrize("override, phrase", [
+    ("bank: {banks: 9223372036854775808, rings: 12}", "bank.banks: 9223372036854775808 is not an integer from 1 to"),
+    ("bank: {banks: 12, rings: 1000000}", "bank.rings: 1000000 is not an integer from 1 to"),
+    ("noise: {weight_sigma: 0.002, crosstalk: 0.01, detector_sigma: 0.002, rin_sigma: 1.0e+300, seed: 0}",
+     "noise.rin_sigma: 1e+300 is not a number in [0, 1]"),
+    ("noise: {weight_sigma: 0.002, crosstalk: 0.01, detector_sigma: 1.0e+300, rin_sigma: 0.002, seed: 0}",
+     "noise.detector_sigma: 1e+300 is not a number in [0, 1]"),
+    ("noise: {weight_sigma: .inf, crosstalk: 0.01, detector_sigma: 0.002, rin_sigma: 0.002, seed: 0}",
+     "noise.weight_sigma: inf is not a number in [0, 1]"),
+], ids=["banks", "rings", "rin_sigma", "detector_sigma", "weight_sigma"])
+def test_profile_numbers_beyond_what_a_device_can_be_are_refused(capsys, tmp_path, model, override, phrase):
+    (tmp_path / "p.yaml").write_text(f"extends: mrr-incoherent-8b\nname: x\n{override}\n")
+    refused(capsys, tmp_path, "compile", model["model"], "-p", tmp_path / "p.yaml", "--calibration", model["data"],
+            "-o", tmp_path / "p.pcc", phrase=phrase)
+
+
+# ---------------------------------------------------------------------- data border
+
+def test_calibration_values_that_overflow_the_layer_ranges_are_refused(capsys, tmp_path):
+    """Two values of 1e38 in different features: the next layer's range overflows float32."""
+    nodes = [helper.make_node("Gemm", ["x", "W1"], ["h"]), helper.make_node("Relu", ["h"], ["a"]),
+             helper.make_node("Gemm", ["a", "W2"], ["y"])]
+    path = save(make_model(nodes, [vinfo("x", ["N", 4])], [vinfo("y", ["N", 3])],
+                           [("W1", weights(4, 5)), ("W2", weights(5, 3))]), tmp_path)
+    x = weights(16, 4)
+    x[0, 0] = x[1, 1] = 1e38
+    np.savez(tmp_path / "cal.npz", x=x)
+    refused(capsys, tmp_path, "compile", path, "--calibration", tmp_path / "cal.npz", "-o", tmp_path / "p.pcc",
+            phrase="its bank form (weights, bias and input range together) exceeds float32")
+
+
+# ---------------------------------------------------------------------- program border
+
+def edited(model: dict, folder: Path, change, profile: str = "ideal", name: str = "edited.pcc") -> Path:
+    """The compiled program after ``change(manifest, tensors)``, written with every checksum
+    recomputed (so that it reads back: the checks behind the checksums must refuse it)."""
+    program = Program.read(model[profile])
+    manifest, tensors = copy.deepcopy(program.manifest), dict(program.tensors)
+    change(manifest, tensors)
+    Program(manifest, tensors).write(folder / name)
+    return folder / name
+
+
+def banks(manifest: dict) -> list[dict]:
+    return [inst for inst in manifest["instructions"] if inst["op"] == "Bank"]
+
+
+def test_manifest_that_is_not_a_mapping_is_refused(capsys, tmp_path, model):
+    """Valid JSON, a list, with its correct sha256."""
+    text = b"[1, 2, 3]"
+    with zipfile.ZipFile(model["ideal"]) as source, zipfile.ZipFile(tmp_path / "p.pcc", "w") as target:
+        for info in source.infolist():
+            replaced = {"manifest.json": text, "manifest.sha256": hashlib.sha256(text).hexdigest().encode()}
+            target.writestr(info.filename, replaced.get(info.filename, source.read(info)))
+    refused(capsys, tmp_path, "inspect", tmp_path / "p.pcc", phrase="its manifest is not a mapping")
+
+
+def test_zip_entry_of_an_unknown_version_is_refused(capsys, tmp_path, model):
+    blob = bytearray(model["ideal"].read_bytes())
+    blob[blob.find(b"PK\x01\x02") + 6] = 84   # central directory: "version needed to extract" 8.4
+    (tmp_path / "p.pcc").write_bytes(bytes(blob))
+    refused(capsys, tmp_path, "inspect", tmp_path / "p.pcc", phrase="truncated or corrupted program")
+
+
+def _swap(m, t):
+    m["instructions"].insert(0, m["instructions"].pop(1))
+
+
+def _drop_lo(m, t):
+    t.pop(banks(m)[0]["inputs"][3])
+
+
+def _scalar_gain(m, t):
+    gain = banks(m)[0]["inputs"][2]
+    t[gain] = t[gain][0, 0]
+
+
+MANIFEST_EDITS = {  # name -> (edit, command, phrase of the error)
+    "instructions swapped": (_swap, "simulate", "instruction 'Relu_1' reads 'h', which nothing before it defines"),
+    "a Bank's tensor removed": (_drop_lo, "simulate", "reads 'Gemm_0.lo', which nothing before it defines"),
+    "another op's attribute": (lambda m, t: m["instructions"][-1]["attrs"].update(alpha=1.0), "simulate",
+                               "Softmax takes no attribute 'alpha'"),
+    "a scalar gain": (_scalar_gain, "simulate", "its gain is not one value per row of its tiles"),
+    "kat without rtol": (lambda m, t: m["kat"].pop("rtol"), "simulate", "kat.rtol is not a number"),
+    "profile without noise": (lambda m, t: m["profile"].pop("noise"), "simulate",
+                              "its recorded profile: missing required key 'noise'"),
+    "input dtype": (lambda m, t: m["inputs"][0].update(dtype="bogus"), "simulate",
+                    "dtype 'bogus' is not a number type"),
+    "input range inf": (lambda m, t: m["inputs"][0].update(hi=[float("inf")] * 4), "verify",
+                        "input 'x': its range is not finite numbers"),
+    "report without layers": (lambda m, t: m["report"].pop("layers"), "inspect", "report has no 'layers'"),
+}
+
+
+@pytest.mark.parametrize("edit", list(MANIFEST_EDITS))
+def test_edited_manifest_is_refused_in_one_line(capsys, tmp_path, model, edit):
+    change, command, phrase = MANIFEST_EDITS[edit]
+    path = edited(model, tmp_path, change)
+    argv = {"simulate": ["simulate", path, "--inputs", model["data"], "-o", tmp_path / "o.npz"],
+            "verify": ["verify", path], "inspect": ["inspect", path]}[command]
+    line = refused(capsys, tmp_path, *argv, phrase=phrase)
+    assert "invalid program" in line
+
+
+@pytest.mark.parametrize("bits, phrase", [
+    (2 ** 63, "output_bits is not null or an integer from 1 to"),   # 2 ** bits ran for minutes and GBs
+    (None, "an ADC needs its ranges, and ranges an ADC"),           # 2 ** None
+], ids=["2**63", "null"])
+def test_bank_bit_counts_are_bounded(capsys, tmp_path, model, bits, phrase):
+    path = edited(model, tmp_path, lambda m, t: banks(m)[0]["attrs"].update(output_bits=bits), "mrr-incoherent-8b")
+    start = time.perf_counter()
+    refused(capsys, tmp_path, "simulate", path, "--inputs", model["data"], "-o", tmp_path / "o.npz", phrase=phrase)
+    assert time.perf_counter() - start < 10
+
+
+def test_non_finite_bank_settings_are_refused(capsys, tmp_path, model):
+    """A Bank's carrier inf, with the known answers such a program computes (NaN) recorded."""
+    def change(m, t):
+        banks(m)[-1]["attrs"]["carrier"] = float("inf")
+        for ref in list(m["kat"]["outputs"].values()) + list(m["kat"]["layers"].values()):
+            t[ref] = np.full_like(t[ref], np.nan)
+    path = edited(model, tmp_path, change)
+    refused(capsys, tmp_path, "simulate", path, "--inputs", model["data"], "-o", tmp_path / "o.npz",
+            phrase="instruction 'Gemm_2': its shift and carrier must be finite numbers")
+
+
+# ---------------------------------------------------------------------- minor: NumPy's warnings
+
+def test_numpy_warnings_are_not_printed(capsys, tmp_path, model, monkeypatch):
+    """The command's stderr holds its own lines only, not NumPy's RuntimeWarnings. The inputs that
+    made NumPy warn are refused earlier now, so a NumPy overflow is added to the command's path."""
+    write = cli._npz_bytes
+
+    def overflowing(outputs):
+        np.float32(3e38) * np.float32(10)  # NumPy warns "overflow encountered" unless told not to
+        return write(outputs)
+    monkeypatch.setattr(cli, "_npz_bytes", overflowing)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, out, err = run_cli(capsys, "simulate", model["ideal"], "--inputs", model["data"],
+                                 "-o", tmp_path / "o.npz")
+    assert code == 0, err
+    assert all(line.startswith("photoncc: ") for line in err.strip().splitlines()), err
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert (tmp_path / "o.npz").exists()
+
