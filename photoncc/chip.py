@@ -193,6 +193,8 @@ def read(path, profile=None, option: str = "--chip") -> Chip:
         value = members[key]
         if value.shape != shape or value.dtype != np.float64 or not np.isfinite(value).all():
             raise UserError(f"{where}: corrupted chip file (array {key!r} is not {list(shape)} finite float64)")
+    if "crosstalk" in members and not 0 <= float(members["crosstalk"]) < 0.5:
+        raise UserError(f"{where}: its crosstalk {float(members['crosstalk']):.4g} is not in [0, 0.5) (the profile schema's bound)")
     chip = Chip(meta, members)
     if profile is not None:
         check_profile(chip, profile, where)

@@ -13,6 +13,7 @@ Every ONNX quirk is resolved here, once:
 """
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def import_proto(model: onnx.ModelProto, source: str = "<model>", sha256: str = 
         raise UserError(f"{source}: {e}") from e
 
 
+MAX_SAMPLE_VALUES = 1 << 28  # values in one sample of an input (1 GiB of float32)
 NUMERIC = "fiub"  # the dtype kinds photoncc computes with: floats, signed and unsigned integers, booleans
 
 
@@ -117,6 +119,10 @@ def _input_type(value: onnx.ValueInfoProto, source: str) -> TensorType:
                             "symbolic (export with static shapes)")
     if not shape:
         raise UserError(f"{source}: input {value.name!r} has no batch axis (rank 0)")
+    per_sample = math.prod(shape[1:])
+    if per_sample > MAX_SAMPLE_VALUES:
+        raise UserError(f"{source}: input {value.name!r} has shape {['N'] + shape[1:]}: {per_sample:.3g} values per "
+                        f"sample, more than photoncc takes ({MAX_SAMPLE_VALUES:,})")
     try:
         dtype = np_dtype(tensor.elem_type)
     except (KeyError, TypeError, ValueError):
@@ -127,6 +133,18 @@ def _input_type(value: onnx.ValueInfoProto, source: str) -> TensorType:
         raise UserError(f"{source}: input {value.name!r} has element type {name}, which photoncc cannot feed "
                         "(numbers and booleans only)")
     return TensorType(tuple(shape), dtype.name)
+
+
+def _cast_target(proto: onnx.NodeProto, to) -> str:
+    """The dtype name of a Cast's ``to``: a number type, else a UserError naming the node."""
+    try:
+        dtype = np_dtype(to)
+    except ValueError:
+        dtype = None
+    if dtype is None or dtype.kind not in NUMERIC:
+        raise UserError(f"node {proto.name or proto.op_type!r} (Cast): to={to!r} is not a numeric element type "
+                        "(photoncc computes with numbers and booleans)")
+    return dtype.name
 
 
 def _symbolic_batch(value: onnx.ValueInfoProto) -> bool:
@@ -209,7 +227,7 @@ def _attrs(proto: onnx.NodeProto, opset: int, consts: dict) -> dict:
         a = {"axis": a.get("axis", 0), "keepdims": a.get("keepdims", 1),
              "select_last_index": a.get("select_last_index", 0)}
     elif op == "Cast":
-        a["to"] = np_dtype(a["to"]).name
+        a["to"] = _cast_target(proto, a.get("to"))
         a.pop("saturate", None)
     elif op == "BatchNormalization":
         a = {"epsilon": a.get("epsilon", 1e-5)}

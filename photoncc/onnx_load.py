@@ -70,6 +70,8 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
                 info = onnx.external_data_helper.ExternalDataInfo(tensor)
             except ValueError as e:  # a non-numeric offset or length
                 raise UserError(f"{path}: external data of tensor {tensor.name!r} is malformed: {e}") from e
+            if not isinstance(info.location, str):  # protobuf hands over bytes that are not UTF-8 as bytes
+                raise UserError(f"{path}: the external data location of tensor {tensor.name!r} is not UTF-8 text")
             location = path.parent / info.location
             if not location.is_file():
                 raise UserError(f"{path}: external data file {info.location!r} of tensor "
@@ -109,4 +111,9 @@ def _fix_legacy_prelu(model: onnx.ModelProto) -> None:
 
 
 def np_dtype(elem_type: int) -> np.dtype:
-    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    """The NumPy dtype of an ONNX element type; ValueError for a number that names none (0,
+    UNDEFINED, or one ONNX does not define)."""
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"element type {elem_type!r} is not an ONNX tensor type with a NumPy dtype") from e

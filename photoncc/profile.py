@@ -55,6 +55,11 @@ def _fraction(v):
     return _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"
 
 
+def _crosstalk(v):
+    # I + c N (devices.rings.crosstalk_matrix) is diagonally dominant, so invertible for every bank, when c < 1/2
+    return _is_number(v) and 0 <= v < 0.5, "a number in [0, 0.5) (each neighbour's share; the compensation needs < 0.5)"
+
+
 def _text(v):
     return isinstance(v, str), "a string"
 
@@ -127,7 +132,7 @@ SCHEMA = {
     "mesh": {"ports": _ports, "layout": _one_of(*LAYOUTS), "loss_db": _loss_db},
     "precision": {"weight_bits": _bits_or_null, "phase_bits": _bits_or_null, "input_bits": _bits_or_null,
                   "output_bits": _bits_or_null},
-    "noise": {"weight_sigma": _sigma, "crosstalk": _fraction, "phase_sigma": _phase_sigma, "splitter_sigma": _fraction,
+    "noise": {"weight_sigma": _sigma, "crosstalk": _crosstalk, "phase_sigma": _phase_sigma, "splitter_sigma": _fraction,
               "loss_sigma_db": _loss_db, "detector_sigma": _sigma,
               "rin_sigma": _sigma, "seed": lambda v: (isinstance(v, int) and not isinstance(v, bool)
                                                       and 0 <= v < 2 ** 63, "an integer from 0 to 2^63 - 1")},
@@ -280,6 +285,9 @@ def _check_consistency(path: Path, data: dict) -> None:
     if not balanced and "weight_range" in data.get("bank", {}):
         raise UserError(f"{path}: bank.weight_range applies only to architecture 'balanced' "
                         "(an incoherent ring's weight is its transmission in [0, 1])")
+    if balanced and data["precision"].get("weight_bits") == 1:
+        raise UserError(f"{path}: precision.weight_bits: 1 leaves a signed ring weight no level besides 0 "
+                        "(architecture 'balanced' needs 2 bits or more, or null)")
     activation = data["activation"]
     params = ACTIVATIONS[activation["kind"]]
     for key in activation:
@@ -307,6 +315,9 @@ def _read_yaml(path: Path) -> dict:
         raise UserError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from e
     except (ValueError, TypeError, OverflowError) as e:  # a tag PyYAML cannot construct (!!float abc)
         raise UserError(f"{path}: not valid YAML: {short(str(e))}") from e
+    except AttributeError as e:  # PyYAML's !!timestamp on text that is not a date
+        raise UserError(f"{path}: not valid YAML: a tagged value cannot be constructed (e.g. !!timestamp on text "
+                        "that is not a date)") from e
     if not isinstance(data, dict):
         raise UserError(f"{path}: a profile is a YAML mapping of keys, got {type(data).__name__}")
     return data

@@ -322,6 +322,13 @@ def levels(bits: int) -> int:
     return 2 ** bits - 1
 
 
+def dac_step(alpha, bits: int, dtype=np.float64) -> np.ndarray:
+    """The DAC's step per input channel, alpha / levels(bits), in ``dtype``; 1 where that is 0 (a
+    range of zero width, or one too narrow for ``dtype``: every input of that channel is its lo)."""
+    step = (np.asarray(alpha, np.float64) / levels(bits)).astype(dtype)
+    return np.where(step > 0, step, 1).astype(dtype)
+
+
 def dead_after(steps, keep) -> list[list[str]]:
     """Per step of a straight-line program (``steps``: the (inputs, outputs) name lists of a
     program's instructions or a graph's nodes, in order), the values not in ``keep`` that no later

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import ops
 from .errors import ProgramError, UserError
-from .profile import validated
+from .profile import shown, validated
 from .devices.mzi_mesh import LAYOUTS, mzi_count
 from .program import BANK_INPUTS, MESH_INPUTS, bank_channels, bank_inputs, mesh_inputs
 
@@ -95,7 +95,8 @@ def _spec(spec, what: str, ranges: bool) -> None:
     shape = _key(spec, "shape", list, f"{what} {name!r}")
     _need(all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape),
           f"{what} {name!r}: its shape is not a list of positive integers")
-    _need(spec.get("dtype") in DTYPES, f"{what} {name!r}: dtype {spec.get('dtype')!r} is not a number type")
+    _need(isinstance(spec.get("dtype"), str) and spec["dtype"] in DTYPES,
+          f"{what} {name!r}: dtype {shown(spec.get('dtype'))} is not a number type")
     if ranges:
         channels = shape[0] if shape else 1  # channels: axis 1 of a batch (the model input's range axis)
         lo, hi = (_key(spec, key, list, f"input {name!r}") for key in ("lo", "hi"))
@@ -254,6 +255,8 @@ def _kat(kat: dict, manifest: dict, tensors: dict, defined: set) -> None:
             refs = _key(kat, group, dict, "kat")
             _need(all(isinstance(ref, str) and ref in tensors for ref in refs.values()),
                   f"kat.{group} names a tensor the program does not hold")
+            _need(all(tensors[ref].dtype.kind in "fiub" for ref in refs.values()),
+                  f"kat.{group} holds a tensor that is not numbers")
             _need(group in ("inputs", "outputs") or set(refs) <= (outputs if group == "statistical" else defined),
                   f"kat.{group} names a value the program does not compute")
     for name, ref in kat["inputs"].items():

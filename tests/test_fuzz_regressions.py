@@ -1,7 +1,8 @@
 """Regression tests for the bugs the border fuzz campaign found (issue "Nothing lost, nothing silent").
 
 The fuzzers (tests/fuzz/, bench/fuzz.py, docs/fuzzing.md) found 12 distinct bugs and one minor
-one at the command line's four borders: models, profiles, data files and programs. Each test
+one at the command line's four borders (models, profiles, data files and programs) in their first
+campaign, and 9 more in the 10 000-case campaign after it (the last section). Each test
 below builds the smallest input that showed one of them and runs the in-process command line: the
 command now refuses it with exit 2 and exactly one ``photoncc: error: ...`` line that says what is
 wrong (no traceback, no NumPy warning), and leaves no output file behind.
@@ -336,3 +337,81 @@ def test_numpy_warnings_are_not_printed(capsys, tmp_path, model, monkeypatch):
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
     assert (tmp_path / "o.npz").exists()
 
+
+
+# ---------------------------------------------------------------------- the 10 000-case campaign
+
+@pytest.mark.parametrize("width", [2 ** 62, 2 ** 31 - 1])
+def test_an_input_too_large_to_hold_is_refused_before_anything_is_allocated(capsys, tmp_path, width):
+    """Type inference ran the graph on a sample of the declared shape: 'array is too big', or 8 GiB."""
+    refused(capsys, tmp_path, "check", gemm(tmp_path, width=width), phrase="values per sample, more than photoncc takes")
+
+
+@pytest.mark.parametrize("to", [0, TensorProto.STRING])
+def test_a_cast_to_no_number_type_is_refused(capsys, tmp_path, to):
+    nodes = [helper.make_node("Cast", ["x"], ["c"], to=to), helper.make_node("Gemm", ["c", "W"], ["y"])]
+    path = unchecked_model(tmp_path, nodes, [vinfo("x", ["N", 4])], [vinfo("y", ["N", 3])],
+                           [numpy_helper.from_array(weights(4, 3), "W")])
+    refused(capsys, tmp_path, "check", path, phrase=f"(Cast): to={to} is not a numeric element type")
+
+
+def test_external_data_location_that_is_not_utf8_is_refused(capsys, tmp_path):
+    tensor = numpy_helper.from_array(weights(4, 3), "W")
+    (tmp_path / "weights.bin").write_bytes(tensor.raw_data)
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "weigXts.bin"), ("offset", "0"), ("length", "48")):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    path = gemm(tmp_path, inits=[tensor])
+    path.write_bytes(path.read_bytes().replace(b"weigXts.bin", b"weig\xe8ts.bin"))
+    refused(capsys, tmp_path, "check", path, phrase="the external data location of tensor 'W' is not UTF-8 text")
+
+
+@pytest.mark.parametrize("text, phrase", [
+    ("extends: mrr-incoherent-8b\nname: x\nbank: {banks: 12, rings: 8}\nnoise: {weight_sigma: 0.002, crosstalk: 1, "
+     "detector_sigma: 0.002, rin_sigma: 0.002, seed: 0}\n", "noise.crosstalk: 1 is not a number in [0, 0.5)"),
+    ("extends: mrr-balanced-8b\nname: x\nprecision: {weight_bits: 1, input_bits: 8, output_bits: 8}\n",
+     "precision.weight_bits: 1 leaves a signed ring weight no level"),
+    ("extends: ideal\nname: !!timestamp abc\n", "a tagged value cannot be constructed"),
+], ids=["crosstalk 1 (singular compensation)", "balanced 1-bit weights", "timestamp tag"])
+def test_profiles_the_device_maths_cannot_take_are_refused(capsys, tmp_path, model, text, phrase):
+    (tmp_path / "p.yaml").write_text(text)
+    refused(capsys, tmp_path, "compile", model["model"], "-p", tmp_path / "p.yaml", "--calibration", model["data"],
+            "-o", tmp_path / "p.pcc", phrase=phrase)
+
+
+def test_a_range_too_narrow_for_float32_steps_gives_finite_outputs(capsys, tmp_path):
+    """Calibration of denormal values (1e-45): the DAC's step alpha / 255 was 0 in float32, and
+    the statistical model's outputs were all NaN."""
+    nodes = [helper.make_node("Conv", ["x", "K", "kb"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Flatten", ["r"], ["f"]), helper.make_node("Gemm", ["f", "W", "b"], ["y"])]
+    inits = [("K", weights(2, 1, 3, 3)), ("kb", weights(2)), ("W", weights(32, 3)), ("b", weights(3))]
+    path = save(make_model(nodes, [vinfo("x", ["N", 1, 4, 4])], [vinfo("y", ["N", 3])], inits), tmp_path)
+    x = weights(16, 1, 4, 4)
+    np.savez(tmp_path / "x.npz", x=x)
+    np.savez(tmp_path / "tiny.npz", x=np.full_like(x, 1e-45))
+    assert cli.main(["compile", str(path), "-p", "mrr-incoherent-8b", "--calibration", str(tmp_path / "tiny.npz"),
+                     "-o", str(tmp_path / "p.pcc")]) == 0
+    for model_name in ("statistical", "per-read"):
+        code, out, err = run_cli(capsys, "simulate", tmp_path / "p.pcc", "--inputs", tmp_path / "x.npz",
+                                 "-o", tmp_path / "o.npz", "--noise-model", model_name)
+        assert code == 0 and "NaN" not in err, err
+        with np.load(tmp_path / "o.npz") as outputs:
+            assert np.isfinite(outputs["y"]).all(), model_name
+
+
+@pytest.mark.parametrize("which", ["inputs", "outputs"])
+def test_a_spec_dtype_that_is_not_a_name_is_refused(capsys, tmp_path, model, which):
+    path = edited(model, tmp_path, lambda m, t: m[which][0].update(dtype={}))
+    line = refused(capsys, tmp_path, "inspect", path, phrase="dtype {} is not a number type")
+    assert "invalid program" in line
+
+
+def test_a_known_answer_that_is_not_numbers_is_refused(capsys, tmp_path, model):
+    def change(m, t):
+        ref = m["kat"]["statistical"]["y"]
+        t[ref] = np.zeros(t[ref].shape, [("a", "<f4")])  # records of one float, not floats
+    path = edited(model, tmp_path, change, "mrr-incoherent-8b")
+    refused(capsys, tmp_path, "simulate", path, "--inputs", model["data"], "-o", tmp_path / "o.npz",
+            phrase="kat.statistical holds a tensor that is not numbers")

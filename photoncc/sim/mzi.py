@@ -35,7 +35,7 @@ from ..chip import draw_errors, has_static_errors
 from ..devices.mzi_mesh import attenuation, decode, mesh_matrix, mzi_count, nominal_loss
 from ..errors import DeviceError
 from ..ops.conv import conv_padded, pad_channel_last, unfold
-from ..program import levels
+from ..program import dac_step, levels
 from .noise import gaussian
 
 READ_BLOCK = 1 << 20  # tile reads formed at once (8 MB in float64)
@@ -152,7 +152,7 @@ class MeshBanks:
             u = np.empty(x.shape, d["weight"].dtype)
         np.clip(last, lo, lo + alpha, out=u, casting="same_kind")
         if input_bits:
-            step = np.where(alpha > 0, alpha / levels(input_bits), 1.0).astype(u.dtype)
+            step = dac_step(alpha, input_bits, u.dtype)
             u -= lo
             u /= step
             np.round(u, out=u)
@@ -183,7 +183,7 @@ class MeshBanks:
         self._count_clipped(name, u, lo, alpha)
         u = np.clip(u, lo, lo + alpha)
         if bank["input_bits"]:
-            step = np.where(alpha > 0, alpha / levels(bank["input_bits"]), 1.0)
+            step = dac_step(alpha, bank["input_bits"])
             u = np.minimum(np.round((u - lo) / step) * step, alpha) + lo
         half = alpha / 2.0
         e = np.where(half > 0, (u - lo) / np.where(half > 0, half, 1.0) - 1.0, 0.0)  # (P, G, K)

@@ -44,7 +44,7 @@ from .. import cpu
 from ..devices.rings import coupled_weights, reach, realised
 from ..errors import DeviceError
 from ..ops.conv import conv_padded, pad_channel_last, unfold
-from ..program import bank_channels, levels, weight_step
+from ..program import bank_channels, dac_step, levels, weight_step
 from .backend import CPU
 from .noise import add_read_noise, programming_error, read_noise_rows
 
@@ -210,8 +210,7 @@ class RingBanks:
         count[1] += u.size
         u = np.clip(u, 0, alpha)                                           # the modulators saturate
         if bank["input_bits"]:                                             # the DAC's levels
-            top = levels(bank["input_bits"])
-            step = np.where(alpha > 0, alpha / top, 1.0)
+            step = dac_step(alpha, bank["input_bits"])
             u = np.minimum(np.round(u / step) * step, alpha)
         v = np.zeros((groups, u.shape[0], bank["padded"]), np.float32)     # optical powers per channel
         v[:, :, :k] = u.transpose(1, 0, 2)
@@ -240,8 +239,7 @@ class RingBanks:
             padded, u = pad_channel_last(x.shape, conv["pads"], d["weight"].dtype)
         else:
             u = np.empty(x.shape, d["weight"].dtype)
-        step = np.where(alpha > 0, alpha / levels(bank["input_bits"]), 1.0).astype(u.dtype) \
-            if bank["input_bits"] else None
+        step = dac_step(alpha, bank["input_bits"], u.dtype) if bank["input_bits"] else None
 
         def modulate(u, x):  # a part of the inputs, elementwise (``share`` splits them)
             np.clip(x, lo, hi, out=u, casting="same_kind")                # the modulators saturate
