@@ -17,7 +17,6 @@ gives its output).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil

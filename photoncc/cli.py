@@ -255,13 +255,16 @@ def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_s
 @click.option("-p", "--profile", "profile_spec", default="ideal", show_default=True,
               help="Profile to compile for when TARGET is an ONNX model.")
 @click.option("--inputs", type=click.Path(path_type=Path),
-              help="Samples (.npz) to compare on [default: seeded samples drawn inside the recorded input ranges].")
+              help="Samples (.npz) to compare on [default: the calibration samples kept in the program; for a "
+                   "program compiled without calibration data, seeded samples drawn inside the recorded input "
+                   "ranges].")
 @click.option("--calibration", type=click.Path(path_type=Path),
               help="When TARGET is an ONNX model: calibration data [default: the --inputs].")
 @click.option("--input-range", "input_range", metavar="LO,HI",
               help="When TARGET is an ONNX model: declared range of its inputs.")
 @click.option("--samples", type=click.IntRange(min=1), default=32, show_default=True,
-              help="How many samples to draw when no --inputs are given.")
+              help="Without --inputs: how many of the kept calibration samples to compare on, or how many "
+                   "to draw.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed for drawn inputs and device noise.")
 @click.option("--noiseless", is_flag=True, help="Judge a noisy profile's program at the quantised tier (no noise).")
@@ -287,7 +290,7 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
     """
     from .profile import Profile
     from .sim.backend import backend
-    from .verify import draw_inputs, junit_xml, report_json, thresholds, verify as run_verify
+    from .verify import draw_inputs, junit_xml, kept_samples, report_json, thresholds, verify as run_verify
     backend(device)  # a missing CuPy or GPU is said before anything runs
     given, outputs = {"TARGET": target, "--model": model, "--inputs": inputs, "--calibration": calibration,
                       "-p": _profile_file(profile_spec), "--chip": chip_path}, {}
@@ -308,12 +311,18 @@ def verify(target, model, profile_spec, inputs, calibration, input_range, sample
         feeds, labels = _feeds_for_program(program, inputs) if inputs else (None, None)
     note = f"{inputs}"
     if feeds is None:
-        if any(np.isnan(s["lo"]).any() for s in program.manifest["inputs"]):
-            raise UserError(f"{target}: the program records no input ranges (compiled without calibration "
-                            "data or --input-range); pass --inputs DATA.npz")
-        feeds = draw_inputs(program, samples, seed)
-        note = f"{samples} samples drawn uniformly inside the recorded input ranges (seed {seed})"
-        _say(f"photoncc: no --inputs given: comparing on {note}")
+        feeds = kept_samples(program, samples)
+        if feeds is not None:
+            note = f"{len(next(iter(feeds.values())))} calibration samples kept in the program"
+            _say(f"photoncc: no --inputs given: comparing on the {note}")
+        else:
+            if any(np.isnan(s["lo"]).any() for s in program.manifest["inputs"]):
+                raise UserError(f"{target}: the program records no input ranges (compiled without calibration "
+                                "data or --input-range); pass --inputs DATA.npz")
+            feeds = draw_inputs(program, samples, seed)
+            note = f"{samples} samples drawn uniformly inside the recorded input ranges (seed {seed})"
+            _say(f"photoncc: no --inputs given: comparing on {note} (the program keeps no calibration samples: "
+                 "compiled without calibration data)")
     profile = Profile(program.manifest["profile"])
     tier = profile.tier(noiseless)
     limits = thresholds(profile, tier, program, rtol, top1)
@@ -385,10 +394,10 @@ def inspect(program_path, as_json):
 def check(model, profile_spec):
     """List every node of MODEL the profile cannot run, with the reason and a hint (exit 2 if any)."""
     from .compiler import check_model
+    from .report import mac_split
     g = check_model(model, _profile(profile_spec))
-    optical = sum(n.op == "Linear" for n in g.nodes)
-    click.echo(f"{model}: every node is supported: {optical} optical layer(s), "
-               f"{len(g.nodes) - optical} electronic op(s) after folding")
+    for line in text.check_lines(model, mac_split(g), sum(n.op == "Linear" for n in g.nodes)):
+        click.echo(line)
 
 
 @cli.command()
@@ -419,8 +428,10 @@ def ops():
     removed     vanishes in inference
     """
     from . import ops as registry
-    for found in registry.table():
-        click.echo(f"{found.name:<22} {found.placement:<12} {found.note}".rstrip())
+    listed = registry.table()
+    width = max(len(found.name) for found in listed) + 1
+    for found in listed:
+        click.echo(f"{found.name:<{width}} {found.placement:<12} {found.note}".rstrip())
 
 
 @cli.command()

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import ir, ops
 from .data import load_npz, match_inputs
-from .emit import emit
+from .emit import emit, keep_samples
 from .errors import UnsupportedModel, UserError
 from .importer import import_model
 from .ir import Graph, Handover, UnsupportedNode
@@ -25,6 +25,8 @@ from .passes.context import Context
 from .passes.fold_affine import fold_affine
 from .passes.fold_constants import fold_constants
 from .passes.lower_linear import lower_linear
+from .passes.lower_ml import lower_ml
+from .passes.lower_recurrent import lower_recurrent
 from .passes.map_activations import map_activations
 from .passes.quantise_banks import quantise_banks
 from .passes.tile_banks import tile_banks
@@ -38,7 +40,9 @@ PROGRAM_OPS = frozenset(ops.kernels())  # what a program may hold besides the ba
 # name, pass, ops allowed after it (besides the electronic ones)
 PIPELINE: tuple[tuple[str, Callable[[Graph, Context], Graph], frozenset], ...] = (
     ("fold_constants", fold_constants, None),
-    ("canonicalize", canonicalize, frozenset({"Gemm", "MatMul", "Conv"})),
+    ("lower_ml", lower_ml, None),  # classic-ML linear models -> Gemm and electronic ops (checked after canonicalize)
+    ("lower_recurrent", lower_recurrent, None),  # RNN/GRU/LSTM unrolled, batch first (checked after canonicalize)
+    ("canonicalize", canonicalize, frozenset({"Gemm", "MatMul", "Conv", "ConvTranspose"})),
     ("lower_linear", lower_linear, frozenset({"Linear"})),
     ("fold_affine", fold_affine, frozenset({"Linear"})),
     ("map_activations", map_activations, frozenset({"Linear"})),
@@ -128,6 +132,8 @@ def compile_model(model: str | Path | Graph | Handover, profile: Profile, calibr
     reference = model_values(source, kat, layers) if sqnr else None
     del source  # the imported graph's weights are not held while the device is loaded and run
     program, values = emit(device, dict(profile), ranges, kat, report, keep=layers, progress=progress)
+    keep_samples(program, {name: np.asarray(calibration[name]).astype(t.dtype, copy=False) for name, t in inputs.items()}
+                 if calibration else None)  # verify's default inputs: representative data
     if chip is not None:
         from .chip import summary
         program.manifest["chip"] = summary(chip)
@@ -157,6 +163,8 @@ def _input_ranges(inputs: dict, calibration, input_range) -> dict:
         channels = shape[1] if len(shape) > 1 else 1
         if calibration is not None:
             data = np.asarray(calibration[name], np.float64)
+            if not data.size:
+                raise UserError(f"the calibration data of input {name!r} holds no values")
             data = np.moveaxis(data, 1, -1).reshape(-1, channels) if data.ndim > 1 else data.reshape(-1, 1)
             ranges[name] = (data.min(axis=0), data.max(axis=0))
         elif input_range is not None:

@@ -103,6 +103,29 @@ def emit(g: Graph, profile: dict, input_ranges: dict, kat_feeds: dict, report: d
     return Program({**manifest, "kat": kat}, tensors), kept
 
 
+KEEP_SAMPLES = 32  # calibration samples a program keeps for verify's default inputs,
+KEEP_BYTES = 8 << 20  # at most this many bytes of them (at least one sample)
+
+
+def keep_samples(program: Program, calibration: dict | None) -> None:
+    """Keep up to KEEP_SAMPLES calibration samples (and within KEEP_BYTES; at least one), spread
+    evenly over the calibration set, in ``program`` (tensors ``samples/<input name>``, manifest
+    section ``samples``): ``verify`` without ``--inputs`` runs them, representative data where
+    uniform draws inside the input ranges drive a CNN's inner layers far outside theirs. Without
+    calibration data the program keeps none."""
+    if not calibration:
+        return
+    count = len(next(iter(calibration.values())))
+    per_sample = sum(np.asarray(v[:1]).nbytes for v in calibration.values())
+    keep = max(1, min(KEEP_SAMPLES, count, KEEP_BYTES // max(1, per_sample)))
+    indices = np.unique(np.linspace(0, count - 1, keep).round().astype(np.int64))
+    section = {"count": int(len(indices)), "source": "calibration", "of": int(count), "inputs": {}}
+    for name, value in calibration.items():
+        program.tensors[f"samples/{name}"] = np.ascontiguousarray(np.asarray(value)[indices])
+        section["inputs"][name] = f"samples/{name}"
+    program.manifest["samples"] = section
+
+
 def final_banks(instructions: list, outputs) -> list[str]:
     """The values of the Bank instructions that reach a program output through electronic ops only
     (the last optical layers), except those that are outputs themselves; in program order."""

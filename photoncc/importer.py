@@ -59,13 +59,15 @@ def import_proto(model: onnx.ModelProto, source: str = "<model>", sha256: str = 
         if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx"):
             consts[proto.output[0]] = _constant_value(proto, source)
             continue
-        problem = _unsupported(proto, name)
+        problem = _unsupported(proto, name, consts)
         if problem:
             problems.append(problem)
             nodes.append(Node(proto.op_type, tuple(proto.input), tuple(proto.output), {}, name))
             continue
         attrs = _attrs(proto, opset, consts)
-        nodes.append(Node(proto.op_type, tuple(proto.input), tuple(proto.output), attrs, name))
+        nodes.append(Node(proto.op_type, _inputs(proto, opset), tuple(proto.output), attrs, name))
+    if not inputs:
+        raise UserError(f"{source}: the model has no inputs: every output is a constant, nothing runs on a device")
     for name, value in consts.items():
         if value.dtype == object:
             raise UserError(f"{source}: constant {name!r} holds strings or objects, which photoncc cannot place")
@@ -90,6 +92,12 @@ MAX_SAMPLE_VALUES = 1 << 28  # values in one sample of an input (1 GiB of float3
 NUMERIC = "fiub"  # the dtype kinds photoncc computes with: floats, signed and unsigned integers, booleans
 
 
+def computable(dtype: np.dtype) -> bool:
+    """Whether photoncc computes with ``dtype``: NumPy's own numbers and booleans (not the float8,
+    bfloat16 and int4 types that ml_dtypes adds, nor strings or records)."""
+    return dtype.kind in NUMERIC and dtype.isbuiltin == 1
+
+
 def _tensor(proto: onnx.TensorProto, what: str, source: str) -> np.ndarray:
     """A constant of the model as an array; one that does not decode (its dims disagree with its
     values, an unknown data type) or is not numeric is a UserError naming it."""
@@ -97,7 +105,7 @@ def _tensor(proto: onnx.TensorProto, what: str, source: str) -> np.ndarray:
         value = numpy_helper.to_array(proto)
     except Exception as e:  # onnx's decoding errors: ValueError, KeyError, TypeError...
         raise UserError(f"{source}: {what} cannot be read: {str(e).strip() or type(e).__name__}") from e
-    if value.dtype.kind not in NUMERIC or value.dtype.fields is not None:
+    if not computable(value.dtype):
         raise UserError(f"{source}: {what} holds {value.dtype} values, which photoncc cannot place "
                         "(numbers and booleans only)")
     return value
@@ -123,28 +131,25 @@ def _input_type(value: onnx.ValueInfoProto, source: str) -> TensorType:
     if per_sample > MAX_SAMPLE_VALUES:
         raise UserError(f"{source}: input {value.name!r} has shape {['N'] + shape[1:]}: {per_sample:.3g} values per "
                         f"sample, more than photoncc takes ({MAX_SAMPLE_VALUES:,})")
-    try:
-        dtype = np_dtype(tensor.elem_type)
-    except (KeyError, TypeError, ValueError):
-        dtype = None
-    if dtype is None or dtype.kind not in NUMERIC:
-        name = onnx.TensorProto.DataType.Name(tensor.elem_type) if tensor.elem_type in \
-            onnx.TensorProto.DataType.values() else str(tensor.elem_type)
-        raise UserError(f"{source}: input {value.name!r} has element type {name}, which photoncc cannot feed "
-                        "(numbers and booleans only)")
+    dtype = _computable_type(tensor.elem_type)
+    if dtype is None:
+        raise UserError(f"{source}: input {value.name!r} has element type {_type_name(tensor.elem_type)}, which "
+                        "photoncc cannot feed (numbers and booleans only)")
     return TensorType(tuple(shape), dtype.name)
 
 
-def _cast_target(proto: onnx.NodeProto, to) -> str:
-    """The dtype name of a Cast's ``to``: a number type, else a UserError naming the node."""
+def _computable_type(elem_type: int) -> np.dtype | None:
+    """The NumPy dtype of an ONNX element type photoncc computes with, else None."""
     try:
-        dtype = np_dtype(to)
-    except ValueError:
-        dtype = None
-    if dtype is None or dtype.kind not in NUMERIC:
-        raise UserError(f"node {proto.name or proto.op_type!r} (Cast): to={to!r} is not a numeric element type "
-                        "(photoncc computes with numbers and booleans)")
-    return dtype.name
+        dtype = np_dtype(elem_type)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return dtype if computable(dtype) else None
+
+
+def _type_name(elem_type: int) -> str:
+    return onnx.TensorProto.DataType.Name(elem_type) if elem_type in onnx.TensorProto.DataType.values() \
+        else str(elem_type)
 
 
 def _symbolic_batch(value: onnx.ValueInfoProto) -> bool:
@@ -167,7 +172,9 @@ def _constant_value(proto: onnx.NodeProto, source: str) -> np.ndarray:
                     "is not supported")
 
 
-def _unsupported(proto: onnx.NodeProto, name: str) -> UnsupportedNode | None:
+def _unsupported(proto: onnx.NodeProto, name: str, consts: dict | None = None) -> UnsupportedNode | None:
+    """Why the node cannot be imported (None: it can); ``consts``: the model's constants so far."""
+    consts = consts or {}
     op, found = proto.op_type, ops.get(proto.op_type)
     hint = ops.REFUSED.get(op, "see `photoncc ops` for what is supported")
     if proto.domain not in ("", "ai.onnx") and not (found and found.onnx_op and found.domain == proto.domain):
@@ -181,6 +188,12 @@ def _unsupported(proto: onnx.NodeProto, name: str) -> UnsupportedNode | None:
         return UnsupportedNode(name, op, "training-mode BatchNormalization", "export the model in eval mode")
     if op == "MaxPool" and len(proto.output) > 1 and proto.output[1]:
         return UnsupportedNode(name, op, "the Indices output of MaxPool is not supported")
+    if op == "Dropout" and len(proto.input) > 2 and proto.input[2] in consts and consts[proto.input[2]].any():
+        return UnsupportedNode(name, op, "training-mode Dropout (random)", "export the model in eval mode")
+    to = next((a.i for a in proto.attribute if a.name == "to" or (a.name == "output_dtype" and a.i)), None)
+    if to is not None and _computable_type(to) is None:  # Cast, QuantizeLinear, DequantizeLinear
+        return UnsupportedNode(name, op, f"computes in {_type_name(to)}, a type photoncc does not compute with "
+                                         "(numbers and booleans of NumPy's types only)")
     return None
 
 
@@ -194,13 +207,21 @@ def _plain(value):
     return value
 
 
+def _inputs(proto: onnx.NodeProto, opset: int) -> tuple[str, ...]:
+    """The node's inputs, in the order of the op's newest form: an opset-10 Resize (X, scales)
+    gets the empty roi input that opset 11 placed before scales."""
+    if proto.op_type == "Resize" and opset < 11:
+        return (proto.input[0], "") + tuple(proto.input[1:])
+    return tuple(proto.input)
+
+
 def _attrs(proto: onnx.NodeProto, opset: int, consts: dict) -> dict:
     """Attributes with defaults filled and one spelling per op."""
     a = {attr.name: _plain(onnx.helper.get_attribute_value(attr)) for attr in proto.attribute}
     for key in IGNORED_ATTRS:
         a.pop(key, None)
     op = proto.op_type
-    if op in ("Conv", "MaxPool", "AveragePool"):
+    if op in ("Conv", "MaxPool", "AveragePool", "LpPool"):
         kernel = a.get("kernel_shape")
         if kernel is None:  # Conv may omit it: the weight's spatial shape
             kernel = list(consts[proto.input[1]].shape[2:]) if proto.input[1] in consts else None
@@ -220,15 +241,21 @@ def _attrs(proto: onnx.NodeProto, opset: int, consts: dict) -> dict:
             a.setdefault("group", 1)
         else:
             a.setdefault("ceil_mode", 0)
-    elif op in ("Softmax", "LogSoftmax"):
+    elif op in ("Softmax", "LogSoftmax", "Hardmax"):
         a["legacy"] = opset < 13
         a.setdefault("axis", 1 if opset < 13 else -1)
+    elif op == "Upsample" or (op == "Resize" and opset < 11):  # as onnxruntime runs them (ops/resample.py)
+        a.update(coordinate_transformation_mode="asymmetric", nearest_mode="simple")
+    elif op == "TopK" and "k" in a:  # opset < 10: an attribute
+        a["K"] = a.pop("k")
     elif op in ("ArgMax", "ArgMin"):
         a = {"axis": a.get("axis", 0), "keepdims": a.get("keepdims", 1),
              "select_last_index": a.get("select_last_index", 0)}
     elif op == "Cast":
-        a["to"] = _cast_target(proto, a.get("to"))
+        a["to"] = np_dtype(a["to"]).name
         a.pop("saturate", None)
+    elif op in ("QuantizeLinear", "DequantizeLinear") and a.get("output_dtype"):
+        a["output_dtype"] = np_dtype(a["output_dtype"]).name
     elif op == "BatchNormalization":
         a = {"epsilon": a.get("epsilon", 1e-5)}
     elif op == "Pad" and "value" in a:

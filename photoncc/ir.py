@@ -112,7 +112,7 @@ def prune(g: Graph) -> Graph:
             live.update(i for i in n.inputs if i)
     kept.reverse()
     consts = {k: v for k, v in g.consts.items() if k in live}
-    names = live | set(g.inputs)
+    names = live | set(g.inputs) | {o for n in kept for o in n.outputs if o}  # a kept node's unread outputs too
     types = {k: v for k, v in g.types.items() if k in names}
     return g.replace(nodes=tuple(kept), consts=consts, types=types)
 

@@ -58,8 +58,8 @@ def load_model(path: str | Path) -> onnx.ModelProto:
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: invalid or truncated ONNX model: {first}") from e
-    if default_opset(model) < MIN_OPSET:
-        model = _upgrade(model, path)
+    if default_opset(model) < MIN_OPSET and any(e.domain in ("", "ai.onnx") for e in model.opset_import):
+        model = _upgrade(model, path)  # (a model of ai.onnx.ml operators alone has nothing to upgrade)
     return model
 
 

@@ -77,7 +77,7 @@ class Program:
         the manifest, written first, holds every member's sha256."""
         members = []
         for index, name in enumerate(sorted(self.tensors)):
-            array = np.ascontiguousarray(self.tensors[name])
+            array = np.asarray(self.tensors[name], order="C")  # C order; a 0-d array stays 0-d (a Gather's scalar index)
             header = io.BytesIO()
             np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
             if array.dtype.hasobject:

@@ -86,6 +86,8 @@ def _check(manifest, tensors: dict) -> None:
         _spec(spec, "an output", ranges=False)
         _need(spec["name"] in defined, f"output {spec['name']!r} is computed by no instruction")
     _kat(_key(manifest, "kat", dict, "manifest"), manifest, tensors, defined)
+    if "samples" in manifest:
+        _samples(_key(manifest, "samples", dict, "manifest"), manifest, tensors)
     _report(_key(manifest, "report", dict, "manifest"))
 
 
@@ -266,12 +268,37 @@ def _kat(kat: dict, manifest: dict, tensors: dict, defined: set) -> None:
               f"kat.inputs {name!r} is not a batch of the input's shape")
 
 
+KEPT_SAMPLES = 32  # the most calibration samples a program keeps (emit.KEEP_SAMPLES)
+
+
+def _samples(samples: dict, manifest: dict, tensors: dict) -> None:
+    """The calibration samples a program keeps for verify (``emit.keep_samples``): one batch per
+    input, of the input's shape and dtype, all of ``count`` samples."""
+    count = _key(samples, "count", int, "samples")
+    _need(1 <= count <= KEPT_SAMPLES, f"samples.count is not from 1 to {KEPT_SAMPLES}")
+    _key(samples, "source", str, "samples")
+    refs = _key(samples, "inputs", dict, "samples")
+    _need(set(refs) == {spec["name"] for spec in manifest["inputs"]}, "samples.inputs are not the program's inputs")
+    for spec in manifest["inputs"]:
+        ref = refs[spec["name"]]
+        _need(isinstance(ref, str) and ref in tensors, "samples.inputs names a tensor the program does not hold")
+        value = tensors[ref]
+        _need(value.dtype.name == spec["dtype"] and list(value.shape) == [count] + spec["shape"],
+              f"samples.inputs {spec['name']!r} is not {count} samples of the input's shape and dtype")
+        _need(value.dtype.kind not in "fc" or np.isfinite(value).all(), f"samples.inputs {spec['name']!r} holds NaN or infinite values")
+
+
 def _report(report: dict) -> None:
     """The keys ``inspect`` and the CLI read."""
     mesh = report.get("architecture") == "mzi"
     for key, kind in (("profile", str), ("ports" if mesh else "ring_count", int), ("layers", list), ("electronic_ops", dict),
                       ("optical_layers", int), ("tiles", int), ("latency_us", (int, float)), ("energy_nj", (int, float))):
         _key(report, key, kind, "report")
+    macs = report.get("macs")
+    _need(macs is None or (isinstance(macs, dict) and all(isinstance(macs.get(k), int) and macs[k] >= 0
+                                                          for k in ("optical", "electronic"))
+                           and (macs.get("optical_share") is None or _finite(macs["optical_share"]))),
+          "report.macs is not counts of optical and electronic MACs")
     activations = report.get("activations", [])
     _need(isinstance(activations, list) and all(isinstance(a, dict) and all(isinstance(a.get(k), str) for k in
                                                                             ("name", "op", "placement"))

@@ -29,15 +29,79 @@ ERROR_READS = 1 << 28  # and on no more than one sample beyond this many reads (
 
 def compile_report(device: Graph, profile, range_info: dict, mesh_facts: dict | None = None) -> dict:
     if profile["architecture"] == "mzi":
-        return _mesh_report(device, profile, range_info, mesh_facts or {})
-    return _ring_report(device, profile, range_info)
+        report = _mesh_report(device, profile, range_info, mesh_facts or {})
+    else:
+        report = _ring_report(device, profile, range_info)
+    return _with_split(report, device)
 
 
 def is_optical(op: str) -> bool:
     """Whether an instruction of ``op`` runs optically: a layer (Bank, Mesh) or a photonic
-    activation."""
+    activation. MatMul and Einsum are "optical" in the registry for their products by constants,
+    which become banks; one left in a program multiplies two activations, electronically."""
     found = ops.get(op)
     return op in OPTICAL_OPS or (found is not None and found.placement == "optical" and found.activation)
+
+
+def layer_macs(n, g: Graph) -> int:
+    """Multiply-accumulates per sample of the matrix product ``n`` of graph ``g`` at any stage: a
+    Linear, Bank or Mesh (positions x rows x columns of its matrix over all groups: the model's own
+    products, not the device form's doubled columns), or a product of two activations (MatMul,
+    Einsum); 0 for other ops."""
+    out = g.types[n.outputs[0]].shape if n.outputs and n.outputs[0] in g.types else ()
+    conv = "conv" in n.attrs
+    positions = int(np.prod(out[2:] if conv else out[1:-1], dtype=np.int64))
+    if n.op == "Linear":
+        w = g.consts[n.inputs[1]].shape
+        return positions * int(np.prod(w, dtype=np.int64))
+    if n.op in OPTICAL_OPS:
+        named = mesh_inputs(n.inputs) if n.op == "Mesh" else bank_inputs(n.inputs)
+        groups, m = g.consts[named["bias" if n.op == "Mesh" else "gain"]].shape
+        return positions * groups * m * int(g.consts[named["lo"]].shape[1])
+    if n.op == "MatMul":
+        return int(np.prod(out[1:], dtype=np.int64)) * int(g.types[n.inputs[0]].shape[-1])
+    if n.op == "Einsum":
+        from .ops.nn import parse_einsum
+        parsed = parse_einsum(n.attrs.get("equation", ""), [len(g.types[i].shape) for i in n.inputs])
+        if parsed is None:
+            return 0
+        sizes = {label: d for term, i in zip(parsed[0], n.inputs) for label, d in zip(term, g.types[i].shape)}
+        batch = parsed[1][:1]
+        return int(np.prod([d for label, d in sizes.items() if label != batch], dtype=np.int64))
+    return 0
+
+
+def mac_split(g: Graph) -> dict:
+    """The graph's matrix products per sample: MACs on the optical layers (Linear before the
+    banks, Bank or Mesh after), MACs of the electronic matrix products per op (products of two
+    activations), the optical share of all of them (None when there is none), and the count of
+    every other op per type (``electronic_ops``: before the banks every op but Linear)."""
+    optical_macs, products, electronic = 0, {}, {}
+    for n in g.nodes:
+        macs = layer_macs(n, g)
+        if n.op == "Linear" or n.op in OPTICAL_OPS:
+            optical_macs += macs
+            continue
+        if macs:
+            products[n.op] = products.get(n.op, 0) + macs
+        if not is_optical(n.op):
+            electronic[n.op] = electronic.get(n.op, 0) + 1
+    total = optical_macs + sum(products.values())
+    return {"optical": optical_macs, "electronic": sum(products.values()),
+            "optical_share": optical_macs / total if total else None,
+            "electronic_products": dict(sorted(products.items())), "electronic_ops": dict(sorted(electronic.items()))}
+
+
+def _with_split(report: dict, device: Graph) -> dict:
+    """The report with its layers' MACs and the optical share of all the MACs (``mac_split``)."""
+    split = mac_split(device)
+    by_name = {n.name: layer_macs(n, device) for n in device.nodes if n.op in OPTICAL_OPS}
+    for layer in report["layers"]:
+        layer["macs"] = by_name.get(layer["name"], 0)
+    report["macs"] = {key: split[key] for key in ("optical", "electronic", "optical_share", "electronic_products")}
+    if device.meta.get("unrolled"):  # passes/lower_recurrent: each step's recurrent bank holds its own copy of R
+        report["unrolled"] = [dict(u) for u in device.meta["unrolled"]]
+    return report
 
 
 def _ring_report(device: Graph, profile, range_info: dict) -> dict:

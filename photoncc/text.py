@@ -96,11 +96,60 @@ def verify_lines(report: dict) -> list[str]:
     for line in worst_layers(report["adc_saturated_fraction"] or {}, "ADC reads outside their calibrated ranges",
                               "saturated ADC reads"):
         lines.append(f"  saturated: {line}")
-    if report["clipped_fraction"] or report["adc_saturated_fraction"]:
+    lines.extend(saturation_lines(report))
+    if (report["clipped_fraction"] or report["adc_saturated_fraction"]) and not (report.get("saturation") or {}).get("samples"):
         lines.append("  note: the device saturates outside the ranges the program was calibrated for; verify on "
                    "representative data (--inputs) or compile with calibration data that covers these inputs")
-    lines.append("PASS: outputs are equivalent" if report["passed"] else "FAIL: outputs differ beyond the thresholds")
+    lines.append(verdict_line(report))
     return lines
+
+
+def saturation_lines(report: dict) -> list[str]:
+    """The samples whose inputs left the compiled ranges, and each output on the samples inside
+    them (verify's ``saturation`` and ``outputs[].inside_range``)."""
+    found = report.get("saturation") or {}
+    if not found.get("samples"):
+        return []
+    lines = [f"  saturation: {found['samples']} of {found['of']} samples leave the compiled input ranges (worst: "
+             f"layer {found['worst_layer']!r}, {found['worst_excess']:.3g} times its widest input range beyond it)"]
+    for o in report["outputs"]:
+        inside, outside = o.get("inside_range"), o.get("saturating")
+        if inside is None:
+            if outside is not None:
+                lines.append(f"  inside the ranges: no sample of {o['name']}; every one saturates")
+            continue
+        parts = [f"relative error {inside['relative_error']:.3g}"] if inside.get("relative_error") is not None else []
+        if inside.get("top1_agreement") is not None:
+            parts.append(f"top-1 agreement {inside['top1_agreement']:.2%}")
+        lines.append(f"  inside the ranges ({inside['samples']} samples): {'ok  ' if inside['passed'] else 'FAIL'} "
+                     f"{o['name']}: " + (", ".join(parts) or "equal"))
+        if outside and outside.get("relative_error") is not None:
+            lines.append(f"  saturating ({outside['samples']} samples): {o['name']}: relative error "
+                         f"{outside['relative_error']:.3g}" + (f", top-1 agreement {outside['top1_agreement']:.2%}"
+                                                                if outside.get("top1_agreement") is not None else ""))
+    return lines
+
+
+def verdict_line(report: dict) -> str:
+    """PASS, or FAIL with which of the two it is: the data's coverage (only saturating samples
+    differ: recompile with calibration data that covers them) or the program (samples inside the
+    compiled ranges differ)."""
+    found = report.get("saturation") or {}
+    if report["passed"]:
+        return "PASS: outputs are equivalent" + (
+            f" (including the {found['samples']} samples that leave the compiled ranges)" if found.get("samples") else "")
+    cause = report.get("cause")
+    if cause == "saturation":
+        inside = found["of"] - found["samples"]
+        return ("FAIL: outputs differ beyond the thresholds through range saturation, not a wrong program: "
+                + (f"the {inside} samples inside the compiled ranges agree, the {found['samples']} that leave them "
+                   "do not" if inside else "every sample leaves the compiled ranges, so none checks the program")
+                + "; recompile with calibration data that covers these inputs (or more --headroom)")
+    if cause == "program":
+        return ("FAIL: outputs differ beyond the thresholds on samples inside the compiled ranges: not the data's "
+                "coverage; the program (or at the quantised and noisy tiers, the device's precision) does not "
+                "reproduce the model")
+    return "FAIL: outputs differ beyond the thresholds"
 
 
 def inspect_lines(program, path) -> list[str]:
@@ -121,8 +170,12 @@ def inspect_lines(program, path) -> list[str]:
                    f"{max(spec['hi'], default=np.nan):.4g}]")
     for spec in m["outputs"]:
         lines.append(f"  output {spec['name']}: {type_text(spec)}")
+    lines.extend(samples_lines(m))
     lines.append(f"  {r['optical_layers']} optical layer(s), {r['tiles']} tile(s); electronic: "
                + (", ".join(f"{op} x{c}" for op, c in r["electronic_ops"].items()) or "none"))
+    if r.get("macs"):
+        lines.append("  " + mac_text(r["macs"]))
+    lines.extend(unrolled_lines(r))
     if r.get("activations"):
         kinds: dict = {}
         for a in r["activations"]:
@@ -160,6 +213,7 @@ def mesh_lines(program) -> list[str]:
                      f"{max(spec['hi'], default=np.nan):.4g}]")
     for spec in m["outputs"]:
         lines.append(f"  output {spec['name']}: {type_text(spec)}")
+    lines.extend(samples_lines(m))
     if "chip" in m:
         c = m["chip"]
         lines.append(f"  compiled for chip: {c['kind']} of {c['profile']} (seed {c['seed']}, sha256 {c['sha256'][:16]}...)")
@@ -169,6 +223,8 @@ def mesh_lines(program) -> list[str]:
                      f"{c['fidelity_after']:.6g} after; {c['unreachable_mzis']} MZI(s) cannot be set exactly")
     lines.append(f"  {r['optical_layers']} optical layer(s), {r['tiles']} mesh setting(s), {r['mzis']} MZIs set; "
                  "electronic: " + (", ".join(f"{op} x{c}" for op, c in r["electronic_ops"].items()) or "none"))
+    if r.get("macs"):
+        lines.append("  " + mac_text(r["macs"]))
     lines.append(f"  estimate per inference (profile timing/energy, optical core only): "
                  f"{r['latency_us']:.4g} us, {r['energy_nj']:.4g} nJ")
     rows = [("layer", "kind", "matrix", "tiles", "MZIs set", "theta mean", "theta std", "bar/cross", "alpha",
@@ -185,6 +241,46 @@ def mesh_lines(program) -> list[str]:
         lines.append("  " + "  ".join(cell.ljust(w) if i in (0, 1, 9) else cell.rjust(w)
                                     for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
     return lines
+
+
+def unrolled_lines(report: dict) -> list[str]:
+    """The recurrent layers the compile unrolled (passes/lower_recurrent), at most WARN_LAYERS."""
+    found = report.get("unrolled") or []
+    lines = [f"  unrolled: {u['op']} {u['name']!r} over {u['steps']} steps x {u['directions']} direction(s): "
+             f"{u['recurrent_products']} recurrent bank(s), each holding its own copy of R" for u in found[:WARN_LAYERS]]
+    if len(found) > WARN_LAYERS:
+        lines.append(f"  unrolled: {len(found) - WARN_LAYERS} more recurrent layer(s)")
+    return lines
+
+
+def samples_lines(manifest: dict) -> list[str]:
+    """The calibration samples a program keeps for ``verify`` without ``--inputs``."""
+    kept = manifest.get("samples")
+    if not kept:
+        return ["  kept samples: none (compiled without calibration data: verify without --inputs draws uniform ones)"]
+    return [f"  kept samples: {kept['count']} of the {kept.get('of', '?')} calibration samples (verify's default inputs)"]
+
+
+def mac_text(macs: dict) -> str:
+    """The optical share of a model's multiply-accumulates (``report.mac_split``), one line:
+    ``MACs per sample: 96.6% optical (12,288 of 12,720); electronic: MatMul 432``."""
+    share = macs.get("optical_share")
+    total = macs["optical"] + macs["electronic"]
+    head = "MACs per sample: " + (f"{share:.1%} optical ({macs['optical']:,} of {total:,})" if share is not None
+                                  else "none (no matrix product)")
+    products = macs.get("electronic_products") or {}
+    return head + ("; electronic: " + ", ".join(f"{op} {count:,}" for op, count in products.items())
+                   if products else "; none electronic")
+
+
+def check_lines(model, split: dict, optical_layers: int) -> list[str]:
+    """What ``check`` says of a model every node of which is supported (``split``: report.mac_split
+    of the graph after fold_affine)."""
+    electronic = split["electronic_ops"]
+    return [f"{model}: every node is supported: {optical_layers} optical layer(s), "
+            f"{sum(electronic.values())} electronic op(s) after folding",
+            "  " + mac_text(split),
+            "  electronic ops: " + (", ".join(f"{op} x{c}" for op, c in electronic.items()) or "none")]
 
 
 def type_text(spec: dict) -> str:

@@ -28,6 +28,7 @@ The report schema is docs/verify-report.md.
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 
@@ -37,8 +38,10 @@ from .program import Program
 from .progress import stage
 from .reference import run_onnxruntime
 from .sim import DEFAULT_NOISE_MODEL, Simulator
+from .sim.saturation import SampleRanges
 
 REPORT_VERSION = 1
+SATURATION_INDICES = 20  # saturating samples listed by index in the report
 LAYER_SAMPLES = 64
 Z = {0.9: 1.2816, 0.95: 1.6449, 0.99: 2.3263}  # one-sided normal quantiles
 
@@ -99,7 +102,17 @@ def draw_inputs(program: Program, samples: int, seed: int) -> dict:
     return feeds
 
 
-def compare(ref: np.ndarray, dev: np.ndarray) -> dict:
+def kept_samples(program: Program, samples: int) -> dict | None:
+    """The first ``samples`` of the calibration samples the program keeps (``emit.keep_samples``),
+    by input name; None for a program that keeps none (compiled without calibration data, or by an
+    earlier photoncc)."""
+    kept = program.manifest.get("samples")
+    if not kept:
+        return None
+    return {name: program.tensors[ref][:samples] for name, ref in kept["inputs"].items()}
+
+
+def compare(ref: np.ndarray, dev: np.ndarray, scale: float | None = None) -> dict:
     """The metrics of one output (module docstring). Non-finite values are compared by position: a
     NaN where the model has NaN (or the same infinity) agrees; one where the model has another
     value is counted in ``nonfinite_mismatch``, and the errors are taken over the other values."""
@@ -116,9 +129,10 @@ def compare(ref: np.ndarray, dev: np.ndarray) -> dict:
     same = (ref64 == dev64) | (np.isnan(ref64) & np.isnan(dev64))  # the same infinity, or NaN on both sides
     mismatched = int(np.count_nonzero(~finite & ~same))
     err = float(np.abs(dev64 - ref64, where=finite, out=np.zeros_like(ref64)).max()) if ref.size else 0.0
-    known = ref64[np.isfinite(ref64)]
-    scale = float(np.ptp(known)) if known.size else 0.0
-    scale = scale or (float(np.abs(known).max()) if known.size else 0.0) or 1.0
+    if scale is None:  # the output's range (given: the whole output's, for a subset of its samples)
+        known = ref64[np.isfinite(ref64)]
+        scale = float(np.ptp(known)) if known.size else 0.0
+        scale = scale or (float(np.abs(known).max()) if known.size else 0.0) or 1.0
     result.update(max_abs_error=err, output_range=scale, relative_error=err / scale, nonfinite_mismatch=mismatched)
     if ref.ndim == 2 and ref.shape[1] >= 2:
         result["top1_agreement"] = float(np.mean(ref.argmax(axis=1) == dev.argmax(axis=1)))
@@ -131,9 +145,8 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
     """Compare and decide at ``tier`` with ``limits`` (see ``thresholds``); returns the report.
     ``noise_model`` says how the noisy tier simulates tile reads (simulator.NOISE_MODELS);
     ``progress(done, total, stage)`` reports each trial's samples, stage "trial i/n" when there
-    are several, "" when one (photoncc/progress.py). ``device``: where the per-read tile reads run
-    (``sim.backend``). ``chip``: run every trial on that chip's static errors
-    (``photoncc.chip.Chip``) instead of drawing them from the trial's seed."""
+    are several, "" when one (photoncc/progress.py). ``chip``: run every trial on that chip's
+    static errors (``photoncc.chip.Chip``) instead of drawing them from the trial's seed."""
     layer_names = comparable_layers(program)
     reference, reference_note = run_onnxruntime(model_path, feeds, extra_outputs=layer_names)
     noise_model = noise_model if tier == "noisy" else "per-read"  # the quantised tier reads every tile
@@ -145,7 +158,9 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
                     **({} if chip is None else {"chip": chip})}
         if trial == 0:  # the known-answer test (noiseless, in this noise model) and the layers' values
             simulator, kat = known_answer(program, program_path, settings)
+            simulator.saturation = SampleRanges(program)  # which samples leave the compiled ranges
             run = simulator.run_batches(feeds, progress=step, keep=layer_names, keep_samples=LAYER_SAMPLES)
+            excess, excess_layers = simulator.saturation.samples()
             output_names = {spec["name"] for spec in program.manifest["outputs"]}
             inner = {name: run[name][:LAYER_SAMPLES] if name in output_names else run.pop(name) for name in layer_names}
             clipped = {k: v for k, v in sorted(simulator.clipped_fraction().items()) if v > 0}
@@ -157,8 +172,15 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
             run = simulator.run_batches(feeds, progress=step)
         runs.append(run)
         del simulator  # before the next trial's device is loaded
+    if tier == "noisy":  # the data's coverage, without the excursions the device's noise adds: a noiseless run
+        simulator = Simulator(program, noiseless=True, noise_model="statistical", device=device)
+        simulator.saturation = SampleRanges(program)
+        simulator.run_batches(feeds)
+        excess, excess_layers = simulator.saturation.samples()
+        del simulator
     outputs = [_judge(spec["name"], reference[spec["name"]], [r[spec["name"]] for r in runs], tier, limits)
                for spec in program.manifest["outputs"]]
+    saturation = _split_by_range(outputs, reference, runs, excess, excess_layers, tier, limits)
     layers = [_layer_metrics(name, reference[name][:LAYER_SAMPLES], inner[name])
               for name in layer_names if name in reference]
     accuracy = None
@@ -184,8 +206,59 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
         "clipped_fraction": clipped,
         "adc_saturated_fraction": saturated,
         "known_answer_test": kat,
+        "saturation": saturation,
+        "cause": _cause(kat, outputs, saturation),
         "passed": kat == "passed" and all(o["passed"] for o in outputs),
     }
+
+
+def _split_by_range(outputs: list, reference: dict, runs: list, excess, excess_layers: list, tier: str,
+                    limits: dict) -> dict:
+    """The samples whose inputs left an optical layer's compiled range (the run of the quantised or
+    exact tier; for the noisy tier a noiseless run, so that noise-driven excursions count as the
+    device's error, not the data's), and each
+    output judged again on the samples inside the ranges (``inside_range``: the program's
+    correctness) and measured on the saturating ones (``saturating``: the data's coverage), with the
+    output's range over all samples as the scale. Adds those to ``outputs`` when a sample saturates."""
+    hit = excess > 0
+    count = int(hit.sum())
+    found = {"samples": count, "of": int(len(excess)),
+             "worst_excess": float(excess.max()) if count else 0.0,
+             "worst_layer": excess_layers[int(excess.argmax())] if count else None,
+             "indices": [int(i) for i in np.flatnonzero(hit)[:SATURATION_INDICES]],
+             "layers": dict(sorted(Counter(layer for layer in excess_layers if layer).items()))}
+    if not count:
+        return found
+    inside = ~hit
+    for o in outputs:
+        ref = reference[o["name"]]
+        devs = [r[o["name"]] for r in runs]
+        if "error" in o or len(ref) != len(hit):
+            continue
+        scale = o.get("output_range")
+        judged = _judge(o["name"], ref[inside], [d[inside] for d in devs], tier, limits, scale) if inside.any() else None
+        o["inside_range"] = None if judged is None else {
+            key: judged.get(key) for key in ("max_abs_error", "relative_error", "top1_agreement", "top1_lower_bound",
+                                             "nonfinite_mismatch", "passed")} | {"samples": int(inside.sum())}
+        out = compare(ref[hit], devs[0][hit], scale)
+        o["saturating"] = {key: out.get(key) for key in ("max_abs_error", "relative_error", "top1_agreement")} | {
+            "samples": count}
+    return found
+
+
+def _cause(kat: str, outputs: list, saturation: dict) -> str | None:
+    """Why the comparison failed: "known-answer test" (the program was changed), "program" (an
+    output fails on the samples inside the compiled ranges: not the data's coverage), "saturation"
+    (only through the samples that leave the ranges); None when it passed."""
+    if kat != "passed":
+        return "known-answer test"
+    failed = [o for o in outputs if not o["passed"]]
+    if not failed:
+        return None
+    if saturation["samples"] and all(o.get("inside_range") is None or o["inside_range"]["passed"] for o in failed) \
+            and all("inside_range" in o for o in failed):
+        return "saturation"
+    return "program"
 
 
 def known_answer(program: Program, program_path: str, device: dict) -> tuple[Simulator, str]:
@@ -208,8 +281,8 @@ def comparable_layers(program: Program) -> list[str]:
             if i["op"] in ("Bank", "Mesh") and i["outputs"][0] not in photonic_inputs]
 
 
-def _judge(name: str, ref: np.ndarray, devs: list, tier: str, limits: dict) -> dict:
-    per_trial = [compare(ref, dev) for dev in devs]
+def _judge(name: str, ref: np.ndarray, devs: list, tier: str, limits: dict, scale: float | None = None) -> dict:
+    per_trial = [compare(ref, dev, scale) for dev in devs]
     metrics = {"name": name, **per_trial[0]}
     metrics["classifier"] = ref.dtype.kind == "f" and metrics["top1_agreement"] is not None
     if "error" in metrics:

@@ -258,14 +258,14 @@ def test_check_zipmap_lists_the_node_with_a_hint(capsys):
     assert "ZipMap" in err and "'zipmap': False" in err
 
 
-def test_check_logreg_lists_both_unsupported_nodes_at_once(capsys):
-    code, _, err = run_cli(capsys, "check", DATA / "skl2onnx_logreg.onnx")
-    assert code == 2
-    assert err.startswith("photoncc: error: ") and "Traceback" not in err
-    assert "2 unsupported node(s)" in err
-    assert "LinearClassifier" in err and "Normalizer" in err
-    node_lines = [line for line in err.splitlines()[1:] if line.startswith("  node ")]
-    assert len(node_lines) == 2
+def test_check_logreg_maps_the_linear_classifier_and_shows_the_split(capsys):
+    """skl2onnx's LinearClassifier (its Gemm a bank) and Normalizer (electronic) are supported."""
+    code, out, err = run_cli(capsys, "check", DATA / "skl2onnx_logreg.onnx")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "every node is supported: 1 optical layer(s)" in lines[0]
+    assert lines[1] == "  MACs per sample: 100.0% optical (640 of 640); none electronic"
+    assert lines[2].startswith("  electronic ops: ") and "Normalizer x1" in lines[2] and "ArgMax x1" in lines[2]
 
 
 def test_compile_zipmap_fails_with_the_same_list_and_writes_nothing(capsys, tmp_path):
@@ -417,17 +417,36 @@ def test_verify_seed_is_reported(capsys, cnn, tmp_path):
     assert json.loads((tmp_path / "v.json").read_text())["seed"] == 7
 
 
-def test_verify_without_inputs_draws_seeded_samples_and_says_so(capsys, tmp_path):
+def test_verify_without_inputs_runs_the_kept_calibration_samples_and_says_so(capsys, tmp_path):
     model = copy_fixture("skl2onnx_mlp", tmp_path)
     assert run_cli(capsys, "compile", model, "--calibration", tmp_path / "skl2onnx_mlp.npz")[0] == 0
+    kept = Program.read(model.with_suffix(".pcc"))
+    assert kept.manifest["samples"]["count"] == 32 and kept.manifest["samples"]["source"] == "calibration"
     code, out, err = run_cli(capsys, "verify", model.with_suffix(".pcc"), "--samples", "5", "--seed", "3",
                          "--json", tmp_path / "v.json")
     assert code == 0, out + err
-    assert "no --inputs given" in err and "5 samples drawn" in err and "seed 3" in err
+    assert "no --inputs given" in err and "the 5 calibration samples kept in the program" in err
     assert "5 samples" in out
     report = json.loads((tmp_path / "v.json").read_text())
-    assert report["inputs"]["samples"] == 5 and "drawn" in report["inputs"]["source"]
+    assert report["inputs"]["samples"] == 5 and report["inputs"]["source"] == "5 calibration samples kept in the program"
+    np.testing.assert_array_equal(kept.tensors["samples/input"][:5],
+                                  np.load(tmp_path / "skl2onnx_mlp.npz")["input"][np.linspace(0, 31, 32).round()
+                                                                                 .astype(int)][:5])
     assert report["seed"] == 3
+
+
+def test_verify_without_inputs_draws_seeded_samples_for_a_program_without_calibration_data(capsys, tmp_path):
+    model = tmp_path / "digits_sigmoid_mlp.onnx"  # every range known without data: Sigmoid, Tanh, the inputs'
+    shutil.copy(DATA / model.name, model)
+    assert run_cli(capsys, "compile", model, "--input-range", "0,16")[0] == 0
+    assert "samples" not in Program.read(model.with_suffix(".pcc")).manifest
+    code, out, err = run_cli(capsys, "verify", model.with_suffix(".pcc"), "--samples", "5", "--seed", "3",
+                             "--json", tmp_path / "v.json")
+    assert code == 0, out + err
+    assert "no --inputs given" in err and "5 samples drawn" in err and "seed 3" in err
+    assert "keeps no calibration samples" in err
+    report = json.loads((tmp_path / "v.json").read_text())
+    assert report["inputs"]["samples"] == 5 and "drawn" in report["inputs"]["source"]
 
 
 def test_verify_onnx_target_compiles_in_memory(capsys, tmp_path):

@@ -50,7 +50,8 @@ def copy_fixture(name: str, folder) -> str:
 # ---------------------------------------------------------------------------------- 1. fixtures
 
 FIXTURES = ("torch_legacy_cnn", "torch_legacy_cnn_nofold", "torch_legacy_mlp_tanh",
-            "torch_dynamo_mlp", "torch_dynamo_cnn", "skl2onnx_mlp", "digits_mlp", "digits_sigmoid_mlp")
+            "torch_dynamo_mlp", "torch_dynamo_cnn", "skl2onnx_mlp", "skl2onnx_logreg", "digits_mlp",
+            "digits_sigmoid_mlp")
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -63,8 +64,10 @@ def test_fixture_matches_onnxruntime(name, tmp_path):
 
 
 def test_every_fixture_file_is_covered():
-    refused = {"skl2onnx_mlp_zipmap", "skl2onnx_logreg"}  # see test_classic_ml_fixtures_are_refused...
-    assert {p.stem for p in DATA.glob("*.onnx")} == set(FIXTURES) | refused
+    refused = {"skl2onnx_mlp_zipmap"}  # see test_classic_ml_fixtures_are_refused...
+    architectures = {f"arch_{kind}_{exporter}" for kind in ("transformer", "gru", "lstm", "mobilenet", "autoencoder")
+                     for exporter in ("legacy", "dynamo")}  # tests/test_architectures.py
+    assert {p.stem for p in DATA.glob("*.onnx")} == set(FIXTURES) | refused | architectures
 
 
 def test_mlp_tanh_inputs_are_standardised_and_signed():
@@ -85,8 +88,7 @@ def test_skl2onnx_mlp_label_is_exact_and_probabilities_close(tmp_path):
     assert len(set(ref["label"].tolist())) > 3  # the test says something: several classes predicted
 
 
-@pytest.mark.parametrize("name, ops", [("skl2onnx_mlp_zipmap", {"ZipMap"}),
-                                       ("skl2onnx_logreg", {"LinearClassifier", "Normalizer"})])
+@pytest.mark.parametrize("name, ops", [("skl2onnx_mlp_zipmap", {"ZipMap"})])
 def test_classic_ml_fixtures_are_refused_listing_every_node(name, ops, tmp_path):
     path = copy_fixture(name, tmp_path)
     with pytest.raises(UnsupportedModel) as info:
@@ -166,19 +168,15 @@ def test_pytorch_converted_tests_are_found():
     assert len(CONVERTED) >= 80 and len(TRANSPOSED) == 2
 
 
-@pytest.mark.parametrize("name", [n for n in CONVERTED if n not in TRANSPOSED])
+@pytest.mark.parametrize("name", CONVERTED)
 def test_pytorch_converted(name):
+    """Every pytorch-converted case, the two ConvTranspose ones included (a convolution on the
+    zero-inserted input: InsertZeros then a bank)."""
     path, feeds, stored = converted_case(name)
-    _, dev, ref = compile_and_compare(path, feeds)
+    program, dev, ref = compile_and_compare(path, feeds)
     assert_outputs_match(stored, dev, what=f"{name} (stored output)")
-
-
-@pytest.mark.parametrize("name", TRANSPOSED)
-def test_pytorch_converted_conv_transpose_is_refused(name):
-    path, feeds, _ = converted_case(name)
-    with pytest.raises(UnsupportedModel, match="ConvTranspose") as info:
-        compile_model(path, ideal(), calibration=feeds)
-    assert [p.op for p in info.value.problems] == ["ConvTranspose"]
+    if name in TRANSPOSED:
+        assert "InsertZeros" in [i["op"] for i in program.instructions]
 
 
 # ---------------------------------------------------------------------------------- 4. device properties

@@ -3,13 +3,12 @@ end against onnxruntime, chips (draw, files, bad inputs), error-aware programmin
 from __future__ import annotations
 
 import copy
-import json
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from helpers import DATA, assert_outputs_match, compile_and_compare, run_cli
+from helpers import DATA, compile_and_compare, run_cli
 from models import light_model, save as save_model, image_batch
 from photoncc import chip as chips
 from photoncc.calibrate import calibrate

@@ -1,7 +1,8 @@
 """The operator registry: every operator photoncc knows, declared once with every fact about it.
 
 Each op is declared next to its NumPy function (``@op`` in the modules of this package, grouped by
-kind: ``elementwise``, ``special``, ``nn``, ``layout``, ``reduce``, ``compile_time``). What the
+kind: ``elementwise``, ``special``, ``nn``, ``normalization``, ``layout``, ``reduce``, ``resample``,
+``quantize``, ``compile_time``). What the
 compiler, the interpreter, the simulator, the compile report and ``photoncc ops`` need is a field
 of its ``Op``, and every table they used to keep is a query below:
 
@@ -68,13 +69,36 @@ REGISTRY: dict[str, Op] = {}
 # operators photoncc refuses, with what the user can do instead (they have no Op)
 REFUSED = {
     "ZipMap": "skl2onnx adds ZipMap for the probabilities; convert with options={id(model): {'zipmap': False}}",
-    "LinearClassifier": "a classic-ML operator; photoncc compiles neural networks (MatMul/Gemm chains), "
-                        "e.g. scikit-learn's MLPClassifier",
-    "ConvTranspose": "transposed convolutions are not mapped to banks yet",
-    "LSTM": "recurrent layers are not supported", "GRU": "recurrent layers are not supported",
-    "RNN": "recurrent layers are not supported",
-    "Resize": "resampling is not supported; upsample outside the model",
-    "Upsample": "resampling is not supported; upsample outside the model",
+    "Attention": "attention's products of two activations are not fused yet; export attention unfused "
+                 "(opset < 23: MatMul, Softmax)",
+    "RotaryEmbedding": "export rotary embeddings unfused (opset < 23: Slice, Mul, Add, Concat)",
+    "EyeLike": "an identity matrix shaped like a data value; export it as a constant",
+    "DynamicQuantizeLinear": "its scale is computed over the whole tensor, across the batch; quantise with "
+                             "constant scales (QuantizeLinear)",
+    "BitCast": "reinterpreting the bits of a value is not supported",
+    "ImageDecoder": "decode images outside the model",
+    **dict.fromkeys(("If", "Loop", "Scan", "SequenceMap"),
+                    "control flow (sub-graphs) is not supported; export a static graph (tracing unrolls loops)"),
+    **dict.fromkeys(("ConcatFromSequence", "SequenceAt", "SequenceConstruct", "SequenceEmpty", "SequenceErase",
+                     "SequenceInsert", "SequenceLength", "SplitToSequence", "Optional", "OptionalGetElement",
+                     "OptionalHasElement"), "sequences and optionals are not tensors; export without them"),
+    **dict.fromkeys(("StringConcat", "StringNormalizer", "StringSplit", "RegexFullMatch", "TfIdfVectorizer",
+                     "LabelEncoder", "CategoryMapper", "CastMap", "DictVectorizer"),
+                    "strings and maps: preprocess them outside the model"),
+    **dict.fromkeys(("Bernoulli", "Multinomial", "RandomNormal", "RandomNormalLike", "RandomUniform",
+                     "RandomUniformLike"), "random sampling has no place in a deployed (inference) model"),
+    **dict.fromkeys(("NonZero", "Unique", "NonMaxSuppression"),
+                    "the output's shape depends on the data values; photoncc needs static shapes"),
+    **dict.fromkeys(("NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"),
+                    "a training loss; export the inference graph"),
+    **dict.fromkeys(("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"),
+                    "integer products: export the quantised model in the QDQ format (QuantizeLinear and "
+                    "DequantizeLinear around float operators), which photoncc runs"),
+    **dict.fromkeys(("DFT", "STFT", "HannWindow", "HammingWindow", "BlackmanWindow", "MelWeightMatrix"),
+                    "signal processing: compute the features outside the model"),
+    **dict.fromkeys(("SVMClassifier", "SVMRegressor", "TreeEnsemble", "TreeEnsembleClassifier",
+                     "TreeEnsembleRegressor", "Imputer", "OneHotEncoder", "FeatureVectorizer"),
+                    "a classic-ML operator; photoncc compiles neural networks (matrix products)"),
 }
 
 
@@ -115,13 +139,24 @@ def table() -> list[Op]:
     return sorted(listed, key=lambda o: (PLACEMENTS.index(o.placement), o.name))
 
 
+# setting inputs that hold one number, and those that hold floats; every other one holds integers
+SCALAR_SETTINGS = ("min", "max", "value", "axis", "k", "K", "depth")
+FLOAT_SETTINGS = ("scales", "roi", "values")
+
+
 def settings(node, args) -> dict:
     """The node's attributes updated with the values of its setting inputs (``Op.settings``)."""
     a = dict(node.attrs)
     found = REGISTRY.get(node.op)
     for key, value in zip(found.settings if found else (), args):
-        if value is not None:
-            a[key] = value.item() if key in ("min", "max", "value") else [int(v) for v in value.reshape(-1)]
+        if value is None:
+            continue
+        if key in SCALAR_SETTINGS:
+            a[key] = value.item()
+        elif key in FLOAT_SETTINGS:
+            a[key] = [float(v) for v in value.reshape(-1)]
+        else:
+            a[key] = [int(v) for v in value.reshape(-1)]
     return a
 
 
@@ -150,4 +185,5 @@ def monotone(node, lows, highs):
     return found.evaluate(node, *lows), found.evaluate(node, *highs)
 
 
-from . import compile_time, elementwise, layout, nn, pool, reduce, special  # noqa: E402,F401  (they declare the ops)
+from . import compile_time, elementwise, layout, nn, normalization, pool, quantize, reduce, resample, special  # noqa: E402,F401,E501  (they declare the ops)
+from . import ml, recurrent  # noqa: E402,F401  (classic-ML linear models; recurrent layers)

@@ -23,22 +23,12 @@ def _constant_of_shape(node, shape):
     return np.full(tuple(int(d) for d in shape), value.reshape(-1)[0], value.dtype)
 
 
-def _expand(node, x, shape):
-    return x * np.ones([int(d) for d in shape], x.dtype)
-
-
-def _tile(node, x, repeats):
-    return np.tile(x, [int(r) for r in repeats])
-
-
 def _range(node, start, limit, delta):
     return np.arange(start, limit, delta, dtype=np.asarray(start).dtype)
 
 
-register("Shape", "compile", onnx=_shape)
-register("Size", "compile", onnx=_size)
-register("ConstantOfShape", "compile", onnx=_constant_of_shape)
+register("Shape", "compile", onnx=_shape, note="known once the batch is bound")
+register("Size", "compile", onnx=_size, note="known once the batch is bound")
+register("ConstantOfShape", "compile", onnx=_constant_of_shape, note="of a constant shape")
 register("Constant", "compile", note="a constant of the model, read by the importer")
-register("Range", "compile", onnx=_range)
-register("Expand", "compile", onnx=_expand, note="or electronic")
-register("Tile", "compile", onnx=_tile, note="or electronic")
+register("Range", "compile", onnx=_range, note="of constant start, limit and delta")

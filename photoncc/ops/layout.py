@@ -13,6 +13,7 @@ import numpy as np
 from . import BATCH_HINT, monotone, op, register, settings, unsupported
 
 _PAD_MODES = ("constant", "reflect", "edge", "wrap")  # numpy.pad's names too
+TABLE_LOOKUPS = ("Gather", "GatherElements")  # on a constant table, their axis is the table's
 
 
 def _rank(graph, node) -> int:
@@ -43,7 +44,7 @@ def batch_axis(default):
     """``Op.canonical`` of an op with an ``axis`` attribute (ONNX default ``default``; None: the
     importer always sets it): the axis made positive; axis 0, the batch, refused."""
     def canonical(node, graph, source):
-        if node.op == "Gather" and node.inputs[0] in graph.consts:
+        if node.op in TABLE_LOOKUPS and node.inputs[0] in graph.consts:
             return node  # a lookup table indexed by data: axis 0 is the table's, not the batch
         a = dict(node.attrs)
         a["axis"] = int(a.get("axis", default if default is not None else a.get("axis"))) % _rank(graph, node)
@@ -133,7 +134,8 @@ def _unsqueeze_onnx(node, x, *args):
 
 
 @op("Transpose", "layout", canonical=_transpose_canonical, interval=monotone, note="must keep axis 0 first")
-def transpose(x, *, perm):
+def transpose(x, *, perm=None):
+    """``x`` with its axes permuted by ``perm`` (None, as ONNX's default: reversed)."""
     return np.transpose(x, perm)
 
 
@@ -238,8 +240,10 @@ def identity(x):
     return x
 
 
-def _dropout_onnx(node, x, *rest):
-    return (x, np.ones(x.shape, bool)) if len(node.outputs) > 1 else x
+@op("Dropout", "removed", note="inference: identity (electronic only where a model reads its all-true mask)")
+def dropout(x, *ratio_and_training_mode):
+    """Inference Dropout: ``x`` itself and the mask of the values kept, all of them (bool)."""
+    return x, np.ones(x.shape, bool)
 
 
 @op("ArrayFeatureExtractor", "electronic", domain="ai.onnx.ml", note="ai.onnx.ml (skl2onnx class-label lookup)")
@@ -253,4 +257,213 @@ register("Squeeze", "layout", onnx=_squeeze_onnx, settings=("axes",), canonical=
          note="not the batch axis")
 register("Unsqueeze", "layout", onnx=_unsqueeze_onnx, settings=("axes",), canonical=per_sample_reshape,
          note="not the batch axis")
-register("Dropout", "removed", onnx=_dropout_onnx, note="inference: identity")
+
+
+# ------------------------------------------------------------------ broadcasting, tiling, cropping
+
+def _per_sample_shape(node, graph, source, what: str):
+    """``Op.canonical`` of an op whose output shape is a setting (Expand, CenterCropPad): the
+    per-sample output shape as attribute ``shape``, unless the batch axis moves or changes."""
+    x, out = graph.types[node.inputs[0]], graph.types[node.outputs[0]]
+    if len(out.shape) != len(x.shape) or out.shape[0] != x.shape[0]:
+        return unsupported(node, f"{what} the batch axis ({x} -> {out})", BATCH_HINT)
+    return node.replace(attrs={"shape": list(out.shape[1:])})
+
+
+def _expand_onnx(node, x, *args):
+    a = settings(node, args)
+    if not args:  # canonical: the per-sample shape
+        return expand(x, shape=a["shape"])
+    return np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(a["shape"]))).copy()  # a constant of its own
+
+
+@op("Expand", "layout", onnx=_expand_onnx, settings=("shape",), interval=monotone,
+    canonical=lambda node, graph, source: _per_sample_shape(node, graph, source, "broadcasts across"),
+    note="constant shape; not the batch axis")
+def expand(x, *, shape):
+    """Keep the batch (axis 0), broadcast each sample to ``shape`` (NumPy rules); a read-only view."""
+    return np.broadcast_to(x, (x.shape[0],) + tuple(shape))
+
+
+def _tile_onnx(node, x, *args):
+    return tile(x, repeats=settings(node, args)["repeats"])
+
+
+def _tile_canonical(node, graph, source):
+    if node.attrs["repeats"][0] != 1:
+        return unsupported(node, f"repeats the batch axis (repeats {node.attrs['repeats']})", BATCH_HINT)
+    return node
+
+
+@op("Tile", "layout", onnx=_tile_onnx, settings=("repeats",), canonical=_tile_canonical, interval=monotone,
+    note="constant repeats; not the batch axis")
+def tile(x, *, repeats):
+    """``x`` repeated ``repeats[i]`` times along each axis i."""
+    return np.tile(x, [int(r) for r in repeats])
+
+
+def _center_crop_pad_onnx(node, x, *args):
+    a = settings(node, args)
+    if not args:  # canonical: the per-sample shape
+        return center_crop_pad(x, shape=a["shape"])
+    target = list(x.shape)
+    for axis, size in zip(a.get("axes", range(x.ndim)), a["shape"]):
+        target[int(axis) % x.ndim] = size
+    return _crop_or_pad(x, target)
+
+
+def _crop_or_pad(x, target):
+    """``x`` centred in zeros of shape ``target``: an axis longer than its target is cropped to its
+    middle, a shorter one padded on both sides (the odd element at the end, in both cases)."""
+    y = np.zeros(target, x.dtype)
+    src, dst = [], []
+    for size, want in zip(x.shape, target):
+        start = abs(size - want) // 2
+        cut = slice(start, start + min(size, want))
+        src.append(cut if size > want else slice(None))
+        dst.append(cut if size < want else slice(None))
+    y[tuple(dst)] = x[tuple(src)]
+    return y
+
+
+@op("CenterCropPad", "layout", onnx=_center_crop_pad_onnx, settings=("shape",),
+    canonical=lambda node, graph, source: _per_sample_shape(node, graph, source, "crops or pads"),
+    note="constant shape; not the batch axis")
+def center_crop_pad(x, *, shape):
+    """Keep the batch (axis 0), centre each sample in ``shape`` (``_crop_or_pad``)."""
+    return _crop_or_pad(x, (x.shape[0],) + tuple(shape))
+
+
+# ------------------------------------------------------------------ blocks, triangles, selections
+
+def _depth_to_space_canonical(node, graph, source):
+    if _rank(graph, node) != 4:
+        return unsupported(node, "works on 4-D (N, C, H, W) tensors only")
+    return node
+
+
+@op("DepthToSpace", "layout", canonical=_depth_to_space_canonical, interval=monotone, note="DCR and CRD")
+def depth_to_space(x, *, blocksize, mode="DCR"):
+    """(N, C, H, W) -> (N, C/b^2, H*b, W*b): channel ``(i*b + j)*C/b^2 + c`` (DCR) or
+    ``(c*b + i)*b + j`` (CRD) becomes pixel (c, h*b + i, w*b + j)."""
+    n, c, h, w = x.shape
+    b = int(blocksize)
+    if mode == "DCR":
+        y = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    else:
+        y = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    return y.reshape(n, c // (b * b), h * b, w * b)
+
+
+@op("SpaceToDepth", "layout", canonical=_depth_to_space_canonical, interval=monotone, note="DCR and CRD")
+def space_to_depth(x, *, blocksize, mode="DCR"):
+    """(N, C, H, W) -> (N, C*b^2, H/b, W/b), the inverse of ``depth_to_space``: pixel
+    (c, h*b + i, w*b + j) becomes channel ``(i*b + j)*C + c`` (DCR) or ``(c*b + i)*b + j`` (CRD)."""
+    n, c, h, w = x.shape
+    b = int(blocksize)
+    blocks = x.reshape(n, c, h // b, b, w // b, b)
+    y = blocks.transpose(0, 3, 5, 1, 2, 4) if mode == "DCR" else blocks.transpose(0, 1, 3, 5, 2, 4)
+    return y.reshape(n, c * b * b, h // b, w // b)
+
+
+def matrix_axes(node, graph, source):
+    """``Op.canonical`` of an op on the matrices of the last two axes (Trilu, Det): a rank-2 input's
+    rows would be the batch, refused."""
+    if _rank(graph, node) < 3:
+        return unsupported(node, "the matrix's rows are the batch axis (axis 0)", BATCH_HINT)
+    return node
+
+
+def _trilu_onnx(node, x, *args):
+    return trilu(x, **settings(node, args))
+
+
+@op("Trilu", "layout", onnx=_trilu_onnx, settings=("k",), canonical=matrix_axes, note="the last two axes")
+def trilu(x, *, k=0, upper=1):
+    """The upper (``upper``) or lower triangle of each matrix of the last two axes, from diagonal
+    ``k`` on; the rest set to 0."""
+    return (np.triu if upper else np.tril)(x, int(k))
+
+
+def _compress_onnx(node, x, *args):
+    a = settings(node, args)
+    return compress(x, condition=a["condition"], axis=a.get("axis"))
+
+
+def _compress_canonical(node, graph, source):
+    if "axis" not in node.attrs:
+        return unsupported(node, "selects from the flattened tensor, across the batch axis", BATCH_HINT)
+    return batch_axis(None)(node, graph, source)
+
+
+@op("Compress", "layout", onnx=_compress_onnx, settings=("condition",), canonical=_compress_canonical,
+    interval=monotone, note="constant condition; not the batch axis")
+def compress(x, *, condition, axis=None):
+    """The slices of ``x`` along ``axis`` where ``condition`` is true (``axis`` None: of the
+    flattened ``x``)."""
+    return np.compress(np.asarray(condition, bool), x, axis=axis)
+
+
+@op("GatherElements", "layout", canonical=batch_axis(0), note="not along the batch axis, but from a constant table")
+def gather_elements(x, indices, *, axis=0):
+    """``y[i][j][k] = x[indices[i][j][k]][j][k]`` for axis 0 (likewise on the other axes);
+    negative indices count from the end."""
+    indices = indices.astype(np.int64)
+    return np.take_along_axis(x, np.where(indices < 0, indices + x.shape[axis], indices), axis=axis)
+
+
+def _gather_nd_canonical(node, graph, source):
+    """With ``batch_dims`` >= 1 data and indices share the batch; with 0 the indices address data's
+    axis 0, which only a constant table may have."""
+    if (node.attrs.get("batch_dims", 0) == 0) != (node.inputs[0] in graph.consts):
+        return unsupported(node, "indexes across the batch axis (axis 0)", BATCH_HINT)
+    return node
+
+
+@op("GatherND", "layout", canonical=_gather_nd_canonical, note="batch_dims >= 1, or from a constant table")
+def gather_nd(x, indices, *, batch_dims=0):
+    """``y[b..., i...] = x[b..., indices[b..., i..., :]...]`` where ``b`` runs over the first
+    ``batch_dims`` axes (shared by ``x`` and ``indices``) and the last axis of ``indices`` holds
+    ``q`` indices into the next ``q`` axes of ``x``; negative indices count from the end."""
+    b = int(batch_dims)
+    q = indices.shape[-1]
+    lead = int(np.prod(x.shape[:b], dtype=np.int64))
+    table = x.reshape((lead,) + x.shape[b:])
+    idx = indices.astype(np.int64).reshape(lead, -1, q)
+    idx = np.where(idx < 0, idx + np.array(x.shape[b:b + q]), idx)
+    y = table[(np.arange(lead)[:, None],) + tuple(idx[..., i] for i in range(q))]
+    return y.reshape(indices.shape[:-1] + x.shape[b + q:])
+
+
+def _one_hot_onnx(node, indices, *args):
+    a = settings(node, args)
+    if args:  # the ONNX form: the output takes the values' dtype
+        a["dtype"] = args[1].dtype.name
+    return one_hot(indices, **a)
+
+
+def _one_hot_canonical(node, graph, source):
+    """A positive axis among the output's; the one-hot axis before the batch refused."""
+    rank = len(graph.types[node.inputs[0]].shape) + 1
+    axis = int(node.attrs.get("axis", -1)) % rank
+    if axis == 0:
+        return unsupported(node, "puts the one-hot axis before the batch axis (axis 0)", BATCH_HINT)
+    return node.replace(attrs={**node.attrs, "axis": axis, "dtype": graph.types[node.outputs[0]].dtype})
+
+
+@op("OneHot", "layout", onnx=_one_hot_onnx, settings=("depth", "values"), canonical=_one_hot_canonical,
+    note="constant depth and values; the new axis after the batch")
+def one_hot(indices, *, depth, values, dtype, axis=-1):
+    """``values[1]`` where the new axis ``axis`` (of ``depth`` positions) is at ``indices`` (negative
+    ones counting from ``depth``), ``values[0]`` elsewhere, in ``dtype``."""
+    depth = int(depth)
+    index = indices.astype(np.int64)
+    hot = np.where(index < 0, index + depth, index)[..., None] == np.arange(depth)
+    y = np.where(hot, values[1], values[0]).astype(dtype)
+    return np.moveaxis(y, -1, axis % y.ndim)
+
+
+register("CastLike", "electronic", onnx=lambda node, x, like: x.astype(like.dtype),
+         canonical=lambda node, graph, source: node.replace(
+             op="Cast", inputs=node.inputs[:1], attrs={"to": graph.types[node.inputs[1]].dtype}),
+         note="a Cast to the other input's dtype; of a constant, folded at compile time")

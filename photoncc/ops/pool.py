@@ -115,3 +115,25 @@ def global_max_pool(x) -> np.ndarray:
     """ONNX GlobalMaxPool: max over every spatial axis, kept as size 1."""
     x = np.asarray(x)
     return x.max(axis=tuple(range(2, x.ndim)), keepdims=True)
+
+
+@op("LpPool", "electronic", onnx=_onnx_pool(lambda x, **a: lp_pool(x, **a)), canonical=resolve_auto_pad,
+    note="p-norm of each window: strides, pads, auto_pad, dilations, ceil_mode")
+def lp_pool(x, *, kernel_shape, strides, pads, p=2, dilations=None, ceil_mode=False) -> np.ndarray:
+    """ONNX LpPool: ``y[n, c, o] = (sum_k |xpad[n, c, o*s + k*d]|^p) ^ (1/p)``, padding adding
+    nothing; in float64, rounded to ``x``'s dtype."""
+    x = np.asarray(x)
+    kernel_shape, strides, pads, dilations = spatial_args(x, kernel_shape, strides, pads,
+                                                          dilations)
+    out = conv_output_shape(x.shape[2:], kernel_shape, strides, pads, dilations, ceil_mode)
+    powered = np.abs(x.astype(np.float64)) ** p
+    total = _reduce_taps(powered, kernel_shape, strides, pads, dilations, out, np.add, 0)
+    return (total ** (1.0 / p)).astype(x.dtype)
+
+
+@op("GlobalLpPool", "electronic")
+def global_lp_pool(x, *, p=2) -> np.ndarray:
+    """ONNX GlobalLpPool: ``(sum |x|^p) ^ (1/p)`` over every spatial axis, kept as size 1."""
+    x = np.asarray(x)
+    total = (np.abs(x.astype(np.float64)) ** p).sum(axis=tuple(range(2, x.ndim)), keepdims=True)
+    return (total ** (1.0 / p)).astype(x.dtype)

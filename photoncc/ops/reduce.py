@@ -1,10 +1,11 @@
-"""Reductions (ReduceMean ... ReduceLogSumExp) and the arg reductions, electronic, never over the
-batch axis: each reduction is spelled once, in ``REDUCTIONS``."""
+"""Reductions (ReduceMean ... ReduceLogSumExp), the arg reductions and the ops that select or
+accumulate along an axis (Hardmax, TopK, CumSum, CumProd), electronic, never over the batch axis: each
+reduction is spelled once, in ``REDUCTIONS``."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import BATCH_HINT, op, register, settings, unsupported
+from . import BATCH_HINT, fixed_bounds, op, register, settings, unsupported
 from .elementwise import scalar
 from .layout import batch_axis
 
@@ -57,6 +58,7 @@ REDUCTIONS = {  # ONNX op -> the reduction of x over ``axis`` (a tuple), its axe
     "ReduceL2": lambda x, axis, keepdims: np.sqrt((x * x).sum(axis=axis, keepdims=keepdims)),
     "ReduceSumSquare": lambda x, axis, keepdims: (x * x).sum(axis=axis, keepdims=keepdims),
     "ReduceLogSumExp": _log_sum_exp,
+    "ReduceLogSum": lambda x, axis, keepdims: np.log(x.sum(axis=axis, keepdims=keepdims)),
 }
 
 
@@ -105,3 +107,78 @@ def _kernel(name):
 for _name in REDUCTIONS:
     register(_name, "electronic", kernel=_kernel(_name), onnx=_reduce_onnx, settings=("axes",),
              canonical=_reduce_canonical, note="not over the batch axis" if _name == "ReduceMean" else "")
+
+
+def _along(axis: int, ndim: int, index) -> tuple:
+    """An index tuple selecting ``index`` on ``axis`` and everything on the other axes."""
+    return (slice(None),) * axis + (index,) + (slice(None),) * (ndim - axis - 1)
+
+
+@op("Hardmax", "electronic", canonical=batch_axis(None), bounds=fixed_bounds(0.0, 1.0),
+    note="opset < 13 coerce-to-2-D semantics kept")
+def hardmax(x, *, axis=-1, legacy=False) -> np.ndarray:
+    """1 at the first largest element along ``axis``, 0 elsewhere, in ``x``'s dtype; ``legacy``
+    (opset < 13): along the 2-D coercion ``(prod(shape[:axis]), prod(shape[axis:]))``."""
+    x = np.asarray(x)
+    axis = norm_axis(axis, x.ndim)
+    if legacy:
+        rows = int(np.prod(x.shape[:axis], dtype=np.int64))
+        return hardmax(x.reshape(rows, -1), axis=1).reshape(x.shape)
+    y = np.zeros_like(x)
+    np.put_along_axis(y, np.expand_dims(x.argmax(axis=axis), axis), 1, axis=axis)
+    return y
+
+
+def _top_k_onnx(node, x, *args):
+    return top_k(x, **settings(node, args))
+
+
+@op("TopK", "electronic", onnx=_top_k_onnx, settings=("K",), canonical=batch_axis(-1),
+    note="constant K; not along the batch axis")
+def top_k(x, *, K, axis=-1, largest=1, sorted=1):  # noqa: A002 - ONNX name
+    """The ``K`` largest (``largest``) or smallest elements along ``axis`` and their indices
+    (int64), from the largest (smallest) on, equal elements by increasing index (a stable order;
+    ``sorted=0`` allows any order, this one is as good)."""
+    x = np.asarray(x)
+    axis = norm_axis(axis, x.ndim)
+    if largest:  # descending and stable: the stable ascending order of the reversed axis, reversed
+        last = x.shape[axis] - 1
+        order = last - np.flip(np.argsort(np.flip(x, axis), axis=axis, kind="stable"), axis)
+    else:
+        order = np.argsort(x, axis=axis, kind="stable")
+    indices = order[_along(axis, x.ndim, slice(0, int(K)))].astype(np.int64)
+    return np.take_along_axis(x, indices, axis=axis), indices
+
+
+def _cumulative(fn):
+    """The ONNX form of CumSum or CumProd: its axis input made an attribute."""
+    return lambda node, x, *args: fn(x, **settings(node, args))
+
+
+def _accumulate(x, ufunc, axis, exclusive, reverse) -> np.ndarray:
+    """``y[i] = x[0] o ... o x[i]`` along ``axis`` for the ufunc ``o`` (up to ``x[i-1]``, from its
+    identity on, with ``exclusive``; from the end with ``reverse``), in ``x``'s dtype."""
+    x = np.asarray(x)
+    axis = norm_axis(axis, x.ndim)
+    if reverse:
+        x = np.flip(x, axis)
+    y = ufunc.accumulate(x, axis=axis, dtype=x.dtype)
+    if exclusive:  # shifted by one: the identity, then the inclusive results but the last
+        first = np.full_like(y[_along(axis, y.ndim, slice(0, 1))], ufunc.identity)
+        y = np.concatenate([first, y[_along(axis, y.ndim, slice(0, -1))]], axis=axis)
+    return np.flip(y, axis) if reverse else y
+
+
+@op("CumSum", "electronic", onnx=_cumulative(lambda x, **a: cumsum(x, **a)), settings=("axis",),
+    canonical=batch_axis(None), note="constant axis; not along the batch axis")
+def cumsum(x, *, axis, exclusive=0, reverse=0) -> np.ndarray:
+    """``y[i] = sum_{j <= i} x[j]`` along ``axis`` (``j < i`` with ``exclusive``; ``j >= i``, or
+    ``j > i``, with ``reverse``)."""
+    return _accumulate(x, np.add, axis, exclusive, reverse)
+
+
+@op("CumProd", "electronic", onnx=_cumulative(lambda x, **a: cumprod(x, **a)), settings=("axis",),
+    canonical=batch_axis(None), note="constant axis; not along the batch axis")
+def cumprod(x, *, axis, exclusive=0, reverse=0) -> np.ndarray:
+    """``y[i] = prod_{j <= i} x[j]`` along ``axis`` (``exclusive`` and ``reverse`` as in CumSum)."""
+    return _accumulate(x, np.multiply, axis, exclusive, reverse)

@@ -1,5 +1,6 @@
 """Special functions: the error function and GELU, evaluated in float64 to within 1e-15 and rounded
-to the input's dtype (float32 rounding of a float32 series would be off by several units)."""
+to the input's dtype (float32 rounding of a float32 series would be off by several units); the
+determinant, by LU factorisation in float64."""
 from __future__ import annotations
 
 import math
@@ -8,6 +9,7 @@ import numpy as np
 
 from . import op
 from .elementwise import scalar
+from .layout import matrix_axes
 
 _ERF_SPLIT = 2.0
 _SERIES_TERMS = 32   # converged to double precision for |x| < _ERF_SPLIT
@@ -86,3 +88,11 @@ def gelu(x, *, approximate="none") -> np.ndarray:
         raise ValueError(f"Gelu: unknown approximate={approximate!r}")
     x64 = x.astype(np.float64)
     return (0.5 * x64 * _erf_erfc64(-x64 / math.sqrt(2.0))[1]).astype(x.dtype, copy=False)
+
+
+@op("Det", "electronic", canonical=matrix_axes, note="of the matrices of the last two axes")
+def det(x) -> np.ndarray:
+    """The determinant of each square matrix of the last two axes, in float64 (LU factorisation)
+    rounded to ``x``'s dtype."""
+    x = np.asarray(x)
+    return np.linalg.det(x.astype(np.float64)).astype(x.dtype)

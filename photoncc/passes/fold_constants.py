@@ -2,11 +2,12 @@
 
 Maths: a node f(c1, ..., cn) of constants is replaced by the constant it evaluates to (by the IR
 interpreter). ``Shape``/``Size`` of a value with a static type are constants once the batch is bound
-(importer), so shape sub-graphs (Shape -> Gather -> Concat -> Reshape) collapse. Identity, Dropout
-and a Cast to the same dtype forward their input.
+(importer), so shape sub-graphs (Shape -> Gather -> Concat -> Reshape) collapse; so is ``CastLike`` of a
+constant, which reads only the other input's dtype. Identity, Dropout (unless its mask is read) and a
+Cast to the same dtype forward their input.
 
 Requires: a typed graph (importer).
-Ensures: no node has only constant inputs; no Identity, Dropout or no-op Cast remains; the outputs
+Ensures: no node has only constant inputs; no Identity, unread-mask Dropout or no-op Cast remains; the outputs
 on any input are unchanged. Idempotent.
 """
 from __future__ import annotations
@@ -28,9 +29,8 @@ def fold_constants(g: Graph, ctx=None) -> Graph:
             rename[n.outputs[0]] = n.inputs[0]
             continue
         if _foldable(n, consts):
-            args = [consts.get(i) if i else None for i in n.inputs]
-            if n.op in ("Shape", "Size"):
-                args = [np.ones(types[n.inputs[0]].shape, types[n.inputs[0]].dtype)]
+            args = [consts[i] if i in consts else np.ones(types[i].shape, types[i].dtype) if i else None
+                    for i in n.inputs]
             with np.errstate(all="ignore"):
                 result = interp.OPS[n.op](n, *args)
             result = result if isinstance(result, tuple) else (result,)
@@ -47,15 +47,18 @@ def fold_constants(g: Graph, ctx=None) -> Graph:
 
 
 def _forwards(n: Node, types: dict) -> bool:
-    if n.op in ("Identity", "Dropout"):
+    if n.op == "Identity" or (n.op == "Dropout" and not any(n.outputs[1:])):  # a mask read stays: all true
         return True
     return n.op == "Cast" and types[n.inputs[0]].dtype == n.attrs["to"]
 
 
+# inputs read for their type alone (known once the batch is bound): Shape(x), Size(x), CastLike(c, x)
+TYPE_ONLY = {"Shape": (0,), "Size": (0,), "CastLike": (1,)}
+
+
 def _foldable(n: Node, consts: dict) -> bool:
-    if n.op in ("Shape", "Size"):
-        return True
-    return all(i == "" or i in consts for i in n.inputs)
+    typed = TYPE_ONLY.get(n.op, ())
+    return all(i == "" or i in consts or k in typed for k, i in enumerate(n.inputs))
 
 
 def _keep_output_names(g, nodes, consts, types, rename) -> Graph:

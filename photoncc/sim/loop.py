@@ -53,6 +53,7 @@ class Simulator:
         self.profile = self.manifest["profile"]
         self.seed, self.noiseless, self.noise_model, self.device = seed, noiseless, noise_model, device
         self.chip = chip
+        self.saturation = None  # a sim.saturation.SampleRanges when the caller (verify) tracks each sample's ranges
         self.rng = np.random.default_rng(self.profile["noise"].get("seed", 0) if seed is None else seed)
         self._last_use = {name: i for i, inst in enumerate(self.manifest["instructions"]) for name in inst["inputs"]}
         banks = [inst for inst in self.manifest["instructions"] if inst["op"] in OPTICAL_OPS]
@@ -109,6 +110,8 @@ class Simulator:
                 args = [env[i] for i in inst["inputs"]]
                 try:
                     optical = inst["op"] in OPTICAL_OPS
+                    if optical and self.saturation is not None:
+                        self.saturation.observe(inst, args[0])
                     result = self.banks.run(inst, args[0]) if optical else \
                         in_place(inst, args, index, fresh, held, self._last_use)
                     computed_in_place = result is not None and not optical
