@@ -4,7 +4,7 @@ A function that can run for long takes ``progress=None`` and, given a callback, 
 of its steps with the steps done so far and their total, the last call with ``done == total``.
 ``done`` may be fractional: work over samples counts in samples, and a step part-way through a
 batch reports the batch's share done (a batch of 16 samples half computed adds 8). The library
-never prints; the command line draws the calls as a bar on a terminal (``cli.Progress``).
+never prints; the command line draws the calls as a bar on a terminal (``cli.common.Progress``).
 
 Work in named stages (compile) reports through ``progress(done, total, stage)``; ``stage`` gives
 one stage's plain callback.

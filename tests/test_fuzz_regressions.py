@@ -22,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from helpers import make_model, run_cli, save, vinfo
 from photoncc import cli
+from photoncc.cli import common
 from photoncc.program import Program
 
 ERROR = "photoncc: error: "
@@ -322,12 +323,12 @@ def test_non_finite_bank_settings_are_refused(capsys, tmp_path, model):
 def test_numpy_warnings_are_not_printed(capsys, tmp_path, model, monkeypatch):
     """The command's stderr holds its own lines only, not NumPy's RuntimeWarnings. The inputs that
     made NumPy warn are refused earlier now, so a NumPy overflow is added to the command's path."""
-    write = cli._npz_bytes
+    write = common.npz_bytes
 
     def overflowing(outputs):
         np.float32(3e38) * np.float32(10)  # NumPy warns "overflow encountered" unless told not to
         return write(outputs)
-    monkeypatch.setattr(cli, "_npz_bytes", overflowing)
+    monkeypatch.setattr(common, "npz_bytes", overflowing)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         code, out, err = run_cli(capsys, "simulate", model["ideal"], "--inputs", model["data"],

@@ -1,5 +1,5 @@
 """Progress: what compile, simulate and verify report (photoncc/progress.py), how the command line
-draws it (cli.Progress), and that the commands hand their work's progress to the bar."""
+draws it (cli.common.Progress), and that the commands hand their work's progress to the bar."""
 from __future__ import annotations
 
 import io
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from helpers import run_cli
-from photoncc import cli
+from photoncc.cli import common
 from photoncc.compiler import compile_model, load_calibration
 from photoncc.importer import import_model
 from photoncc.profile import load_profile
@@ -74,7 +74,7 @@ def test_simulate_reports_samples_part_way_through_each_batch():
 
 
 class Recorder:
-    """Stands in for cli.Progress: records every call the command makes, and its stage."""
+    """Stands in for cli.common.Progress: records every call the command makes, and its stage."""
     made: list = []
 
     def __init__(self, what):
@@ -94,7 +94,7 @@ class Recorder:
 @pytest.fixture
 def recorded(monkeypatch):
     Recorder.made = []
-    monkeypatch.setattr(cli, "Progress", Recorder)
+    monkeypatch.setattr(common, "Progress", Recorder)
     return Recorder.made
 
 
@@ -131,14 +131,14 @@ def on_terminal(monkeypatch):
     would put its own stderr back between a fixture and the test)."""
     screen, clock = Terminal(), [0.0]
     monkeypatch.setattr(sys, "stderr", screen)
-    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(common.time, "monotonic", lambda: clock[0])
     return screen, clock
 
 
 def test_the_bar_waits_two_seconds_then_draws_each_stage_on_its_own_line(monkeypatch):
     screen, clock = on_terminal(monkeypatch)
     bar = "[{}{}]".format
-    with cli.Progress("compile") as progress:
+    with common.Progress("compile") as progress:
         progress(1, 4, "input ranges")
         assert screen.getvalue() == ""  # work shorter than 2 s shows nothing
         clock[0] = 2.5
@@ -160,7 +160,7 @@ def test_the_bar_waits_two_seconds_then_draws_each_stage_on_its_own_line(monkeyp
 
 def test_the_bar_draws_unstaged_work_under_the_command_name(monkeypatch):
     screen, clock = on_terminal(monkeypatch)
-    with cli.Progress("simulate") as progress:
+    with common.Progress("simulate") as progress:
         clock[0] = 5.0
         progress(32, 64)
         progress(64, 64)
@@ -171,8 +171,8 @@ def test_the_bar_draws_unstaged_work_under_the_command_name(monkeypatch):
 def test_the_bar_is_silent_when_stderr_is_not_a_terminal(monkeypatch):
     screen = io.StringIO()
     monkeypatch.setattr(sys, "stderr", screen)
-    monkeypatch.setattr(cli.time, "monotonic", lambda: 100.0)
-    with cli.Progress("compile") as progress:
+    monkeypatch.setattr(common.time, "monotonic", lambda: 100.0)
+    with common.Progress("compile") as progress:
         progress(1, 2, "input ranges")
         progress(2, 2, "input ranges")
     assert screen.getvalue() == ""
