@@ -172,25 +172,14 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
             run = simulator.run_batches(feeds, progress=step)
         runs.append(run)
         del simulator  # before the next trial's device is loaded
-    if tier == "noisy":  # the data's coverage, without the excursions the device's noise adds: a noiseless run
-        simulator = Simulator(program, noiseless=True, noise_model="statistical", device=device)
-        simulator.saturation = SampleRanges(program)
-        simulator.run_batches(feeds)
-        excess, excess_layers = simulator.saturation.samples()
-        del simulator
+    if tier == "noisy":  # the data's coverage, without the excursions the device's noise adds
+        excess, excess_layers = _noiseless_coverage(program, feeds, device)
     outputs = [_judge(spec["name"], reference[spec["name"]], [r[spec["name"]] for r in runs], tier, limits)
                for spec in program.manifest["outputs"]]
     saturation = _split_by_range(outputs, reference, runs, excess, excess_layers, tier, limits)
     layers = [_layer_metrics(name, reference[name][:LAYER_SAMPLES], inner[name])
               for name in layer_names if name in reference]
-    accuracy = None
-    if labels is not None:
-        head = next((o for o in outputs if o["classifier"]), None)
-        if head:
-            accuracy = {"output": head["name"],
-                        "model": float(np.mean(reference[head["name"]].argmax(axis=1) == labels)),
-                        "device": float(np.mean([np.mean(r[head["name"]].argmax(axis=1) == labels) for r in runs])),
-                        "device_per_trial": [float(np.mean(r[head["name"]].argmax(axis=1) == labels)) for r in runs]}
+    accuracy = _accuracy(outputs, reference, runs, labels)
     finite = [o for o in outputs if o["relative_error"] is not None]
     worst = max(finite, key=lambda o: o["relative_error"])["name"] if finite else None
     return {
@@ -210,6 +199,26 @@ def verify(program: Program, model_path: str, feeds: dict, labels=None, *, tier:
         "cause": _cause(kat, outputs, saturation),
         "passed": kat == "passed" and all(o["passed"] for o in outputs),
     }
+
+
+def _noiseless_coverage(program: Program, feeds: dict, device: str):
+    """Which samples leave the compiled ranges on a noiseless run (``SampleRanges.samples``)."""
+    simulator = Simulator(program, noiseless=True, noise_model="statistical", device=device)
+    simulator.saturation = SampleRanges(program)
+    simulator.run_batches(feeds)
+    return simulator.saturation.samples()
+
+
+def _accuracy(outputs: list, reference: dict, runs: list, labels) -> dict | None:
+    """Task accuracy of the model and the device (mean and per trial) on the first classifier
+    output, when the inputs have labels."""
+    head = next((o for o in outputs if o["classifier"]), None) if labels is not None else None
+    if head is None:
+        return None
+    name = head["name"]
+    per_trial = [float(np.mean(r[name].argmax(axis=1) == labels)) for r in runs]
+    return {"output": name, "model": float(np.mean(reference[name].argmax(axis=1) == labels)),
+            "device": float(np.mean(per_trial)), "device_per_trial": per_trial}
 
 
 def _split_by_range(outputs: list, reference: dict, runs: list, excess, excess_layers: list, tier: str,
