@@ -329,6 +329,17 @@ def dac_step(alpha, bits: int, dtype=np.float64) -> np.ndarray:
     return np.where(step > 0, step, 1).astype(dtype)
 
 
+def to_dac_levels(u: np.ndarray, lo, alpha, step) -> None:
+    """Modulated inputs ``u`` (already within [lo, lo + alpha]) rounded, in place, to the DAC's
+    levels lo + k step (``dac_step``), never past lo + alpha."""
+    u -= lo
+    u /= step
+    np.round(u, out=u)
+    u *= step
+    np.minimum(u, alpha, out=u)
+    u += lo
+
+
 def dead_after(steps, keep) -> list[list[str]]:
     """Per step of a straight-line program (``steps``: the (inputs, outputs) name lists of a
     program's instructions or a graph's nodes, in order), the values not in ``keep`` that no later

@@ -151,14 +151,7 @@ def _kernel_attrs(where: str, op: str, kernel, attrs: dict) -> None:
 
 def _bank(where: str, inputs: list, attrs: dict, tensors: dict) -> None:
     _need(5 <= len(inputs) <= len(BANK_INPUTS), f"{where}: a Bank reads x, tiles, gain, lo, alpha (adc, offset)")
-    named = bank_inputs(inputs)
-    arrays = {}
-    for key in BANK_INPUTS[1:]:
-        if named[key]:
-            _need(named[key] in tensors, f"{where}: its {key} {named[key]!r} is not a tensor of the program")
-            arrays[key] = tensors[named[key]]
-        else:
-            _need(key in ("adc", "offset"), f"{where} has no {key}")
+    arrays = _arrays(where, bank_inputs(inputs), ("adc", "offset"), tensors)
     tiles, gain, lo, alpha = (arrays[k] for k in ("tiles", "gain", "lo", "alpha"))
     _need(tiles.ndim == 5 and tiles.dtype.kind in "fiu", f"{where}: its tiles are not a 5-D array of weights or codes")
     groups, r, q, b, c = tiles.shape
@@ -186,16 +179,22 @@ def _bank(where: str, inputs: list, attrs: dict, tensors: dict) -> None:
         _conv(where, attrs["conv"], lo.shape[1])
 
 
+def _arrays(where: str, named: dict, optional: tuple, tensors: dict) -> dict:
+    """An optical instruction's tensors by key (its named inputs but x), each a tensor of the
+    program; only the ``optional`` ones may be absent."""
+    arrays = {}
+    for key, name in list(named.items())[1:]:
+        if name:
+            _need(name in tensors, f"{where}: its {key} {name!r} is not a tensor of the program")
+            arrays[key] = tensors[name]
+        else:
+            _need(key in optional, f"{where} has no {key}")
+    return arrays
+
+
 def _mesh(where: str, inputs: list, attrs: dict, tensors: dict) -> None:
     _need(8 <= len(inputs) <= len(MESH_INPUTS), f"{where}: a Mesh reads x, phases, screens, atten, gain, bias, lo, alpha (adc)")
-    named = mesh_inputs(inputs)
-    arrays = {}
-    for key in MESH_INPUTS[1:]:
-        if named[key]:
-            _need(named[key] in tensors, f"{where}: its {key} {named[key]!r} is not a tensor of the program")
-            arrays[key] = tensors[named[key]]
-        else:
-            _need(key == "adc", f"{where} has no {key}")
+    arrays = _arrays(where, mesh_inputs(inputs), ("adc",), tensors)
     ports = attrs.get("ports")
     _need(isinstance(ports, int) and not isinstance(ports, bool) and ports >= 2, f"{where}: ports is not an integer >= 2")
     _need(attrs.get("layout") in LAYOUTS, f"{where}: layout {attrs.get('layout')!r} is not one of {', '.join(LAYOUTS)}")

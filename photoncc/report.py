@@ -106,18 +106,23 @@ def _with_split(report: dict, device: Graph) -> dict:
 
 def _ring_report(device: Graph, profile, range_info: dict) -> dict:
     ring_count = profile.banks * profile.rings
+    report = _layers_and_ops(device, "Bank", lambda n: _layer(n, device, profile, range_info, ring_count))
+    return {"profile": profile.name, "ring_count": ring_count, **report}
+
+
+def _layers_and_ops(device: Graph, op: str, layer) -> dict:
+    """What every report holds: a ``layer(node)`` per optical layer of ``op``, the count of each
+    electronic op, the activations and where they run, and the layers' totals."""
     layers, electronic, activations = [], {}, []
     for n in device.nodes:
         optical = is_optical(n.op)
         if ops.get(n.op).activation:
             activations.append({"name": n.name, "op": n.op, "placement": "optical" if optical else "electronic"})
-        if n.op != "Bank":
-            electronic[n.op] = electronic.get(n.op, 0) + (not optical)
-            continue
-        layers.append(_layer(n, device, profile, range_info, ring_count))
-    electronic = {k: v for k, v in electronic.items() if v}
-    return {"profile": profile.name, "ring_count": ring_count, "layers": layers,
-            "electronic_ops": dict(sorted(electronic.items())), "activations": activations,
+        if n.op == op:
+            layers.append(layer(n))
+        elif not optical:
+            electronic[n.op] = electronic.get(n.op, 0) + 1
+    return {"layers": layers, "electronic_ops": dict(sorted(electronic.items())), "activations": activations,
             "optical_layers": len(layers), "tiles": sum(layer["tiles"] for layer in layers),
             "latency_us": round(sum(layer["latency_us"] for layer in layers), 6),
             "energy_nj": round(sum(layer["energy_nj"] for layer in layers), 6)}
@@ -155,63 +160,57 @@ def _mesh_report(device: Graph, profile, range_info: dict, facts: dict) -> dict:
     """The report of a program for MZI meshes (architecture mzi): per Mesh layer its matrix, tiles
     (settings of the chip's mesh pair), MZIs set, phase statistics and, compiled for a chip, the
     MZIs that cannot be set exactly and the meshes' fidelity before and after error-aware
-    programming; the estimates count N^2 MACs, N DAC and N ADC conversions per tile pass."""
-    from .devices.mzi_mesh import decode, mzi_count
+    programming (``_mesh_layer``)."""
+    from .devices.mzi_mesh import mzi_count
     n_ports = profile["mesh"]["ports"]
-    layers, electronic, activations = [], {}, []
-    timing, energy = profile["timing"], profile["energy"]
-    for n in device.nodes:
-        optical = is_optical(n.op)
-        if ops.get(n.op).activation:
-            activations.append({"name": n.name, "op": n.op, "placement": "optical" if optical else "electronic"})
-        if n.op != "Mesh":
-            electronic[n.op] = electronic.get(n.op, 0) + (not optical)
-            continue
-        named = mesh_inputs(n.inputs)
-        phases = device.consts[named["phases"]]
-        groups, m = device.consts[named["bias"]].shape
-        alpha = device.consts[named["alpha"]]
-        count = int(np.prod(phases.shape[:3]))
-        out = device.types[n.outputs[0]].shape
-        positions = int(np.prod(out[2:])) if "conv" in n.attrs else int(np.prod(out[1:-1]))
-        passes = positions * count
-        theta = decode(phases[..., 0], n.attrs["phase_bits"])
-        extreme = np.sin(theta / 2.0) ** 2
-        rng = range_info.get(n.inputs[0], {})
-        layer = {
-            "name": n.name, "op": "Mesh", "kind": "conv" if "conv" in n.attrs else "dense", "placement": "optical",
-            "matrix": [groups * m, groups * alpha.shape[1]], "tiles": count, "ports": n_ports,
-            "mzis": 2 * count * mzi_count(n_ports), "positions": positions, "passes": passes,
-            "alpha": [float(alpha.min()), float(alpha.max())] if alpha.size else [0.0, 0.0],
-            "range_source": rng.get("source"), "clipped_fraction": rng.get("clipped"),
-            "phases": {"theta_mean": round(float(theta.mean()), 6) if theta.size else 0.0,
-                       "theta_std": round(float(theta.std()), 6) if theta.size else 0.0,
-                       "near_bar_or_cross": round(float(np.mean((extreme < 0.01) | (extreme > 0.99))), 6)
-                       if theta.size else 0.0},
-            "latency_us": round(count * timing["reprogram_us"] + passes / (timing["clock_ghz"] * 1e3), 6),
-            "energy_nj": round(passes * (n_ports * n_ports * energy["mac_pj"] + n_ports * energy["dac_pj"]
-                                         + n_ports * energy["adc_pj"]) / 1e3 + count * energy["reprogram_nj"], 6),
-        }
-        found = facts.get(n.name, {})
-        if "fidelity_after" in found:
-            layer["chip"] = {"unreachable_mzis": sum(found["unreachable"]),
-                             "fidelity_before": round(float(np.mean(found["fidelity_before"])), 9),
-                             "fidelity_after": round(float(np.mean(found["fidelity_after"])), 9),
-                             "worst_fidelity_after": round(float(np.min(found["fidelity_after"])), 9)}
-        layers.append(layer)
-    electronic = {k: v for k, v in electronic.items() if v}
+    found = _layers_and_ops(device, "Mesh", lambda n: _mesh_layer(n, device, profile, range_info, facts))
     report = {"profile": profile.name, "architecture": "mzi", "ports": n_ports, "mzi_count": 2 * mzi_count(n_ports),
-              "layers": layers, "electronic_ops": dict(sorted(electronic.items())), "activations": activations,
-              "optical_layers": len(layers), "tiles": sum(layer["tiles"] for layer in layers),
-              "mzis": sum(layer["mzis"] for layer in layers),
-              "latency_us": round(sum(layer["latency_us"] for layer in layers), 6),
-              "energy_nj": round(sum(layer["energy_nj"] for layer in layers), 6)}
-    chip_layers = [layer["chip"] for layer in layers if "chip" in layer]
+              **found, "mzis": sum(layer["mzis"] for layer in found["layers"])}
+    chip_layers = [layer["chip"] for layer in found["layers"] if "chip" in layer]
     if chip_layers:
         report["chip"] = {"unreachable_mzis": sum(c["unreachable_mzis"] for c in chip_layers),
                           "fidelity_before": round(float(np.mean([c["fidelity_before"] for c in chip_layers])), 9),
                           "fidelity_after": round(float(np.mean([c["fidelity_after"] for c in chip_layers])), 9)}
     return report
+
+
+def _mesh_layer(n, device: Graph, profile, range_info: dict, facts: dict) -> dict:
+    """One Mesh layer of the report; the estimates count N^2 MACs, N DAC and N ADC conversions per
+    tile pass."""
+    from .devices.mzi_mesh import decode, mzi_count
+    n_ports, timing, energy = profile["mesh"]["ports"], profile["timing"], profile["energy"]
+    named = mesh_inputs(n.inputs)
+    phases = device.consts[named["phases"]]
+    groups, m = device.consts[named["bias"]].shape
+    alpha = device.consts[named["alpha"]]
+    count = int(np.prod(phases.shape[:3]))
+    out = device.types[n.outputs[0]].shape
+    positions = int(np.prod(out[2:])) if "conv" in n.attrs else int(np.prod(out[1:-1]))
+    passes = positions * count
+    theta = decode(phases[..., 0], n.attrs["phase_bits"])
+    extreme = np.sin(theta / 2.0) ** 2
+    rng = range_info.get(n.inputs[0], {})
+    layer = {
+        "name": n.name, "op": "Mesh", "kind": "conv" if "conv" in n.attrs else "dense", "placement": "optical",
+        "matrix": [groups * m, groups * alpha.shape[1]], "tiles": count, "ports": n_ports,
+        "mzis": 2 * count * mzi_count(n_ports), "positions": positions, "passes": passes,
+        "alpha": [float(alpha.min()), float(alpha.max())] if alpha.size else [0.0, 0.0],
+        "range_source": rng.get("source"), "clipped_fraction": rng.get("clipped"),
+        "phases": {"theta_mean": round(float(theta.mean()), 6) if theta.size else 0.0,
+                   "theta_std": round(float(theta.std()), 6) if theta.size else 0.0,
+                   "near_bar_or_cross": round(float(np.mean((extreme < 0.01) | (extreme > 0.99))), 6)
+                   if theta.size else 0.0},
+        "latency_us": round(count * timing["reprogram_us"] + passes / (timing["clock_ghz"] * 1e3), 6),
+        "energy_nj": round(passes * (n_ports * n_ports * energy["mac_pj"] + n_ports * energy["dac_pj"]
+                                     + n_ports * energy["adc_pj"]) / 1e3 + count * energy["reprogram_nj"], 6),
+    }
+    found = facts.get(n.name, {})
+    if "fidelity_after" in found:
+        layer["chip"] = {"unreachable_mzis": sum(found["unreachable"]),
+                         "fidelity_before": round(float(np.mean(found["fidelity_before"])), 9),
+                         "fidelity_after": round(float(np.mean(found["fidelity_after"])), 9),
+                         "worst_fidelity_after": round(float(np.min(found["fidelity_after"])), 9)}
+    return layer
 
 
 def error_samples(report: dict, profile) -> int:

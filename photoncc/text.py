@@ -165,12 +165,7 @@ def inspect_lines(program, path) -> list[str]:
         return lines + mesh_lines(program)
     lines.append(f"  profile: {p['name']}: {p['architecture']}, {p['bank']['banks']} banks x {p['bank']['rings']} "
                f"rings = {r['ring_count']} rings")
-    for spec in m["inputs"]:
-        lines.append(f"  input {spec['name']}: {type_text(spec)} range [{min(spec['lo'], default=np.nan):.4g}, "
-                   f"{max(spec['hi'], default=np.nan):.4g}]")
-    for spec in m["outputs"]:
-        lines.append(f"  output {spec['name']}: {type_text(spec)}")
-    lines.extend(samples_lines(m))
+    lines.extend(io_lines(m))
     lines.append(f"  {r['optical_layers']} optical layer(s), {r['tiles']} tile(s); electronic: "
                + (", ".join(f"{op} x{c}" for op, c in r["electronic_ops"].items()) or "none"))
     if r.get("macs"):
@@ -208,12 +203,7 @@ def mesh_lines(program) -> list[str]:
     lines = [f"  profile: {p['name']}: mzi, {p['mesh']['layout']} meshes of {r['ports']} ports "
              f"({r['mzi_count']} MZIs per mesh pair), phases "
              + (f"{p['precision']['phase_bits']}-bit" if p["precision"]["phase_bits"] else "float")]
-    for spec in m["inputs"]:
-        lines.append(f"  input {spec['name']}: {type_text(spec)} range [{min(spec['lo'], default=np.nan):.4g}, "
-                     f"{max(spec['hi'], default=np.nan):.4g}]")
-    for spec in m["outputs"]:
-        lines.append(f"  output {spec['name']}: {type_text(spec)}")
-    lines.extend(samples_lines(m))
+    lines.extend(io_lines(m))
     if "chip" in m:
         c = m["chip"]
         lines.append(f"  compiled for chip: {c['kind']} of {c['profile']} (seed {c['seed']}, sha256 {c['sha256'][:16]}...)")
@@ -251,6 +241,14 @@ def unrolled_lines(report: dict) -> list[str]:
     if len(found) > WARN_LAYERS:
         lines.append(f"  unrolled: {len(found) - WARN_LAYERS} more recurrent layer(s)")
     return lines
+
+
+def io_lines(manifest: dict) -> list[str]:
+    """A program's inputs (type and recorded range), outputs and kept samples."""
+    lines = [f"  input {spec['name']}: {type_text(spec)} range [{min(spec['lo'], default=np.nan):.4g}, "
+             f"{max(spec['hi'], default=np.nan):.4g}]" for spec in manifest["inputs"]]
+    lines += [f"  output {spec['name']}: {type_text(spec)}" for spec in manifest["outputs"]]
+    return lines + samples_lines(manifest)
 
 
 def samples_lines(manifest: dict) -> list[str]:

@@ -48,30 +48,13 @@ def banks_from_linears(g: Graph, ranges: dict, split, progress=None) -> Graph:
     the per-group matrices and column ranges of ``column_ranges``, gives the bank's ring weights
     T (G, M, J), row gains (G, M) and attributes; the bank's inputs are x, T, gain, lo, alpha.
     ``progress(done, total)`` after each layer (photoncc/progress.py)."""
-    consts, types = dict(g.consts), dict(g.types)
-    nodes, done, total = [], 0, sum(n.op == "Linear" for n in g.nodes)
-    for n in g.nodes:
-        if n.op != "Linear":
-            nodes.append(n)
-            continue
-        conv = n.attrs.get("conv")
-        wg, bg, lo_cols, alpha_cols = column_ranges(n, consts, ranges)
-        dtype = consts[n.inputs[1]].dtype
-        _check_finite(n.name, dtype, weights=(wg, bg), range=(lo_cols, lo_cols + alpha_cols))
+    def bank(n, wg, bg, lo_cols, alpha_cols, dtype):
         t, gain, attrs = split(wg, bg, lo_cols, alpha_cols, dtype)
         _check_finite(n.name, dtype, form=(t, gain, np.array([attrs["shift"], attrs["carrier"]])))
-        names = []
-        for k in ("T", "gain", "lo", "alpha"):
-            names.append(fresh_name(set(types) | set(names), f"{n.name}.{k}"))
-        for name, value in zip(names, (t[:, None, None], gain, lo_cols, alpha_cols)):
-            consts[name] = np.ascontiguousarray(value, dtype)
-            types[name] = type_of(consts[name])
-        attrs = {**attrs, **({"conv": conv} if conv else {})}
-        nodes.append(Node("Bank", (n.inputs[0], *names), n.outputs, attrs, n.name))
-        done += 1
-        if progress is not None:
-            progress(done, total)
-    return prune(g.replace(nodes=tuple(nodes), consts=consts, types=types))
+        tensors = {k: np.ascontiguousarray(v, dtype) for k, v in
+                   (("T", t[:, None, None]), ("gain", gain), ("lo", lo_cols), ("alpha", alpha_cols))}
+        return "Bank", tensors, attrs
+    return _replace_linears(g, ranges, bank, progress)
 
 
 def layers_from_linears(g: Graph, ranges: dict, arch, ctx, progress=None) -> Graph:
@@ -79,6 +62,20 @@ def layers_from_linears(g: Graph, ranges: dict, arch, ctx, progress=None) -> Gra
     ``arch.lower`` gives its tensors by name (``program.MESH_INPUTS``), attributes and compile
     facts (kept in ``ctx.mesh_facts`` for the report), for ``ctx.chip`` when one is given."""
     from ..program import MESH_INPUTS
+
+    def layer(n, wg, bg, lo_cols, alpha_cols, dtype):
+        tensors, attrs, facts = arch.lower(wg, bg, lo_cols, alpha_cols, dtype, ctx.profile, ctx.chip)
+        _check_finite(n.name, np.float64, form=(tensors["gain"], tensors["bias"]))
+        ctx.mesh_facts[n.name] = facts
+        return arch.OP, {k: np.ascontiguousarray(tensors[k]) for k in MESH_INPUTS[1:] if k in tensors}, attrs
+    return _replace_linears(g, ranges, layer, progress)
+
+
+def _replace_linears(g: Graph, ranges: dict, lower, progress=None) -> Graph:
+    """Every ``Linear`` node replaced by ``lower(node, W, b, lo, alpha, dtype)``'s (op, tensors by
+    key in input order, attributes), on the per-group matrices and column ranges of
+    ``column_ranges``; the new node reads x then those tensors (named ``<layer>.<key>``) and keeps
+    the Linear's conv settings. ``progress(done, total)`` after each layer."""
     consts, types = dict(g.consts), dict(g.types)
     nodes, done, total = [], 0, sum(n.op == "Linear" for n in g.nodes)
     for n in g.nodes:
@@ -89,18 +86,13 @@ def layers_from_linears(g: Graph, ranges: dict, arch, ctx, progress=None) -> Gra
         wg, bg, lo_cols, alpha_cols = column_ranges(n, consts, ranges)
         dtype = consts[n.inputs[1]].dtype
         _check_finite(n.name, dtype, weights=(wg, bg), range=(lo_cols, lo_cols + alpha_cols))
-        tensors, attrs, facts = arch.lower(wg, bg, lo_cols, alpha_cols, dtype, ctx.profile, ctx.chip)
-        _check_finite(n.name, np.float64, form=(tensors["gain"], tensors["bias"]))
+        op, tensors, attrs = lower(n, wg, bg, lo_cols, alpha_cols, dtype)
         names = []
-        for key in MESH_INPUTS[1:]:
-            if key in tensors:
-                name = fresh_name(set(types) | set(names), f"{n.name}.{key}")
-                names.append(name)
-                consts[name] = np.ascontiguousarray(tensors[key])
-                types[name] = type_of(consts[name])
-        ctx.mesh_facts[n.name] = facts
-        nodes.append(Node(arch.OP, (n.inputs[0], *names), n.outputs, {**attrs, **({"conv": conv} if conv else {})},
-                          n.name))
+        for key, value in tensors.items():
+            names.append(fresh_name(set(types) | set(names), f"{n.name}.{key}"))
+            consts[names[-1]] = value
+            types[names[-1]] = type_of(value)
+        nodes.append(Node(op, (n.inputs[0], *names), n.outputs, {**attrs, **({"conv": conv} if conv else {})}, n.name))
         done += 1
         if progress is not None:
             progress(done, total)

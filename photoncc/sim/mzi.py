@@ -35,7 +35,7 @@ from ..chip import draw_errors, has_static_errors
 from ..devices.mzi_mesh import attenuation, decode, mesh_matrix, mzi_count, nominal_loss
 from ..errors import DeviceError
 from ..ops.conv import conv_padded, pad_channel_last, unfold
-from ..program import dac_step, levels
+from ..program import dac_step, levels, to_dac_levels
 from .noise import gaussian
 
 READ_BLOCK = 1 << 20  # tile reads formed at once (8 MB in float64)
@@ -152,13 +152,7 @@ class MeshBanks:
             u = np.empty(x.shape, d["weight"].dtype)
         np.clip(last, lo, lo + alpha, out=u, casting="same_kind")
         if input_bits:
-            step = dac_step(alpha, input_bits, u.dtype)
-            u -= lo
-            u /= step
-            np.round(u, out=u)
-            u *= step
-            np.minimum(u, alpha, out=u)
-            u += lo
+            to_dac_levels(u, lo, alpha, dac_step(alpha, input_bits, u.dtype))
         if conv:
             y = conv_padded(padded, d["weight"], d["bias"], strides=conv["strides"], dilations=conv["dilations"],
                             group=conv["group"])

@@ -44,7 +44,7 @@ from .. import cpu
 from ..devices.rings import coupled_weights, reach, realised
 from ..errors import DeviceError
 from ..ops.conv import conv_padded, pad_channel_last, unfold
-from ..program import bank_channels, dac_step, levels, weight_step
+from ..program import bank_channels, dac_step, levels, to_dac_levels, weight_step
 from .backend import CPU
 from .noise import add_read_noise, programming_error, read_noise_rows
 
@@ -244,12 +244,7 @@ class RingBanks:
         def modulate(u, x):  # a part of the inputs, elementwise (``share`` splits them)
             np.clip(x, lo, hi, out=u, casting="same_kind")                # the modulators saturate
             if step is not None:                                           # the DAC's levels
-                u -= lo
-                u /= step
-                np.round(u, out=u)
-                u *= step
-                np.minimum(u, alpha, out=u)
-                u += lo
+                to_dac_levels(u, lo, alpha, step)
         self.share(modulate, u, last)
         if conv:
             y = conv_padded(padded, d["weight"], d["bias"], strides=conv["strides"], dilations=conv["dilations"],
