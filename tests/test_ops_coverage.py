@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 from helpers import compile_and_compare, make_model, save, vinfo
 from photoncc import ops
 from photoncc.errors import UnsupportedModel
-from photoncc.ops import elementwise, layout, normalization, pool, quantize, reduce, resample, special
+from photoncc.ops import elementwise, indexing, layout, normalization, pool, quantize, reduce, resample, special
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -231,26 +231,26 @@ def test_expand_tile_center_crop_pad_trilu_compress():
         check(layout.trilu(X, k=k, upper=upper), want, rtol=0, atol=0)
     condition = [1, 0, 1, 1]
     want = onnxruntime("Compress", [X, np.array(condition, bool)], {"axis": 2}, opset=11)[0]
-    check(layout.compress(X, condition=condition, axis=2), want, rtol=0, atol=0)
+    check(indexing.compress(X, condition=condition, axis=2), want, rtol=0, atol=0)
 
 
 def test_gathers_and_one_hot():
     indices = np.array([[[2, -1, 0], [1, 1, -3]]], np.int64).repeat(2, axis=0)  # (2, 2, 3)
     data = rand(2, 2, 4, seed=12)
     want = onnxruntime("GatherElements", [data, indices], {"axis": 2}, opset=13)[0]
-    check(layout.gather_elements(data, indices, axis=2), want, rtol=0, atol=0)
+    check(indexing.gather_elements(data, indices, axis=2), want, rtol=0, atol=0)
     nd = np.array([[[1, 2], [0, -1]], [[1, 0], [0, 3]]], np.int64)  # (2, 2, 2): two pairs per sample
     want = onnxruntime("GatherND", [data, nd], {"batch_dims": 1}, opset=13)[0]
-    check(layout.gather_nd(data, nd, batch_dims=1), want, rtol=0, atol=0)
+    check(indexing.gather_nd(data, nd, batch_dims=1), want, rtol=0, atol=0)
     table = rand(5, 3, seed=13)
     want = onnxruntime("GatherND", [table, np.array([[[4], [0]]], np.int64)], opset=13)[0]
-    check(layout.gather_nd(table, np.array([[[4], [0]]], np.int64)), want, rtol=0, atol=0)
+    check(indexing.gather_nd(table, np.array([[[4], [0]]], np.int64)), want, rtol=0, atol=0)
     hot = np.array([[0, 3, -1, 7]], np.int64)  # 7 is out of range: all off
     values = np.array([-1.0, 2.5], np.float32)
     for axis in (-1, 1):
         want = onnxruntime("OneHot", [hot, np.array(5, np.int64), values], {"axis": axis}, opset=11,
                            out=(np.float32,))[0]
-        check(layout.one_hot(hot, depth=5, values=[-1.0, 2.5], dtype="float32", axis=axis), want, rtol=0, atol=0)
+        check(indexing.one_hot(hot, depth=5, values=[-1.0, 2.5], dtype="float32", axis=axis), want, rtol=0, atol=0)
 
 
 # ------------------------------------------------------------------------------ quantisation

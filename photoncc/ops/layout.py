@@ -1,5 +1,7 @@
-"""Data movement on the electronic side: reshapes, transposes, concatenation, slices, lookups,
-padding, casts. No arithmetic, so every one of them passes its input's bounds on (``monotone``).
+"""Data movement on the electronic side: reshapes, transposes, concatenation, slices, padding,
+broadcasting, tiling and cropping, blocks (DepthToSpace, SpaceToDepth), triangles (Trilu), casts.
+No arithmetic, so every one of them passes its input's bounds on (``monotone``). Lookups and
+selections by index (Gather...) are in ``indexing``.
 
 Axis 0 is the batch and must stay so: the canonical form of these ops (``Op.canonical``) holds
 positive axes and explicit settings, a ``Reshape`` the per-sample target shape (so a program runs
@@ -13,7 +15,7 @@ import numpy as np
 from . import BATCH_HINT, monotone, op, register, settings, unsupported
 
 _PAD_MODES = ("constant", "reflect", "edge", "wrap")  # numpy.pad's names too
-TABLE_LOOKUPS = ("Gather", "GatherElements")  # on a constant table, their axis is the table's
+TABLE_LOOKUPS = ("Gather", "GatherElements")  # indexing's lookups: on a constant table, their axis is the table's
 
 
 def _rank(graph, node) -> int:
@@ -181,9 +183,7 @@ def slice_(x, *, starts, ends, axes, steps):
     return x[tuple(index)]
 
 
-@op("Gather", "layout", canonical=batch_axis(0), note="lookups; on shapes at compile time")
-def gather(x, indices, *, axis=0):
-    return np.take(x, indices.astype(np.int64), axis=axis)
+
 
 
 def _pad_onnx(node, x, *args):
@@ -244,12 +244,6 @@ def identity(x):
 def dropout(x, *ratio_and_training_mode):
     """Inference Dropout: ``x`` itself and the mask of the values kept, all of them (bool)."""
     return x, np.ones(x.shape, bool)
-
-
-@op("ArrayFeatureExtractor", "electronic", domain="ai.onnx.ml", note="ai.onnx.ml (skl2onnx class-label lookup)")
-def array_feature_extractor(x, indices):
-    """ai.onnx.ml ArrayFeatureExtractor: x[..., indices]."""
-    return np.take(x, indices.astype(np.int64), axis=-1)
 
 
 register("Flatten", "layout", onnx=_flatten_onnx, canonical=per_sample_reshape, note="axis >= 1")
@@ -334,7 +328,7 @@ def center_crop_pad(x, *, shape):
     return _crop_or_pad(x, (x.shape[0],) + tuple(shape))
 
 
-# ------------------------------------------------------------------ blocks, triangles, selections
+# ------------------------------------------------------------------------------- blocks, triangles
 
 def _depth_to_space_canonical(node, graph, source):
     if _rank(graph, node) != 4:
@@ -383,84 +377,6 @@ def trilu(x, *, k=0, upper=1):
     """The upper (``upper``) or lower triangle of each matrix of the last two axes, from diagonal
     ``k`` on; the rest set to 0."""
     return (np.triu if upper else np.tril)(x, int(k))
-
-
-def _compress_onnx(node, x, *args):
-    a = settings(node, args)
-    return compress(x, condition=a["condition"], axis=a.get("axis"))
-
-
-def _compress_canonical(node, graph, source):
-    if "axis" not in node.attrs:
-        return unsupported(node, "selects from the flattened tensor, across the batch axis", BATCH_HINT)
-    return batch_axis(None)(node, graph, source)
-
-
-@op("Compress", "layout", onnx=_compress_onnx, settings=("condition",), canonical=_compress_canonical,
-    interval=monotone, note="constant condition; not the batch axis")
-def compress(x, *, condition, axis=None):
-    """The slices of ``x`` along ``axis`` where ``condition`` is true (``axis`` None: of the
-    flattened ``x``)."""
-    return np.compress(np.asarray(condition, bool), x, axis=axis)
-
-
-@op("GatherElements", "layout", canonical=batch_axis(0), note="not along the batch axis, but from a constant table")
-def gather_elements(x, indices, *, axis=0):
-    """``y[i][j][k] = x[indices[i][j][k]][j][k]`` for axis 0 (likewise on the other axes);
-    negative indices count from the end."""
-    indices = indices.astype(np.int64)
-    return np.take_along_axis(x, np.where(indices < 0, indices + x.shape[axis], indices), axis=axis)
-
-
-def _gather_nd_canonical(node, graph, source):
-    """With ``batch_dims`` >= 1 data and indices share the batch; with 0 the indices address data's
-    axis 0, which only a constant table may have."""
-    if (node.attrs.get("batch_dims", 0) == 0) != (node.inputs[0] in graph.consts):
-        return unsupported(node, "indexes across the batch axis (axis 0)", BATCH_HINT)
-    return node
-
-
-@op("GatherND", "layout", canonical=_gather_nd_canonical, note="batch_dims >= 1, or from a constant table")
-def gather_nd(x, indices, *, batch_dims=0):
-    """``y[b..., i...] = x[b..., indices[b..., i..., :]...]`` where ``b`` runs over the first
-    ``batch_dims`` axes (shared by ``x`` and ``indices``) and the last axis of ``indices`` holds
-    ``q`` indices into the next ``q`` axes of ``x``; negative indices count from the end."""
-    b = int(batch_dims)
-    q = indices.shape[-1]
-    lead = int(np.prod(x.shape[:b], dtype=np.int64))
-    table = x.reshape((lead,) + x.shape[b:])
-    idx = indices.astype(np.int64).reshape(lead, -1, q)
-    idx = np.where(idx < 0, idx + np.array(x.shape[b:b + q]), idx)
-    y = table[(np.arange(lead)[:, None],) + tuple(idx[..., i] for i in range(q))]
-    return y.reshape(indices.shape[:-1] + x.shape[b + q:])
-
-
-def _one_hot_onnx(node, indices, *args):
-    a = settings(node, args)
-    if args:  # the ONNX form: the output takes the values' dtype
-        a["dtype"] = args[1].dtype.name
-    return one_hot(indices, **a)
-
-
-def _one_hot_canonical(node, graph, source):
-    """A positive axis among the output's; the one-hot axis before the batch refused."""
-    rank = len(graph.types[node.inputs[0]].shape) + 1
-    axis = int(node.attrs.get("axis", -1)) % rank
-    if axis == 0:
-        return unsupported(node, "puts the one-hot axis before the batch axis (axis 0)", BATCH_HINT)
-    return node.replace(attrs={**node.attrs, "axis": axis, "dtype": graph.types[node.outputs[0]].dtype})
-
-
-@op("OneHot", "layout", onnx=_one_hot_onnx, settings=("depth", "values"), canonical=_one_hot_canonical,
-    note="constant depth and values; the new axis after the batch")
-def one_hot(indices, *, depth, values, dtype, axis=-1):
-    """``values[1]`` where the new axis ``axis`` (of ``depth`` positions) is at ``indices`` (negative
-    ones counting from ``depth``), ``values[0]`` elsewhere, in ``dtype``."""
-    depth = int(depth)
-    index = indices.astype(np.int64)
-    hot = np.where(index < 0, index + depth, index)[..., None] == np.arange(depth)
-    y = np.where(hot, values[1], values[0]).astype(dtype)
-    return np.moveaxis(y, -1, axis % y.ndim)
 
 
 register("CastLike", "electronic", onnx=lambda node, x, like: x.astype(like.dtype),
