@@ -546,6 +546,11 @@ def calibrate(profile_spec, device_path, probes, seed, output):
          f"({device.reads} detector reads, {2 * probes - 1} settings): {found.describe()} -> {output}")
 
 
+from .cli_finetune import finetune as _finetune  # noqa: E402  (it reads this module's helpers)
+
+cli.add_command(_finetune)
+
+
 # ---------------------------------------------------------------------- entry point
 
 def main(argv=None) -> int:

@@ -40,7 +40,7 @@ TRAIN_STAGE = "fold_affine"
 class Link:
     """How a trained tensor goes back into the file: ``initializer`` = ``reshape(transform(value))``."""
     initializer: str
-    kind: str                # "weight" or "bias"
+    kind: str                # "weight", "bias" or "same" (a constant of the file as it is)
     scale: np.ndarray        # per output channel s (weights: rows of W2 over s; biases: (b2 - offset) / s)
     offset: np.ndarray | None = None
     op: str = ""             # the origin node's op (weights: Conv, MatMul or Gemm)
@@ -88,7 +88,28 @@ def prepare(path, profile) -> Trainable:
             c = folded.get(n.name)
             link = None if c is None else Link(c, "bias", scale_c[n.name], offset_c[n.name])
             _add(trainable, n.inputs[2], link, f"layer {n.name!r}: no constant in the file can carry its bias")
+    for name in _electronic_constants(graph, usable, model):
+        _add(trainable, name, Link(name, "same", np.ones(1)), "")
     return trainable
+
+
+# the electronic ops whose constant operands are trained too, and which of their inputs those are
+ELECTRONIC = {"Sub": (0, 1), "Div": (1,), "Add": (0, 1), "Mul": (0, 1), "PRelu": (1,), "BatchNormalization": (1, 2),
+              "LayerNormalization": (1, 2)}
+
+
+def _electronic_constants(graph: Graph, usable: dict, model: onnx.ModelProto) -> list:
+    """Float constants of the file read by one electronic op of ELECTRONIC (a standardisation's
+    mean and scale, an unfolded BatchNorm's scale and shift...), still as the file holds them."""
+    stored = {t.name: t for t in model.graph.initializer if t.name in usable}
+    found = []
+    for n in graph.nodes:
+        for slot in ELECTRONIC.get(n.op, ()):
+            name = n.inputs[slot] if slot < len(n.inputs) else ""
+            if name in stored and name in graph.consts and graph.consts[name].dtype.kind == "f" and \
+                    np.array_equal(graph.consts[name], numpy_helper.to_array(stored[name])):
+                found.append(name)
+    return found
 
 
 def _add(trainable: Trainable, name: str, link: Link | None, why: str) -> None:
@@ -169,6 +190,8 @@ def initializer_values(trainable: Trainable, params: dict) -> dict:
         if link.kind == "weight":
             rows = value / link.scale.reshape((-1,) + (1,) * (value.ndim - 1))
             out[link.initializer] = _unlower(rows, link)
+        elif link.kind == "same":
+            out[link.initializer] = value
         else:
             out[link.initializer] = (value.reshape(-1) - link.offset) / link.scale
     return out
