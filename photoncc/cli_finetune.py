@@ -11,9 +11,9 @@ from .cli import DEVICE_OPTION, Progress, _chip, _profile, _profile_file, _say
 from .errors import UserError
 from .files import output_path, write_files
 
-METHODS = ("backprop",)
-OPTIMIZERS = ("adam", "sgd")
-ACTIVATIONS = ("keep",)
+METHODS = ("backprop", "dfa")
+OPTIMIZERS = ("adam", "sgd", "nnsgd", "csgd")
+ACTIVATIONS = ("keep", "saturable_absorber")
 
 
 def _positive_lr(ctx, param, value):
@@ -40,16 +40,23 @@ def _positive_lr(ctx, param, value):
               help="Samples the compile measures the layers' input ranges on, as compile --calibration: give the "
                    "file you will compile with [default: the first 256 training samples].")
 @click.option("--method", type=click.Choice(METHODS), default="backprop", show_default=True,
-              help="backprop: the exact gradient through the device model (straight-through for its quantisers).")
+              help="backprop: the exact gradient through the device model (straight-through for its quantisers); "
+                   "dfa: direct feedback alignment, each hidden layer's error a fixed random projection of the output "
+                   "error (computed on the device's banks, with their noise), no backward pass through the weights.")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True,
-              help="adam, or sgd (momentum 0.9).")
+              help="adam; sgd (momentum 0.9); nnsgd or csgd (Kirtas et al.): each layer's weights trained as the "
+                   "ring transmissions of its non-negative form [Wp | Wn], kept in [0, 1]: nnsgd by multiplicative "
+                   "steps that never change a weight's sign, csgd by clipped steps.")
 @click.option("--activation", type=click.Choice(ACTIVATIONS), default="keep", show_default=True,
-              help="keep: the model's own activations.")
+              help="keep: the model's own activations; saturable_absorber: its ReLU-family activations replaced by "
+                   "the saturable absorber g(z) = z exp(-(OD/2)/(1+z^2)) (OD: the profile's, else 10), trained with "
+                   "the optical pump-probe gradient where the profile runs it optically (activation.kind "
+                   "saturable_absorber), else with the exact one; the tuned model writes it with standard operators.")
 @click.option("--epochs", type=click.IntRange(min=0), default=20, show_default=True,
               help="Passes over the training samples; the best one (scored on the held-out samples) is kept.")
 @click.option("--lr", type=float, callback=_positive_lr,
-              help="Learning rate, decayed over the epochs as a half cosine [default: 0.003 for adam, 0.01 for the "
-                   "others].")
+              help="Learning rate, decayed over the epochs as a half cosine [default: adam 0.003, sgd and nnsgd "
+                   "0.01, csgd 0.03; with dfa 30 times smaller, to keep a trained model's weights].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Training samples per step.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,

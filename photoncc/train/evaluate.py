@@ -47,12 +47,12 @@ def device_scores(model, profile, calibration: dict, samples, reference, head, s
     return scores
 
 
-def surrogate_score(graph, params, surrogate, samples, reference, head, batch_size: int) -> float:
+def surrogate_score(graph, params, surrogate, samples, reference, head, batch_size: int, custom=None) -> float:
     """The surrogate device's score on ``samples``, averaged over enough passes (each batch on a new
     draw of the static errors and read noise) to score SCORED samples at least (at most REPEATS
     passes): a single draw on a small held-out split would pick the best epoch by chance."""
     right = total = 0
-    custom = surrogate.custom()
+    custom = custom if custom is not None else surrogate.custom()
     for _ in range(min(REPEATS, -(-SCORED // len(samples)))):
         for feeds, labels in samples.batches(batch_size):
             surrogate.step()

@@ -31,8 +31,9 @@ from ..errors import UnsupportedModel, UserError
 from ..importer import import_proto
 from ..reference import Reference
 from . import data as training_data
-from . import evaluate, loss, model, tape
-from .optim import DEFAULT_LR, Optimizer
+from . import absorber, evaluate, loss, model, tape
+from .optim import DEFAULT_LR, DFA_LR_SCALE, Optimizer
+from .dfa import Feedback
 from .surrogate import Surrogate
 
 
@@ -61,6 +62,11 @@ class Run:
     calibration: dict
     reference: Reference
     surrogate: Surrogate
+    feedback: Feedback | None = None   # --method dfa
+    runners: dict | None = None        # the tape's runners of other nodes (absorbers with the pump-probe pass)
+
+    def custom(self) -> dict:
+        return {**self.surrogate.custom(), **(self.runners or {})}
 
 
 def setup(model_path, train_path, profile, val_path, options: Options, chip=None, calibration_path=None) -> Run:
@@ -68,8 +74,9 @@ def setup(model_path, train_path, profile, val_path, options: Options, chip=None
     ``calibration_path``: the samples the compile measures ranges on (default: the first
     ``data.CALIBRATION`` samples of the training split)."""
     trainable = model.prepare(model_path, profile)
+    runners = _absorbers(trainable, profile) if options.activation == "saturable_absorber" else {}
     head = loss.head(trainable.graph)
-    missing = tape.missing_rules(trainable.graph, trainable.params, [head.logits], trainable.layers)
+    missing = tape.missing_rules(trainable.graph, trainable.params, [head.logits], [*trainable.layers, *runners])
     if missing:
         raise UnsupportedModel(str(model_path), missing)
     if not trainable.params:
@@ -91,12 +98,25 @@ def setup(model_path, train_path, profile, val_path, options: Options, chip=None
     else:
         calibration = train.head(training_data.CALIBRATION)
     surrogate = Surrogate(g, profile, calibration, np.random.default_rng([options.seed, 2]), chip)
-    return Run(trainable, head, train, val, calibration, Reference(model_path), surrogate)
+    feedback = Feedback(g, head, surrogate, options.seed) if options.method == "dfa" else None
+    return Run(trainable, head, train, val, calibration, Reference(model_path), surrogate, feedback, runners)
+
+
+def _absorbers(trainable: model.Trainable, profile) -> dict:
+    """Replace the activations by saturable absorbers; their runners with the pump-probe pass where
+    the profile runs them optically (absorber.py), else none (the exact rule)."""
+    trainable.od = absorber.optical_depth(profile)
+    trainable.graph, names = absorber.replace(trainable.graph, trainable.od)
+    if not names:
+        raise UserError("--activation saturable_absorber: the model has no activation to replace "
+                        f"({', '.join(absorber.FAMILY)})")
+    trainable.absorbers = tuple(names)
+    return absorber.pump_probe(names) if profile["activation"]["kind"] == "saturable_absorber" else {}
 
 
 def train_epoch(run: Run, params: dict, optimizer: Optimizer, options: Options, rng, progress=None):
     """One pass over the training split: (the parameters after it, the mean loss)."""
-    custom, losses, done = run.surrogate.custom(), [], 0
+    custom, losses, done = run.custom(), [], 0
     for feeds, labels in run.train.batches(options.batch_size, rng):
         record = tape.forward(run.trainable.graph, feeds, params, targets=[run.head.logits], custom=custom)
         logits = np.asarray(record.values[run.head.logits])
@@ -105,7 +125,11 @@ def train_epoch(run: Run, params: dict, optimizer: Optimizer, options: Options, 
         else:
             teacher = loss.probabilities(run.head, run.reference(feeds)[run.head.output])
             value, grad = loss.distillation(logits, teacher)
-        grads = tape.gradients(record, {run.head.logits: grad}, params)
+        if run.feedback is None:
+            grads = tape.gradients(record, {run.head.logits: grad}, params)
+        else:
+            seeds = {run.head.logits: grad, **run.feedback.seeds(grad)}
+            grads = run.feedback.restrict(tape.gradients(record, seeds, params, run.feedback.cut))
         if not np.isfinite(value) or not all(g is None or np.isfinite(g).all() for g in grads.values()):
             raise Diverged("the loss is not finite")
         params = optimizer.step(params, grads)
@@ -143,7 +167,7 @@ def _train(run: Run, options: Options, report: dict, progress, on_epoch):
     """The epochs: ((the best epoch's entry, its parameters), why it stopped early or None). The
     learning rate decays over the epochs as a half cosine, lr_e = lr (1 + cos(pi (e - 1) / E)) / 2."""
     params = dict(run.trainable.params)
-    lr = options.lr if options.lr is not None else DEFAULT_LR[options.optimizer]
+    lr = learning_rate(options)
     optimizer = Optimizer(options.optimizer, params, lr, [n for n in params if run.trainable.links[n].kind == "weight"])
     shuffle = np.random.default_rng([options.seed, 3])
     first = _epoch_entry(run, params, 0, None, options)
@@ -168,6 +192,13 @@ def _train(run: Run, options: Options, report: dict, progress, on_epoch):
     return best, None
 
 
+def learning_rate(options: Options) -> float:
+    """--lr, or the optimiser's default (DFA: scaled by DFA_LR_SCALE)."""
+    if options.lr is not None:
+        return options.lr
+    return DEFAULT_LR[options.optimizer] * (DFA_LR_SCALE if options.method == "dfa" else 1.0)
+
+
 def _device(run: Run, model_or_graph, profile, options: Options, chip) -> dict:
     scores = evaluate.device_scores(model_or_graph, profile, run.calibration, run.val, run.reference, run.head,
                                     options.seed, chip, options.device)
@@ -177,14 +208,14 @@ def _device(run: Run, model_or_graph, profile, options: Options, chip) -> dict:
 def _epoch_entry(run: Run, params: dict, epoch: int, mean, options: Options) -> dict:
     run.surrogate.refresh(params)  # the next epoch's device: these weights' ranges, a new draw of errors
     score = evaluate.surrogate_score(run.trainable.graph, params, run.surrogate, run.val, run.reference, run.head,
-                                     max(options.batch_size, 64))
+                                     max(options.batch_size, 64), run.custom())
     return {"epoch": epoch, "loss": mean, "surrogate_score": score, "best": False}
 
 
 def _report_head(run: Run, model_path, profile, options: Options) -> dict:
     return {"model": str(model_path), "profile": profile.name, "method": options.method,
             "optimizer": options.optimizer, "activation": options.activation, "epochs_asked": options.epochs,
-            "lr": options.lr if options.lr is not None else DEFAULT_LR[options.optimizer],
+            "lr": learning_rate(options),
             "batch_size": options.batch_size, "seed": options.seed,
             "target": "labels" if run.train.labels is not None else "distillation",
             "score": "accuracy" if run.train.labels is not None else "agreement with the original model",

@@ -54,6 +54,9 @@ class Trainable:
     links: dict                     # trained tensor name -> Link
     frozen: list = field(default_factory=list)  # lines: what is not trained and why
     layers: list = field(default_factory=list)  # the Linear nodes' names, in order
+    node_names: tuple = ()                      # per node of the file, its name in the graph
+    absorbers: tuple = ()                       # activations replaced by saturable absorbers (absorber.py)
+    od: float = 0.0                             # their optical depth
 
 
 def prepare(path, profile) -> Trainable:
@@ -67,7 +70,7 @@ def prepare(path, profile) -> Trainable:
     names = lowered.meta["node_names"]
     protos = {names[i]: node for i, node in enumerate(model.graph.node)} if len(names) == len(model.graph.node) else {}
     usable = _usable_initializers(model)
-    trainable = Trainable(graph, {}, {})
+    trainable = Trainable(graph, {}, {}, node_names=tuple(names))
     scale_w, offset_w = _bias_response(lowered, [n.inputs[2] for n in lowered.nodes if n.op == "Linear"], graph)
     carriers = {}
     for n in graph.nodes:
@@ -208,8 +211,12 @@ def _unlower(w1: np.ndarray, link: Link) -> np.ndarray:
 
 def tuned_model(path, trainable: Trainable, params: dict) -> bytes:
     """The ONNX file at ``path`` with the trained values written into its initializers (same
-    graph, names and shapes; every tensor stored in the one file)."""
+    graph, names and shapes; every tensor stored in the one file), and the saturable absorbers
+    trained in place of its activations, if any, written in (``absorber.write``)."""
     model = onnx.load(str(path), load_external_data=True)
+    if len(model.graph.node) != len(trainable.node_names):
+        raise UserError(f"{path}: the file's nodes are not the ones photoncc imported (an opset upgrade rewrote "
+                        "them): its tuned weights cannot be written back; convert the model to opset 9 or newer")
     values = initializer_values(trainable, params)
     for index, t in enumerate(model.graph.initializer):
         if t.name in values:
@@ -218,6 +225,9 @@ def tuned_model(path, trainable: Trainable, params: dict) -> bytes:
             if not np.isfinite(new).all():
                 raise UserError(f"initializer {t.name!r}: the tuned values are not finite")
             model.graph.initializer[index].CopyFrom(numpy_helper.from_array(new, t.name))
+    if trainable.absorbers:
+        from .absorber import write
+        write(model, trainable.absorbers, trainable.od, trainable.node_names)
     for t in model.graph.initializer:
         if t.data_location == onnx.TensorProto.EXTERNAL:
             t.data_location = onnx.TensorProto.DEFAULT

@@ -20,7 +20,8 @@ import numpy as np
 from ..devices.incoherent import split_nonnegative
 
 OPTIMIZERS = ("adam", "sgd", "nnsgd", "csgd")
-DEFAULT_LR = {"adam": 3e-3, "sgd": 1e-2, "nnsgd": 1e-2, "csgd": 1e-2}
+DEFAULT_LR = {"adam": 3e-3, "sgd": 1e-2, "nnsgd": 1e-2, "csgd": 3e-2}
+DFA_LR_SCALE = 1 / 30  # DFA's updates are no gradient: from trained weights, steps this much smaller keep them
 BETAS, EPSILON, MOMENTUM = (0.9, 0.999), 1e-8, 0.9
 
 

@@ -93,7 +93,8 @@ class Surrogate:
             s = self.layers[name]
             form = self.arch.train_form(w, b, s["lo"], s["alpha"], self.profile, s["error"], self.chip, s["adc"])
             if s["statistical"]:
-                form["noise"] = _noise_constants(form, s, self.profile)
+                form["noise"] = noise_constants(form, s["lo_ch"].size // form["gain"].shape[0], s["conv"],
+                                                adc_widths(s["adc"], form["gain"].shape[1]), self.profile)
             self.forms[name] = form
         return self.forms[name]
 
@@ -167,15 +168,21 @@ def modulate(x, lo, alpha, bits, geometry):
     return xq.astype(x.dtype, copy=False), inside
 
 
-def _noise_constants(form: dict, layer: dict, profile) -> dict:
-    """The statistical read-noise model's constants of the layer (``sim.noise.read_noise_rows``)."""
-    rows, gain, adc = form["rows"], form["gain"], layer["adc"]
-    attrs = {**form["attrs"], **({"conv": layer["conv"]} if layer["conv"] else {})}
+def adc_widths(adc: np.ndarray, m: int) -> np.ndarray:
+    """The width of every photodetector's ADC range per matrix row and tile (G, M, Q), from a
+    bank's ADC ranges (G, R, Q, B, 2)."""
+    width = (adc[..., 1] - adc[..., 0]).astype(np.float64)
+    return width.transpose(0, 1, 3, 2).reshape(adc.shape[0], -1, adc.shape[2])[:, :m]
+
+
+def noise_constants(form: dict, channels: int, geometry, width: np.ndarray, profile) -> dict:
+    """The statistical read-noise model's constants of a layer (``sim.noise.read_noise_rows``) with
+    ``channels`` input channels per group and ADC widths ``width`` (G, M, Q)."""
+    rows, gain = form["rows"], form["gain"]
+    attrs = {**form["attrs"], **({"conv": geometry} if geometry else {})}
     groups, m = gain.shape
-    per_group = layer["lo_ch"].size // groups
-    width = (adc[..., 1] - adc[..., 0]).astype(np.float64).transpose(0, 1, 3, 2).reshape(groups, -1, adc.shape[2])[:, :m]
-    noise = {"var": np.empty((groups, m)), "gain": gain, "rin_u": np.empty((groups, m, per_group)),
-             "rin_c": np.empty((groups, m, per_group)) if form["channels"].complement else None}
+    noise = {"var": np.empty((groups, m)), "gain": gain, "rin_u": np.empty((groups, m, channels)),
+             "rin_c": np.empty((groups, m, channels)) if form["channels"].complement else None}
     read_noise_rows(noise, {"channels": form["channels"], "carrier": attrs.get("carrier", 1.0)}, rows,
                     slice(None), width, attrs, profile)
     return noise
