@@ -142,3 +142,39 @@ def test_a_diverging_run_stops_and_keeps_the_best_epoch(tmp_path, capsys):
     x = np.load(CAL)["pixels"]
     reference = ort.InferenceSession(str(MLP), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(kept.run(None, {"pixels": x})[0], reference.run(None, {"pixels": x})[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["digits_mlp", "torch_legacy_cnn_nofold"])
+def test_the_gain_gradient_is_the_devices_error_over_its_gain_at_each_rows_largest_weight(name):
+    """Beside the straight-through gradient, each row's largest weight gets sum g (y - W x' - b) / g_m
+    (times d g_m / d max|W_m|), computed without a second product."""
+    from photoncc.ops.conv import conv_vjp
+    from photoncc.train.surrogate import _product
+    prof = load_profile("harsh-4b")
+    t = model.prepare(DATA / f"{name}.onnx", prof)
+    cal = {k: v for k, v in np.load(CAL if name.startswith("digits") else DATA / f"{name}.npz").items() if k != "label"}
+    surrogate = Surrogate(t.graph, prof, cal, np.random.default_rng(0))
+    surrogate.refresh(t.params)
+    n = next(n for n in t.graph.nodes if n.op == "Linear")
+    x = tape.forward(t.graph, cal, t.params, keep=[n.inputs[0]]).values[n.inputs[0]]
+    w, b = t.params[n.inputs[1]], t.params[n.inputs[2]]
+    y, residual = surrogate.forward(n, [x, w, b])
+    g = np.random.default_rng(1).normal(size=y.shape).astype(np.float32)
+    xq, _, weight, _, _, gain, _ = residual
+    geometry = n.attrs.get("conv")
+    axes = (0,) + tuple(range(2, g.ndim)) if geometry else (0,)
+    shape = (1, -1) + (1,) * (y.ndim - 2) if geometry else (-1,)
+    expected = (g * (y - _product(xq, w, b, geometry)) / gain.reshape(shape)).sum(axis=axes)
+    _, dw, _ = surrogate.backward(n, residual, [g])
+    if geometry:
+        plain = conv_vjp(xq, weight, g, strides=geometry["strides"], pads=geometry["pads"],
+                         dilations=geometry["dilations"], group=geometry["group"])[1]
+    else:
+        plain = g.T @ xq
+    rows, extra = np.abs(w.reshape(len(gain), -1)), (dw - plain).reshape(len(gain), -1)
+    top = rows.argmax(axis=1)
+    index = np.arange(len(gain))
+    got = extra[index, top] * rows[index, top] / gain * np.sign(w.reshape(len(gain), -1)[index, top])
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+    extra[index, top] = 0
+    assert not extra.any()  # nothing else

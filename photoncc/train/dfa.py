@@ -15,9 +15,11 @@ output reaches the loss without another optical layer get the loss's own gradien
 
 The product B_j e runs on the profile's device, as the paper runs it on its bank: B_j as an
 optical layer (``devices.<arch>.train_form``: codes, crosstalk, a fresh draw of the programming
-errors at every step) on the input e in [-1, 1] (the softmax error p - onehot), its ADC widths the
-bound of its partial sums, with the statistical model's read noise. Only the optical layers'
-weights and biases are trained.
+errors at every step) on the input e / max|e| in [-1, 1] (each sample's error scaled to the
+modulators' whole range, the scale restored after the detectors, as the paper scales its noise by
+max|e|: the softmax error p - onehot is mostly small, and a coarse DAC over [-1, 1] would round it
+to zero), its ADC widths the bound of its partial sums, with the statistical model's read noise.
+Only the optical layers' weights and biases are trained.
 """
 from __future__ import annotations
 
@@ -49,8 +51,12 @@ class Feedback:
         """The cotangent of every hidden layer's input for the output error ``error`` (N, C), in
         the loss's scale (``error`` is dL/dz: (p - y) / N)."""
         n = len(error)
-        e = np.clip(error * n, -1.0, 1.0).astype(np.float32)
-        return {v: (self.product(b, e) / n).reshape((n,) + self.shapes[v]) for v, b in self.matrices.items()}
+        e = error.astype(np.float64) * n
+        scale = np.abs(e).max(axis=1, keepdims=True)
+        scale = np.where(scale > 0, scale, 1.0)
+        unit = (e / scale).astype(np.float32)  # each sample's error on the modulators' whole range
+        return {v: (self.product(b, unit) * (scale / n)).astype(np.float32).reshape((n,) + self.shapes[v])
+                for v, b in self.matrices.items()}
 
     def product(self, b: np.ndarray, e: np.ndarray) -> np.ndarray:
         """B e on the device (module docstring): (N, size)."""

@@ -107,18 +107,17 @@ class Surrogate:
         if "noise" in form:
             u = np.moveaxis(xq, 1, -1) if geometry else xq
             add_read_noise(self.rng, y, u, {"noise": form["noise"], "lo": s["lo_ch"], "alpha": s["alpha_ch"]}, geometry)
-        # the device's error for the modulated input, per unit of its row's gain (see ``backward``)
-        shape = (1, -1) + (1,) * (y.ndim - 2) if geometry else (-1,)
-        error = (y - _product(xq, w, b, geometry)) / form["gain"].reshape(shape).astype(y.dtype)
-        return y.astype(x.dtype, copy=False), (xq, inside, form["weight"], w, form["gain"].reshape(-1), error)
+        return y.astype(x.dtype, copy=False), (xq, inside, form["weight"], w, b, form["gain"].reshape(-1), y)
 
     def backward(self, node, residual, cts):
         """Straight-through gradients (module docstring), plus the gradient of the error's scale:
         every error of the layer (codes, crosstalk, programming errors, read noise) is its row's
         gain g_m times a draw, and g_m is the row's largest weight magnitude, so the row's largest
         weight gets d L / d g_m = sum g * error / g_m (times d g_m / d max|W_m|): the training
-        learns to keep rows from growing one large weight, which would raise the row's noise."""
-        xq, inside, weight, w, gain, error = residual
+        learns to keep rows from growing one large weight, which would raise the row's noise. The
+        error is the device's output y less the model's own W x' + b, whose sum against g needs no
+        second product: sum_n g_nm (W x'_n + b)_m = <dW_m, W_m> + b_m db_m (dW = g^T x')."""
+        xq, inside, weight, w, b, gain, y = residual
         g, geometry = cts[0], node.attrs.get("conv")
         if geometry:
             dx, dw, db = conv_vjp(xq, weight, g, strides=geometry["strides"], pads=geometry["pads"],
@@ -126,8 +125,11 @@ class Surrogate:
         else:
             flat_g, flat_x = g.reshape(-1, g.shape[-1]), xq.reshape(-1, xq.shape[-1])
             dx, dw, db = g @ weight, flat_g.T @ flat_x, flat_g.sum(axis=0)
-        dw = _add_gain_gradient(dw, w, gain, (g * error).sum(axis=(0,) + tuple(range(2, g.ndim)) if geometry
-                                                               else tuple(range(g.ndim - 1)), dtype=np.float64))
+        axes = (0,) + tuple(range(2, g.ndim)) if geometry else tuple(range(g.ndim - 1))
+        model_part = np.einsum("mk,mk->m", np.asarray(w, np.float64).reshape(len(gain), -1),
+                               np.asarray(dw, np.float64).reshape(len(gain), -1)) + np.asarray(b, np.float64) * db
+        d_gain = ((g * y).sum(axis=axes, dtype=np.float64) - model_part) / gain
+        dw = _add_gain_gradient(dw, w, gain, d_gain)
         return np.where(inside, dx, 0).astype(g.dtype), dw.astype(g.dtype), db.astype(g.dtype)
 
 
