@@ -178,3 +178,25 @@ def test_the_gain_gradient_is_the_devices_error_over_its_gain_at_each_rows_large
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
     extra[index, top] = 0
     assert not extra.any()  # nothing else
+
+
+def test_with_a_chip_the_surrogate_is_that_chips_device(tmp_path, capsys):
+    """--chip: the surrogate runs on the chip's offsets and crosstalk (no random draws), as the
+    simulator runs a program compiled for that chip on it; the CLI fine-tunes for it."""
+    from photoncc.chip import draw
+    prof = load_profile("harsh-4b")
+    chip = draw(prof, 3)
+    t = model.prepare(MLP, prof)
+    cal = dict(np.load(CAL))
+    surrogate = Surrogate(t.graph, prof, cal, np.random.default_rng(0), chip=chip, noisy=False)
+    surrogate.refresh(t.params)
+    assert all(layer["error"] is None for layer in surrogate.layers.values())
+    mine = tape.forward(t.graph, cal, t.params, custom=surrogate.custom()).values["probabilities"]
+    program = compile_model(MLP, prof, cal, chip=chip)
+    device = Simulator(program, noiseless=True, noise_model="statistical", chip=chip).run_batches(cal)["probabilities"]
+    assert np.abs(mine - device).max() <= 1e-4
+    path = tmp_path / "chip.npz"
+    path.write_bytes(chip.to_bytes())
+    code, _, err = run_cli(capsys, "finetune", MLP, "--train", TRAIN, "-p", "harsh-4b", "--chip", path, "--epochs", "1",
+                           "--calibration", CAL, "-o", tmp_path / "t.onnx")
+    assert code == 0, err

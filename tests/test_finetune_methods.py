@@ -21,9 +21,10 @@ MLP, TRAIN, CAL, TEST = (DATA / f for f in ("digits_mlp.onnx", "digits_train.npz
                                               "digits_test.npz"))
 
 
-def sa_profile(tmp_path, od=10.0, base="ideal"):
-    path = tmp_path / f"sa_{od}.yaml"
-    path.write_text(f"photoncc_profile: 1\nname: sa\nextends: {base}\nactivation: {{kind: saturable_absorber, OD: {od}}}\n")
+def sa_profile(tmp_path, od=10.0, base="ideal", i_sat=1.0):
+    path = tmp_path / f"sa_{od}_{i_sat}.yaml"
+    path.write_text(f"photoncc_profile: 1\nname: sa\nextends: {base}\n"
+                    f"activation: {{kind: saturable_absorber, OD: {od}, I_sat: {i_sat}}}\n")
     return path
 
 
@@ -87,8 +88,8 @@ def test_the_absorbers_pattern_runs_optically_only_on_an_absorber_profile(tmp_pa
     feeds = {"pixels": np.load(TEST)["pixels"][:50]}
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     cal = dict(np.load(CAL))
-    for spec, optical in ((profile, True), (load_profile("ideal"), False), (load_profile(sa_profile(tmp_path, 4.0)),
-                                                                             False)):
+    others = [load_profile("ideal"), load_profile(sa_profile(tmp_path, 4.0)), load_profile(sa_profile(tmp_path, i_sat=2))]
+    for spec, optical in [(profile, True)] + [(other, False) for other in others]:
         program = compile_model(out, spec, cal)
         found = [a["placement"] for a in program.manifest["report"]["activations"] if a["op"] == "SaturableAbsorber"]
         assert found == (["optical", "optical"] if optical else []), spec.name

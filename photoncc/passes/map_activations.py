@@ -24,8 +24,8 @@ g(z) = z exp(-(OD/2) / (1 + z^2)) written with standard operators, as ``photoncc
     y = Mul(z, Exp(Div(c, Add(Mul(z, z), 1))))      with c = -OD/2 (a scalar constant),
 
 becomes one optical ``SaturableAbsorber`` node (``map_absorbers``), when c matches the profile's
-OD and nothing else reads the pattern's inner values; elsewhere the pattern runs electronically,
-giving the same values.
+OD, its I_sat is 1 (the form above) and nothing else reads the pattern's inner values; elsewhere
+the pattern runs electronically, giving the same values.
 
 Requires: fold_affine. Ensures: the outputs are unchanged (to float rounding). Idempotent.
 """
@@ -40,8 +40,8 @@ SCALE = {"Sigmoid": 1.0, "Tanh": 2.0}
 
 def map_activations(g: Graph, ctx) -> Graph:
     activation = ctx.profile["activation"]
-    if activation["kind"] == "saturable_absorber":
-        return map_absorbers(g, float(activation["OD"]))
+    if activation["kind"] == "saturable_absorber":  # the field form above is the absorber at I_sat 1
+        return map_absorbers(g, float(activation["OD"])) if float(activation["I_sat"]) == 1.0 else g
     if activation["kind"] != "photonic_sigmoid":
         return g
     a1, a2, x0, d = (float(activation[k]) for k in ("A1", "A2", "x0", "d"))

@@ -33,10 +33,14 @@ from .tape import Custom
 FAMILY = ("Relu", "LeakyRelu", "Elu", "Selu", "Softplus")  # one-input ReLU-like activations
 
 
-def optical_depth(profile) -> float:
+def optical(profile) -> bool:
+    """Whether the profile runs the absorber optically (``passes.map_activations``: its kind, at I_sat 1)."""
     activation = profile["activation"]
-    return float(activation["OD"]) if activation["kind"] == "saturable_absorber" else \
-        float(ACTIVATIONS["saturable_absorber"]["OD"])
+    return activation["kind"] == "saturable_absorber" and float(activation["I_sat"]) == 1.0
+
+
+def optical_depth(profile) -> float:
+    return float(profile["activation"]["OD"]) if optical(profile) else float(ACTIVATIONS["saturable_absorber"]["OD"])
 
 
 def replace(graph: Graph, od: float) -> tuple[Graph, list]:

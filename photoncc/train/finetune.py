@@ -16,8 +16,8 @@
 4. The best epoch's weights go back into the ONNX file (``model.tuned_model``) and the device
    accuracy after is measured as before.
 
-Deterministic for a seed: the shuffles, the static errors and the read noise come from generators
-seeded by it, and no result depends on the number of threads.
+Deterministic for a seed: the shuffles, the held-out split, the static errors and the read noise
+come from generators seeded by it (the same seed on the same machine gives the same file).
 """
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def _absorbers(trainable: model.Trainable, profile) -> dict:
         raise UserError("--activation saturable_absorber: the model has no activation to replace "
                         f"({', '.join(absorber.FAMILY)})")
     trainable.absorbers = tuple(names)
-    return absorber.pump_probe(names) if profile["activation"]["kind"] == "saturable_absorber" else {}
+    return absorber.pump_probe(names) if absorber.optical(profile) else {}
 
 
 def train_epoch(run: Run, params: dict, optimizer: Optimizer, options: Options, rng, progress=None):
