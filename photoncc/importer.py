@@ -9,7 +9,8 @@ Every ONNX quirk is resolved here, once:
   stored under the same attribute names that ``fold_constants`` later gives the constant inputs of
   newer opsets; Softmax gets ``legacy=True`` for the opset < 13 coerce-to-2-D semantics;
 * node names are made unique and non-empty (``<op>_<index>`` when the exporter left them empty), so
-  every error can name its node.
+  every error can name its node; ``meta["node_names"]`` lists them in the file's node order, so
+  that fine-tuning can write a node's new weights back into the file.
 """
 from __future__ import annotations
 
@@ -50,12 +51,13 @@ def import_proto(model: onnx.ModelProto, source: str = "<model>", sha256: str = 
             continue
         inputs.append(value.name)
         types[value.name] = _input_type(value, source)
-    nodes, problems, names = [], [], set()
+    nodes, problems, names, order = [], [], set(), []
     for index, proto in enumerate(graph.node):
         name = proto.name or f"{proto.op_type}_{index}"
         while name in names:
             name += "_"
         names.add(name)
+        order.append(name)
         if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx"):
             consts[proto.output[0]] = _constant_value(proto, source)
             continue
@@ -76,7 +78,8 @@ def import_proto(model: onnx.ModelProto, source: str = "<model>", sha256: str = 
               meta={"source": source, "sha256": sha256, "opset": opset,
                     "producer": f"{model.producer_name} {model.producer_version}".strip(),
                     "dynamic_batch": any(_symbolic_batch(v) for v in graph.input if v.name not in consts),
-                    "model_constants": tuple(sorted(consts))})
+                    "model_constants": tuple(sorted(consts)),
+                    "node_names": tuple(order)})  # per ONNX node, in the file's order: the name it has here
     g = prune(g)
     live = {n.name for n in g.nodes}
     problems = [p for p in problems if p.node in live]

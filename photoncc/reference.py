@@ -66,3 +66,32 @@ def run_onnxruntime(model_path: str | Path, feeds: dict, batch_size: int = 256,
         raise UserError(f"{model_path}: onnxruntime cannot run the model on these inputs: "
                         f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from e
     return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(names)}, note
+
+
+class Reference:
+    """onnxruntime on one model, loaded once and run batch by batch (fine-tuning's teacher):
+    ``reference(feeds)`` returns the outputs by name. A model exported with a fixed batch runs
+    in batches of that size (``fixed_batches``)."""
+
+    def __init__(self, model_path: str | Path):
+        import onnxruntime as ort
+        model = load_model(model_path)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise UserError(f"{model_path}: onnxruntime cannot load the model: {str(e).splitlines()[0]}") from e
+        self.path = model_path
+        self.names = [o.name for o in self.session.get_outputs()]
+        fixed = [i.shape[0] for i in self.session.get_inputs() if i.shape and isinstance(i.shape[0], int)]
+        self.fixed = min(fixed) if fixed else None
+
+    def __call__(self, feeds: dict) -> dict:
+        chunks = fixed_batches(feeds, self.fixed) if self.fixed else [(feeds, None)]
+        try:
+            parts = [[value[:count] for value in self.session.run(self.names, chunk)] for chunk, count in chunks]
+        except Exception as e:  # onnxruntime's own error types: the model does not run on these inputs
+            raise UserError(f"{self.path}: onnxruntime cannot run the model on these inputs: "
+                            f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from e
+        return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(self.names)}

@@ -6,7 +6,11 @@ says how a Linear layer y = W x + b becomes that device's settings:
 * ``SIGNED``: whether its weights are signed (a balanced bank) or transmissions in [0, 1];
 * ``split(w, b, lo, alpha, dtype, profile)``: the layer's bank form for inputs x in [lo, lo +
   alpha], per group: ring weights T (G, M, J), row gains (G, M) with gain * T exact, and the bank's
-  attributes. The ``to_banks`` pass calls it for every Linear.
+  attributes. The ``to_banks`` pass calls it for every Linear;
+* ``train_form(w, b, lo, alpha, profile, error, chip, adc)``: the layer as the device runs it
+  (codes, crosstalk, programming errors: the effective weights and bias of one signed product,
+  and what the read-noise model needs), which fine-tuning's forward uses (``photoncc.train``;
+  the ring architectures share ``ring_train``).
 
 What the two ring architectures share lives beside them: ``rings`` (what a ring can hold, how the
 chip realises the weights: crosstalk, programming error, power-of-two gains), ``tiles`` (the

@@ -31,3 +31,9 @@ def split(w, b, lo, alpha, dtype, profile):
     carrier = bias_carrier(b_prime / min(w_max, -w_min), gain)
     a = np.concatenate([w, (b_prime / carrier)[..., None]], axis=-1)
     return a / gain[..., None], gain, {"shift": 0.0, "carrier": carrier, "signed": True}
+
+
+def train_form(w, b, lo, alpha, profile, error=None, chip=None, adc=None) -> dict:
+    """The layer as the device runs it, for fine-tuning's forward (``ring_train.train_form``)."""
+    from .ring_train import train_form as ring_form
+    return ring_form(split, w, b, lo, alpha, profile, error, chip, adc)

@@ -64,3 +64,9 @@ def split(w, b, lo, alpha, dtype, profile):
     ``dtype``, row gains (G, M) and the bank's attributes (its shift and carrier)."""
     t, gain, shift, carrier = split_nonnegative(w, b, lo, alpha, dtype)
     return t, gain, {"shift": float(shift), "carrier": float(carrier)}
+
+
+def train_form(w, b, lo, alpha, profile, error=None, chip=None, adc=None) -> dict:
+    """The layer as the device runs it, for fine-tuning's forward (``ring_train.train_form``)."""
+    from .ring_train import train_form as ring_form
+    return ring_form(split, w, b, lo, alpha, profile, error, chip, adc)

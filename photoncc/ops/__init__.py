@@ -25,7 +25,13 @@ of its ``Op``, and every table they used to keep is a query below:
 * ``activation``: listed among the activations of the compile report;
 * ``in_place(*inputs)``: the op computed in its first input's memory (the simulator uses it on a
   value that nothing reads afterwards);
-* ``vjp``: room for the reverse-mode rule of fine-tuning;
+* ``vjp(node, inputs, outputs, cotangents)``: the reverse-mode rule of fine-tuning (the JAX /
+  autograd shape): given the node, its input and output values and the cotangents of its outputs
+  (None for an output nothing downstream differentiates), the cotangents of its inputs, one per
+  input (None for an input that is not differentiable: a setting, an integer tensor, an absent
+  optional input). A rule's ``saves`` attribute (``saves(...)``) says which of the inputs and
+  outputs it reads, so that the tape (``photoncc.train.tape``) keeps those alone; an op without
+  a rule cannot be fine-tuned (tests/test_vjp.py checks every rule against finite differences);
 * ``note``: what ``photoncc ops`` says of it; ``onnx_op``: False for the IR's own ops (``Linear``,
   ``Bank``, ``PhotonicSigmoid``), which no ONNX file may use; ``domain``: its ONNX domain.
 
@@ -121,6 +127,11 @@ def get(name: str) -> Op | None:
     return REGISTRY.get(name)
 
 
+def differentiable() -> list[str]:
+    """The ops with a VJP rule (the ones fine-tuning can run backwards through), by name."""
+    return sorted(name for name, o in REGISTRY.items() if o.vjp is not None)
+
+
 def kernels() -> dict[str, Callable]:
     """op name -> kernel, for every op a device program may hold."""
     return {name: o.kernel for name, o in REGISTRY.items() if o.kernel is not None}
@@ -168,6 +179,31 @@ def unsupported(node, reason: str, hint: str = ""):
 
 
 BATCH_HINT = "photoncc keeps axis 0 as the batch; export the model with a batch axis it does not mix"
+
+
+def saves(*which: str) -> Callable:
+    """Mark a VJP rule with what it reads of the forward pass: ``"inputs"``, ``"outputs"`` or
+    both (the default of an unmarked rule); the tape frees the rest as soon as it can."""
+    assert set(which) <= {"inputs", "outputs"}, which
+
+    def mark(rule):
+        rule.saves = frozenset(which)
+        return rule
+    return mark
+
+
+def unbroadcast(g, shape):
+    """The cotangent ``g`` of a broadcast result summed back to an operand of ``shape``: over the
+    leading axes broadcasting added and over the axes it stretched from 1 (the adjoint of
+    NumPy's broadcasting)."""
+    import numpy as np
+    shape = tuple(shape)
+    g = np.asarray(g)
+    if g.shape == shape:
+        return g
+    g = g.sum(axis=tuple(range(g.ndim - len(shape)))) if g.ndim > len(shape) else g
+    stretched = tuple(i for i, (have, want) in enumerate(zip(g.shape, shape)) if want == 1 and have != 1)
+    return (g.sum(axis=stretched, keepdims=True) if stretched else g).reshape(shape)
 
 
 def fixed_bounds(lo: float, hi: float) -> Callable:

@@ -219,3 +219,37 @@ def resolve_auto_pad(node, graph, source):
     if "auto_pad" not in node.attrs:
         return node
     return node.replace(attrs=explicit_pads(node.attrs, graph.types[node.inputs[0]].shape[2:]))
+
+
+def conv_vjp(x, w, g, *, strides, pads, dilations, group=1, need_x=True):
+    """Cotangents (dx or None, dw, db) of ``y = conv(x, w) + b`` for the output cotangent ``g``
+    (N, M, *out), the adjoint of the im2col product: with cols = im2col(x) (N*P, C*K),
+
+        dw = g^T cols (per group),   db = sum over samples and positions of g,
+        dx = col2im(g w): each kernel tap's column block added back onto the padded input at the
+             positions it was read from (one vectorised step per tap), the padding cropped off.
+    """
+    x, w, g = np.asarray(x), np.asarray(w, dtype=g.dtype), np.asarray(g)
+    n, c = x.shape[:2]
+    m, cg = w.shape[:2]
+    kernel = w.shape[2:]
+    nd, taps = len(kernel), int(np.prod(kernel))
+    cols = unfold(x, kernel, strides, pads, dilations)                     # (N, *out, C, *k), a view
+    out = cols.shape[1:1 + nd]
+    positions = n * int(np.prod(out))
+    cols = cols.reshape(positions, group, cg, taps).astype(g.dtype, copy=False)
+    gm = np.moveaxis(g, 1, -1).reshape(positions, group, m // group)
+    wk = w.reshape(group, m // group, cg, taps)
+    dw = np.einsum("pgm,pgct->gmct", gm, cols, optimize=True).reshape(w.shape)
+    db = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+    if not need_x:
+        return None, dw, db
+    dcols = np.einsum("pgm,gmct->pgct", gm, wk, optimize=True).reshape((n,) + out + (c,) + tuple(kernel))
+    pads = [int(p) for p in pads]
+    dxp = np.zeros((n, c) + tuple(s + pads[i] + pads[nd + i] for i, s in enumerate(x.shape[2:])), g.dtype)
+    for tap in np.ndindex(*kernel):
+        where = tuple(slice(t * d, t * d + (o - 1) * s + 1, s)
+                      for t, d, o, s in zip(tap, dilations, out, strides))
+        dxp[(slice(None), slice(None)) + where] += np.moveaxis(dcols[(Ellipsis,) + tap], -1, 1)
+    inner = tuple(slice(pads[i], pads[i] + s) for i, s in enumerate(x.shape[2:]))
+    return dxp[(slice(None), slice(None)) + inner], dw, db

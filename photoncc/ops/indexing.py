@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import BATCH_HINT, monotone, op, settings, unsupported
-from .layout import batch_axis
+from . import BATCH_HINT, monotone, op, saves, settings, unsupported
+from .layout import batch_axis, scatter_back
 
 
-@op("Gather", "layout", canonical=batch_axis(0), note="lookups; on shapes at compile time")
+@saves("inputs")
+def _gather_vjp(node, inputs, outputs, cts):
+    x, indices = inputs
+    axis = node.attrs.get("axis", 0) % x.ndim
+    if x.dtype.kind != "f":
+        return None, None
+    positions = np.take(np.arange(x.size).reshape(x.shape), indices.astype(np.int64), axis=axis)
+    return scatter_back(x.size, cts[0].reshape(-1), positions.reshape(-1)).reshape(x.shape), None
+
+
+@op("Gather", "layout", canonical=batch_axis(0), note="lookups; on shapes at compile time", vjp=_gather_vjp)
 def gather(x, indices, *, axis=0):
     return np.take(x, indices.astype(np.int64), axis=axis)
 
 
-@op("ArrayFeatureExtractor", "electronic", domain="ai.onnx.ml", note="ai.onnx.ml (skl2onnx class-label lookup)")
+@op("ArrayFeatureExtractor", "electronic", domain="ai.onnx.ml", note="ai.onnx.ml (skl2onnx class-label lookup)",
+    vjp=lambda node, inputs, outputs, cts: (_gather_vjp(node.replace(attrs={"axis": -1}), inputs, outputs, cts)[0], None))
 def array_feature_extractor(x, indices):
     """ai.onnx.ml ArrayFeatureExtractor: x[..., indices]."""
     return np.take(x, indices.astype(np.int64), axis=-1)

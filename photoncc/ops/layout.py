@@ -7,12 +7,17 @@ Axis 0 is the batch and must stay so: the canonical form of these ops (``Op.cano
 positive axes and explicit settings, a ``Reshape`` the per-sample target shape (so a program runs
 on any number of samples), and an op that would mix the samples of a batch is annotated
 unsupported with the reason.
+
+Their reverse-mode rules (``vjp``) move the cotangent back where each value came from: reshaped,
+transposed back, split along a concatenation, scattered into zeros for a slice, a lookup or a
+padding (the padding's adjoint through the same padding of the positions' indices, so every mode
+and negative pad is covered at once).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import BATCH_HINT, monotone, op, register, settings, unsupported
+from . import BATCH_HINT, monotone, op, register, saves, settings, unsupported
 
 _PAD_MODES = ("constant", "reflect", "edge", "wrap")  # numpy.pad's names too
 TABLE_LOOKUPS = ("Gather", "GatherElements")  # indexing's lookups: on a constant table, their axis is the table's
@@ -102,6 +107,88 @@ def _pad_canonical(node, graph, source):
     return node.replace(attrs=a)
 
 
+@saves("inputs")
+def _reshape_vjp(node, inputs, outputs, cts):
+    """Reshape, Flatten, Squeeze, Unsqueeze: the cotangent in the input's shape (settings get None)."""
+    return (cts[0].reshape(inputs[0].shape),) + (None,) * (len(inputs) - 1)
+
+
+@saves()
+def _transpose_vjp(node, inputs, outputs, cts):
+    perm = node.attrs.get("perm")  # None: reversed, its own inverse
+    return (np.transpose(cts[0], None if perm is None else np.argsort(perm)),)
+
+
+@saves("inputs")
+def _concat_vjp(node, inputs, outputs, cts):
+    sizes = [x.shape[node.attrs["axis"]] for x in inputs]
+    return tuple(np.split(cts[0], np.cumsum(sizes)[:-1], axis=node.attrs["axis"]))
+
+
+@saves("outputs")
+def _split_vjp(node, inputs, outputs, cts):
+    """The outputs' cotangents joined (zeros for an output nothing differentiates)."""
+    parts = [g if g is not None else np.zeros(np.shape(y), next(c for c in cts if c is not None).dtype)
+             for g, y in zip(cts, outputs)]
+    return (np.concatenate(parts, axis=node.attrs.get("axis", 0) % outputs[0].ndim),) + (None,) * (len(inputs) - 1)
+
+
+def scatter_back(shape, g, index) -> np.ndarray:
+    """The adjoint of ``x[index]``: zeros of ``shape`` with ``g`` added at ``index`` (repeats add up)."""
+    out = np.zeros(shape, g.dtype)
+    np.add.at(out, index, g)
+    return out
+
+
+@saves("inputs")
+def _slice_vjp(node, inputs, outputs, cts):
+    x = inputs[0]
+    a = settings(node, inputs[1:])
+    count = len(a["starts"])
+    axes = [int(v) % x.ndim for v in a.get("axes", range(count))]
+    positions = np.arange(x.size).reshape(x.shape)
+    picked = slice_(positions, starts=a["starts"], ends=a["ends"], axes=axes, steps=a.get("steps", [1] * count))
+    return (scatter_back(x.size, cts[0].reshape(-1), picked.reshape(-1)).reshape(x.shape),) + (None,) * (len(inputs) - 1)
+
+
+@saves("inputs")
+def _pad_vjp(node, inputs, outputs, cts):
+    """Pad the positions' indices as the data was padded (-1 where a constant was put): each
+    output position's cotangent goes back to the input position it copies."""
+    x = inputs[0]
+    positions = np.arange(x.size, dtype=np.int64).reshape(x.shape)
+    a = settings(node, inputs[1:])
+    pads = a["pads"]
+    if "axes" in a and a["axes"] is not None:
+        pads = _pads_for_axes(pads, a["axes"], x.ndim)
+    padded = pad(positions, pads=pads, mode=a.get("mode", "constant"), value=-1)
+    keep = padded.reshape(-1) >= 0
+    g = cts[0].reshape(-1)
+    return (scatter_back(x.size, g[keep], padded.reshape(-1)[keep]).reshape(x.shape),) + (None,) * (len(inputs) - 1)
+
+
+def _pads_for_axes(pads, axes, ndim):
+    full = [0] * (2 * ndim)
+    for i, axis in enumerate(int(v) % ndim for v in axes):
+        full[axis], full[axis + ndim] = pads[i], pads[i + len(axes)]
+    return full
+
+
+@saves("inputs")
+def _cast_vjp(node, inputs, outputs, cts):
+    """A cast between float types passes the cotangent on (in the input's type); to or from
+    integers or booleans nothing flows."""
+    x = inputs[0]
+    if x.dtype.kind != "f" or np.dtype(node.attrs["to"]).kind != "f":
+        return (None,)
+    return (cts[0].astype(x.dtype),)
+
+
+@saves()
+def _identity_vjp(node, inputs, outputs, cts):
+    return (cts[0],) + (None,) * (len(inputs) - 1)
+
+
 def _reshape_onnx(node, x, *args):
     a = settings(node, args)
     if not args:  # canonical: per-sample shape
@@ -113,6 +200,7 @@ def _reshape_onnx(node, x, *args):
 
 
 @op("Reshape", "layout", onnx=_reshape_onnx, settings=("shape",), canonical=_reshape_canonical, interval=monotone,
+    vjp=_reshape_vjp,
     note="must keep axis 0 as the batch")
 def reshape(x, *, shape):
     """Keep the batch (axis 0), give each sample ``shape``."""
@@ -135,13 +223,14 @@ def _unsqueeze_onnx(node, x, *args):
     return np.expand_dims(x, tuple(sorted(a % ndim for a in axes)))
 
 
-@op("Transpose", "layout", canonical=_transpose_canonical, interval=monotone, note="must keep axis 0 first")
+@op("Transpose", "layout", canonical=_transpose_canonical, interval=monotone, note="must keep axis 0 first",
+    vjp=_transpose_vjp)
 def transpose(x, *, perm=None):
     """``x`` with its axes permuted by ``perm`` (None, as ONNX's default: reversed)."""
     return np.transpose(x, perm)
 
 
-@op("Concat", "layout", canonical=batch_axis(None), interval=monotone, note="not on the batch axis")
+@op("Concat", "layout", canonical=batch_axis(None), interval=monotone, note="not on the batch axis", vjp=_concat_vjp)
 def concat(*xs, axis):
     return np.concatenate(xs, axis=axis)
 
@@ -158,6 +247,7 @@ def _split_onnx(node, x, *args):
 
 
 @op("Split", "layout", onnx=_split_onnx, settings=("split",), canonical=_split_canonical, interval=monotone,
+    vjp=_split_vjp,
     note="not on the batch axis")
 def split(x, *, axis, split):
     return tuple(np.split(x, np.cumsum(split)[:-1], axis=axis))
@@ -171,7 +261,7 @@ def _slice_onnx(node, x, *args):
 
 
 @op("Slice", "layout", onnx=_slice_onnx, settings=("starts", "ends", "axes", "steps"), canonical=_slice_canonical,
-    interval=monotone, note="not across the batch axis")
+    interval=monotone, vjp=_slice_vjp, note="not across the batch axis")
 def slice_(x, *, starts, ends, axes, steps):
     """ONNX Slice: out-of-range starts/ends clamp to the axis, as Python slices do."""
     index = [slice(None)] * x.ndim
@@ -198,6 +288,7 @@ def _pad_onnx(node, x, *args):
 
 
 @op("Pad", "layout", onnx=_pad_onnx, settings=("pads", "value", "axes"), canonical=_pad_canonical, interval=monotone,
+    vjp=_pad_vjp,
     note="constant, reflect, edge, wrap; not on the batch axis")
 def pad(x, *, pads, mode="constant", value=0.0) -> np.ndarray:
     """ONNX Pad over every axis: ``pads = [b1, ..., bn, e1, ..., en]``.
@@ -229,28 +320,29 @@ def pad(x, *, pads, mode="constant", value=0.0) -> np.ndarray:
     return np.pad(x, width, mode=mode)
 
 
-@op("Cast", "electronic", interval=monotone, note="a Cast to the same type is removed")
+@op("Cast", "electronic", interval=monotone, note="a Cast to the same type is removed", vjp=_cast_vjp)
 def cast(x, *, to):
     return x.astype(to)
 
 
-@op("Identity", "removed", interval=monotone,
+@op("Identity", "removed", interval=monotone, vjp=_identity_vjp,
     note="kept only to copy a graph input, or another output, to an output of its own name")
 def identity(x):
     return x
 
 
-@op("Dropout", "removed", note="inference: identity (electronic only where a model reads its all-true mask)")
+@op("Dropout", "removed", note="inference: identity (electronic only where a model reads its all-true mask)",
+    vjp=_identity_vjp)
 def dropout(x, *ratio_and_training_mode):
     """Inference Dropout: ``x`` itself and the mask of the values kept, all of them (bool)."""
     return x, np.ones(x.shape, bool)
 
 
-register("Flatten", "layout", onnx=_flatten_onnx, canonical=per_sample_reshape, note="axis >= 1")
+register("Flatten", "layout", onnx=_flatten_onnx, canonical=per_sample_reshape, note="axis >= 1", vjp=_reshape_vjp)
 register("Squeeze", "layout", onnx=_squeeze_onnx, settings=("axes",), canonical=per_sample_reshape,
-         note="not the batch axis")
+         note="not the batch axis", vjp=_reshape_vjp)
 register("Unsqueeze", "layout", onnx=_unsqueeze_onnx, settings=("axes",), canonical=per_sample_reshape,
-         note="not the batch axis")
+         note="not the batch axis", vjp=_reshape_vjp)
 
 
 # ------------------------------------------------------------------ broadcasting, tiling, cropping

@@ -9,6 +9,10 @@ input (``program.bank_channels``: [u ; alpha - u ; c] on an incoherent bank, [u 
 balanced one); weight codes of a quantised program read as T = code * step. The device model, with
 its crosstalk, DAC and ADC, is the simulator's: with crosstalk a quantised bank's value here is
 not the device's.
+
+The reverse-mode rules (``vjp``) of the matrix products, normalisations and softmaxes sit beside
+their forms; the ones of the matrix products are the textbook adjoints (dx = g W, dW = g^T x,
+the convolution's through ``conv.conv_vjp``).
 """
 from __future__ import annotations
 
@@ -17,13 +21,69 @@ import string
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import BATCH_HINT, fixed_bounds, monotone, op, register, unsupported
-from .conv import conv, explicit_pads, im2col, resolve_auto_pad
+from . import BATCH_HINT, fixed_bounds, monotone, op, register, saves, unbroadcast, unsupported
+from .conv import conv, conv_vjp, explicit_pads, im2col, resolve_auto_pad
 from .elementwise import scalar
 from .layout import batch_axis
 from .reduce import norm_axis
 from ..devices.mzi_mesh import attenuation, decode, mesh_matrix, nominal_loss
 from ..program import bank_channels, weight_step
+
+
+@saves("inputs")
+def _gemm_vjp(node, inputs, outputs, cts):
+    """Y = alpha A' B' + beta C: dA' = alpha g B'^T, dB' = alpha A'^T g, dC = beta g (summed back)."""
+    a, b = inputs[:2]
+    c = inputs[2] if len(inputs) > 2 else None
+    g, at = cts[0], node.attrs
+    ta, tb = at.get("transA", 0), at.get("transB", 0)
+    alpha = at.get("alpha", 1.0)
+    a2, b2 = (a.T if ta else a), (b.T if tb else b)
+    da, db = alpha * (g @ b2.T), alpha * (a2.T @ g)
+    grads = [(da.T if ta else da).astype(a.dtype), (db.T if tb else db).astype(b.dtype)]
+    if len(inputs) > 2:
+        grads.append(None if c is None else unbroadcast(at.get("beta", 1.0) * g, c.shape).astype(c.dtype))
+    return tuple(grads)
+
+
+@saves("inputs")
+def _matmul_vjp(node, inputs, outputs, cts):
+    """NumPy matmul with 1-D operands promoted (a vector as a row on the left, a column on the
+    right) and batch axes broadcast: da = g b^T, db = a^T g, each summed back to its shape."""
+    a, b = inputs
+    g = cts[0]
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    g2 = g.reshape(g.shape[:-1] + (1,) + g.shape[-1:]) if a.ndim == 1 else g
+    g2 = g2[..., None] if b.ndim == 1 else g2
+    da = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+    db = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+    return da.astype(a.dtype), db.astype(b.dtype)
+
+
+@saves("inputs")
+def _conv_vjp(node, inputs, outputs, cts):
+    """ONNX Conv (auto_pad resolved for the input's size) through ``conv.conv_vjp``."""
+    x, w = inputs[:2]
+    a = explicit_pads(node.attrs, x.shape[2:])
+    dx, dw, db = conv_vjp(x, w, cts[0], strides=a["strides"], pads=a["pads"], dilations=a["dilations"],
+                          group=a.get("group", 1))
+    return (dx, dw) + ((None if inputs[2] is None else db.astype(inputs[2].dtype),) if len(inputs) > 2 else ())
+
+
+@saves("inputs")
+def _linear_vjp(node, inputs, outputs, cts):
+    """y = W x + b along x's last axis (dense): dx = g W, dW = g^T x, db = sum g; conv: ``conv_vjp``."""
+    x, w, b = inputs
+    g = cts[0]
+    geometry = node.attrs.get("conv")
+    if geometry is not None:
+        dx, dw, db = conv_vjp(x, w, g, strides=geometry["strides"], pads=geometry["pads"],
+                              dilations=geometry["dilations"], group=geometry["group"])
+        return dx, dw, None if b is None else db.astype(b.dtype)
+    flat_g, flat_x = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
+    return ((g @ w).astype(x.dtype), (flat_g.T @ flat_x).astype(w.dtype),
+            None if b is None else flat_g.sum(axis=0).astype(b.dtype))
 
 
 def _gemm_onnx(node, a, b, c=None):
@@ -112,7 +172,21 @@ def _mesh_onnx(node, x, phases, screens, atten, gain, bias, lo, alpha, adc=None)
     return np.moveaxis(y, -1, 1) if conv else y
 
 
-@op("LRN", "electronic")
+@saves("inputs")
+def _lrn_vjp(node, inputs, outputs, cts):
+    """y_i = x_i s_i^-beta, s_i = bias + alpha/size sum_{j in win(i)} x_j^2: dx_i = g_i s_i^-beta -
+    2 alpha beta / size x_i sum_{j: i in win(j)} g_j x_j s_j^(-beta-1) (the window read backwards)."""
+    x, g, a = inputs[0], cts[0], node.attrs
+    size, alpha, beta, bias = int(a["size"]), a.get("alpha", 1e-4), a.get("beta", 0.75), a.get("bias", 1.0)
+    lo, hi = (size - 1) // 2, size - 1 - (size - 1) // 2
+    rest = [(0, 0)] * (x.ndim - 2)
+    s = bias + alpha / size * sliding_window_view(np.pad(x * x, [(0, 0), (lo, hi)] + rest), size, axis=1).sum(-1)
+    t = g * x * s ** (-beta - 1)
+    back = sliding_window_view(np.pad(t, [(0, 0), (hi, lo)] + rest), size, axis=1).sum(-1)
+    return ((g * s ** -beta - 2 * alpha * beta / size * x * back).astype(g.dtype),)
+
+
+@op("LRN", "electronic", vjp=_lrn_vjp)
 def lrn(x, *, size, alpha=1e-4, beta=0.75, bias=1.0) -> np.ndarray:
     """ONNX LRN across channels: ``y = x / (bias + alpha / size * sum_{i in win(c)} x_i^2) ** beta``
     with ``win(c) = [c - floor((size-1)/2), c + ceil((size-1)/2)]`` clipped to the channels."""
@@ -126,7 +200,25 @@ def lrn(x, *, size, alpha=1e-4, beta=0.75, bias=1.0) -> np.ndarray:
     return x / scale ** scalar(x, beta)
 
 
-@op("BatchNormalization", "folded", note="into the preceding bank's rows; electronic after Concat etc.")
+@saves("inputs")
+def _batch_norm_vjp(node, inputs, outputs, cts):
+    """y = (x - mean) r scale + bias, r = (var + eps)^-1/2, per channel (axis 1): dx = g r scale,
+    dscale = sum g (x - mean) r, dbias = sum g, dmean = -sum g r scale, dvar = -1/2 sum g (x - mean) scale r^3."""
+    x, scale, bias, mean, var = inputs
+    g = cts[0]
+    shape = (-1,) + (1,) * (x.ndim - 2)
+    axes = (0,) + tuple(range(2, x.ndim))
+    r = 1.0 / np.sqrt(var.astype(np.float64) + node.attrs.get("epsilon", 1e-5))
+    centred = x - mean.reshape(shape)
+    gs = (g * centred).sum(axis=axes)
+    gsum = g.sum(axis=axes)
+    dx = g * (r * scale).reshape(shape).astype(g.dtype)
+    return (dx, (gs * r).astype(scale.dtype), gsum.astype(bias.dtype), (-gsum * r * scale).astype(mean.dtype),
+            (-0.5 * gs * scale * r ** 3).astype(var.dtype))
+
+
+@op("BatchNormalization", "folded", note="into the preceding bank's rows; electronic after Concat etc.",
+    vjp=_batch_norm_vjp)
 def batch_norm(x, scale, bias, mean, var, *, epsilon=1e-5) -> np.ndarray:
     """Inference BatchNormalization: ``y = (x - mean) / sqrt(var + epsilon) * scale + bias``,
     the per-channel parameters broadcast along axis 1."""
@@ -144,7 +236,28 @@ def _coerce_2d(x: np.ndarray, axis: int) -> np.ndarray:
     return x.reshape(rows, -1)
 
 
-@op("Softmax", "electronic", canonical=batch_axis(None), bounds=fixed_bounds(0.0, 1.0),
+@saves("outputs")
+def _softmax_vjp(node, inputs, outputs, cts):
+    """dx = y (g - sum(g y)) along the axis (of the 2-D coercion when ``legacy``)."""
+    y, g, a = outputs[0], cts[0], node.attrs
+    if a.get("legacy"):
+        y2, g2 = _coerce_2d(y, a.get("axis", -1)), _coerce_2d(g, a.get("axis", -1))
+        return ((y2 * (g2 - (g2 * y2).sum(axis=1, keepdims=True))).reshape(y.shape),)
+    axis = a.get("axis", -1)
+    return (y * (g - (g * y).sum(axis=axis, keepdims=True)),)
+
+
+@saves("outputs")
+def _log_softmax_vjp(node, inputs, outputs, cts):
+    """dx = g - exp(y) sum(g) along the axis (of the 2-D coercion when ``legacy``)."""
+    y, g, a = outputs[0], cts[0], node.attrs
+    if a.get("legacy"):
+        y2, g2 = _coerce_2d(y, a.get("axis", -1)), _coerce_2d(g, a.get("axis", -1))
+        return ((g2 - np.exp(y2) * g2.sum(axis=1, keepdims=True)).reshape(y.shape),)
+    return (g - np.exp(y) * g.sum(axis=a.get("axis", -1), keepdims=True),)
+
+
+@op("Softmax", "electronic", canonical=batch_axis(None), bounds=fixed_bounds(0.0, 1.0), vjp=_softmax_vjp,
     note="opset < 13 coerce-to-2-D semantics kept")
 def softmax(x, *, axis=-1, legacy=False) -> np.ndarray:
     """``y = exp(x - max) / sum(exp(x - max))`` along ``axis``. ``legacy`` (opset < 13): over the
@@ -156,7 +269,7 @@ def softmax(x, *, axis=-1, legacy=False) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-@op("LogSoftmax", "electronic", canonical=batch_axis(None))
+@op("LogSoftmax", "electronic", canonical=batch_axis(None), vjp=_log_softmax_vjp)
 def log_softmax(x, *, axis=-1, legacy=False) -> np.ndarray:
     """``y = (x - max) - log(sum(exp(x - max)))`` along ``axis``; ``legacy`` as in ``softmax``."""
     x = np.asarray(x)
@@ -175,7 +288,36 @@ def _layer_norm_canonical(node, graph, source):
     return node.replace(attrs={**node.attrs, "axis": axis})
 
 
-@op("LayerNormalization", "electronic", canonical=_layer_norm_canonical,
+@saves("inputs")
+def _layer_norm_vjp(node, inputs, outputs, cts):
+    """Over the normalised axes (d values), xhat = (x - mean) inv: dx = inv (h - mean(h) - xhat
+    mean(h xhat)) with h = g scale, plus the cotangents of the mean and inv outputs when used
+    (dmean/dx = 1/d, dinv/dx = -inv^3 (x - mean) / d); dscale = sum g xhat, dbias = sum g."""
+    x, scale = inputs[:2]
+    bias = inputs[2] if len(inputs) > 2 else None
+    axis = node.attrs.get("axis", -1) % x.ndim
+    axes = tuple(range(axis, x.ndim))
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    centred = x64 - mean
+    inv = 1.0 / np.sqrt((centred * centred).mean(axis=axes, keepdims=True) + node.attrs.get("epsilon", 1e-5))
+    xhat = centred * inv
+    g = cts[0] if cts[0] is not None else np.zeros(x.shape)
+    h = g * scale
+    dx = inv * (h - h.mean(axis=axes, keepdims=True) - xhat * (h * xhat).mean(axis=axes, keepdims=True))
+    size = int(np.prod([x.shape[i] for i in axes]))
+    if len(cts) > 1 and cts[1] is not None:
+        dx = dx + cts[1] / size
+    if len(cts) > 2 and cts[2] is not None:
+        dx = dx - cts[2] * inv ** 3 * centred / size
+    dtype = (cts[0] if cts[0] is not None else x).dtype
+    grads = [dx.astype(dtype), unbroadcast(g * xhat, scale.shape).astype(scale.dtype)]
+    if len(inputs) > 2:
+        grads.append(None if bias is None else unbroadcast(g, bias.shape).astype(bias.dtype))
+    return tuple(grads)
+
+
+@op("LayerNormalization", "electronic", canonical=_layer_norm_canonical, vjp=_layer_norm_vjp,
     note="over the last axes (not the batch); in float64, rounded to the input's dtype")
 def layer_norm(x, scale, bias=None, *, axis=-1, epsilon=1e-5, stash_type=1):
     """ONNX LayerNormalization: over the axes ``axis``.. (``d`` of them), ``mean = E[x]``,
@@ -220,7 +362,7 @@ def _matmul_batch(node, graph, source):
     return node
 
 
-@op("MatMul", "optical", onnx=lambda node, a, b: np.matmul(a, b), canonical=_matmul_batch,
+@op("MatMul", "optical", onnx=lambda node, a, b: np.matmul(a, b), canonical=_matmul_batch, vjp=_matmul_vjp,
     note="data @ constant 2-D weight, along the last axis (a bank); data @ data (attention) electronic, exact")
 def matmul(a, b):
     """``np.matmul(a, b)`` of two activations of the same rank >= 3 (a program holds it only
@@ -369,9 +511,32 @@ register("ConvTranspose", "optical", onnx=_conv_transpose_onnx, canonical=_conv_
               "output_padding, output_shape, auto_pad, dilations, groups")
 
 
-register("Gemm", "optical", onnx=_gemm_onnx, note="all attributes (alpha, beta, transB); transA on data is refused")
-register("Conv", "optical", onnx=_conv_onnx, canonical=resolve_auto_pad,
+def transmission(x, od):
+    """The saturable absorber's probe transmission T(z) = exp(-(OD/2) / (1 + z^2)), in float64."""
+    z = np.asarray(x, np.float64)
+    return np.exp(-(od / 2.0) / (1.0 + z * z))
+
+
+@saves("inputs")
+def _absorber_vjp(node, inputs, outputs, cts):
+    """The exact slope g'(z) = [1 + OD z^2 / (1 + z^2)^2] T(z)."""
+    z, od = inputs[0].astype(np.float64), node.attrs.get("OD", 10.0)
+    slope = (1.0 + od * z * z / (1.0 + z * z) ** 2) * transmission(z, od)
+    return ((cts[0] * slope).astype(cts[0].dtype),)
+
+
+@op("SaturableAbsorber", "optical", activation=True, interval=monotone, vjp=_absorber_vjp, onnx_op=False)
+def saturable_absorber(x, *, OD=10.0):  # noqa: N803 - the profile's name
+    """The saturable absorber in field form (Spall et al., arXiv 2308.05226), g(z) = z T(z) with
+    T(z) = exp(-(OD/2) / (1 + z^2)) (saturation intensity 1), in float64, rounded to x's dtype.
+    Optical on a saturable_absorber profile (``map_activations`` finds it written with standard
+    operators, as ``photoncc finetune --activation saturable_absorber`` writes it)."""
+    return (np.asarray(x, np.float64) * transmission(x, OD)).astype(np.asarray(x).dtype)
+
+
+register("Gemm", "optical", onnx=_gemm_onnx, vjp=_gemm_vjp, note="all attributes (alpha, beta, transB); transA on data is refused")
+register("Conv", "optical", onnx=_conv_onnx, canonical=resolve_auto_pad, vjp=_conv_vjp,
          note="1-D/2-D (and 3-D) conv: stride, pads, auto_pad, dilation, groups, depthwise")
-register("Linear", "optical", onnx=_linear_onnx, onnx_op=False, note="IR: y = W x + b, constant W")
+register("Linear", "optical", onnx=_linear_onnx, onnx_op=False, vjp=_linear_vjp, note="IR: y = W x + b, constant W")
 register("Bank", "optical", onnx=_bank_onnx, onnx_op=False, note="IR: a Linear in its device form")
 register("Mesh", "optical", onnx=_mesh_onnx, onnx_op=False, note="IR: a Linear on coherent MZI meshes")

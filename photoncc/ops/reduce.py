@@ -1,11 +1,12 @@
 """Reductions (ReduceMean ... ReduceLogSumExp), the arg reductions and the ops that select or
-accumulate along an axis (Hardmax, TopK, CumSum, CumProd), electronic, never over the batch axis: each
-reduction is spelled once, in ``REDUCTIONS``."""
+accumulate along an axis (Hardmax, TopK, CumSum, CumProd), electronic, never over the batch axis:
+each reduction is spelled once, in ``REDUCTIONS``, and its derivative (for the reverse-mode rule
+``vjp``) once, in ``SLOPES``; the arg reductions pass no gradient."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import BATCH_HINT, fixed_bounds, op, register, settings, unsupported
+from . import BATCH_HINT, fixed_bounds, op, register, saves, settings, unsupported
 from .elementwise import scalar
 from .layout import batch_axis
 
@@ -27,14 +28,19 @@ def _arg_reduce(x, fn, axis, keepdims, select_last_index):
     return np.expand_dims(idx, axis) if keepdims else idx
 
 
-@op("ArgMax", "electronic", canonical=batch_axis(0))
+@saves()
+def _no_gradient(node, inputs, outputs, cts):
+    return (None,) * len(inputs)
+
+
+@op("ArgMax", "electronic", canonical=batch_axis(0), vjp=_no_gradient)
 def argmax(x, *, axis=0, keepdims=True, select_last_index=False) -> np.ndarray:
     """Index (int64) of the largest element along ``axis``; the first of ties, or the last with
     ``select_last_index``."""
     return _arg_reduce(x, np.argmax, axis, keepdims, select_last_index)
 
 
-@op("ArgMin", "electronic", canonical=batch_axis(0))
+@op("ArgMin", "electronic", canonical=batch_axis(0), vjp=_no_gradient)
 def argmin(x, *, axis=0, keepdims=True, select_last_index=False) -> np.ndarray:
     """Index (int64) of the smallest element along ``axis``; the first of ties, or the last with
     ``select_last_index``."""
@@ -60,6 +66,55 @@ REDUCTIONS = {  # ONNX op -> the reduction of x over ``axis`` (a tuple), its axe
     "ReduceLogSumExp": _log_sum_exp,
     "ReduceLogSum": lambda x, axis, keepdims: np.log(x.sum(axis=axis, keepdims=keepdims)),
 }
+
+
+def _first_extreme(x, y, axis):
+    """1 at the first position along ``axis`` that holds the reduction's value ``y``, else 0."""
+    hits = x == y
+    moved = np.moveaxis(hits, axis, tuple(range(hits.ndim - len(axis), hits.ndim)))
+    flat = moved.reshape(moved.shape[:hits.ndim - len(axis)] + (-1,))
+    first = flat & (np.cumsum(flat, axis=-1) == 1)
+    return np.moveaxis(first.reshape(moved.shape), tuple(range(hits.ndim - len(axis), hits.ndim)), axis)
+
+
+SLOPES = {  # ONNX op -> d reduction / d x, from x, the reduction y (axes kept) and the reduced axes
+    "ReduceMean": lambda x, y, axis: np.full(x.shape, 1.0 / np.prod([x.shape[i] for i in axis])),
+    "ReduceSum": lambda x, y, axis: np.ones(x.shape),
+    "ReduceMax": _first_extreme,
+    "ReduceMin": _first_extreme,
+    "ReduceProd": lambda x, y, axis: _prod_others(x, axis),
+    "ReduceL1": lambda x, y, axis: np.sign(x),
+    "ReduceL2": lambda x, y, axis: np.where(y > 0, x / np.where(y > 0, y, 1), 0.0),
+    "ReduceSumSquare": lambda x, y, axis: 2 * x,
+    "ReduceLogSumExp": lambda x, y, axis: np.exp(x - y),
+    "ReduceLogSum": lambda x, y, axis: np.broadcast_to(np.exp(-y), x.shape),  # 1 / sum x
+}
+
+
+def _prod_others(x, axis):
+    """d prod / d x_i = the product of the other values (exact with zeros, no division)."""
+    moved = np.moveaxis(x, axis, tuple(range(x.ndim - len(axis), x.ndim)))
+    flat = moved.reshape(moved.shape[:x.ndim - len(axis)] + (-1,)).astype(np.float64)
+    left = np.cumprod(np.concatenate([np.ones(flat.shape[:-1] + (1,)), flat[..., :-1]], axis=-1), axis=-1)
+    right = np.flip(np.cumprod(np.concatenate([np.ones(flat.shape[:-1] + (1,)), np.flip(flat, -1)[..., :-1]],
+                                              axis=-1), axis=-1), -1)
+    return np.moveaxis((left * right).reshape(moved.shape), tuple(range(x.ndim - len(axis), x.ndim)), axis)
+
+
+def _reduce_vjp(node, inputs, outputs, cts):
+    """g (axes restored when not kept) times the reduction's slope (``SLOPES``)."""
+    x, g = inputs[0], cts[0]
+    a = settings(node, inputs[1:])
+    axes = a.get("axes")
+    if not axes:
+        if a.get("noop_with_empty_axes", 0):
+            return (g,) + (None,) * (len(inputs) - 1)
+        axes = range(x.ndim)
+    axis = tuple(sorted({int(v) % x.ndim for v in axes}))
+    kept = tuple(1 if i in axis else d for i, d in enumerate(x.shape))
+    y, g = outputs[0].reshape(kept), g.reshape(kept)
+    slope = SLOPES[node.op](x.astype(np.float64), y.astype(np.float64), axis)
+    return ((g * slope).astype(g.dtype),) + (None,) * (len(inputs) - 1)
 
 
 def reduce(x, *, op, axes=None, keepdims=True) -> np.ndarray:
@@ -105,7 +160,7 @@ def _kernel(name):
 
 
 for _name in REDUCTIONS:
-    register(_name, "electronic", kernel=_kernel(_name), onnx=_reduce_onnx, settings=("axes",),
+    register(_name, "electronic", kernel=_kernel(_name), onnx=_reduce_onnx, settings=("axes",), vjp=_reduce_vjp,
              canonical=_reduce_canonical, note="not over the batch axis" if _name == "ReduceMean" else "")
 
 

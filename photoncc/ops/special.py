@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from . import op
+from . import op, saves
 from .elementwise import scalar
 from .layout import matrix_axes
 
@@ -67,7 +67,28 @@ def _erf_erfc64(x) -> tuple[np.ndarray, np.ndarray]:
     return erf_x, erfc_x
 
 
-@op("Erf", "electronic")
+@saves("inputs")
+def _erf_vjp(node, inputs, outputs, cts):
+    """d erf(x) / dx = 2 / sqrt(pi) exp(-x^2)."""
+    x = inputs[0].astype(np.float64)
+    return ((cts[0] * _TWO_OVER_SQRT_PI * np.exp(-x * x)).astype(cts[0].dtype),)
+
+
+@saves("inputs")
+def _gelu_vjp(node, inputs, outputs, cts):
+    """Exact GELU: Phi(x) + x phi(x) (Phi, phi: the standard normal's distribution and density);
+    tanh form: 1/2 (1 + t) + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2), t = tanh(inner)."""
+    x = inputs[0].astype(np.float64)
+    if node.attrs.get("approximate", "none") == "tanh":
+        c = math.sqrt(2.0 / math.pi)
+        t = np.tanh(c * (x + 0.044715 * x ** 3))
+        slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
+    else:
+        slope = 0.5 * _erf_erfc64(-x / math.sqrt(2.0))[1] + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+    return ((cts[0] * slope).astype(cts[0].dtype),)
+
+
+@op("Erf", "electronic", vjp=_erf_vjp)
 def erf(x) -> np.ndarray:
     """Error function ``2/sqrt(pi) * integral_0^x exp(-t^2) dt``, evaluated in float64 and
     rounded to ``x``'s dtype."""
@@ -75,7 +96,7 @@ def erf(x) -> np.ndarray:
     return _erf_erfc64(x)[0].astype(x.dtype, copy=False)
 
 
-@op("Gelu", "electronic")
+@op("Gelu", "electronic", vjp=_gelu_vjp)
 def gelu(x, *, approximate="none") -> np.ndarray:
     """ONNX Gelu: ``x/2 * (1 + erf(x/sqrt 2))`` (as ``x/2 * erfc(-x/sqrt 2)``, in float64), or
     with ``approximate='tanh'`` ``x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))`` in ``x``'s

@@ -17,6 +17,16 @@ cap (u - x0) <= 2 changes sigmoid(z) only for z > 2 / (k d) (about 60 / k), by l
 Activations that have no exact mapping (every other op, or a Sigmoid whose input is not a Linear
 output read by it alone) stay electronic; the compile report says which ran where.
 
+On a profile whose ``activation.kind`` is ``saturable_absorber`` (parameter OD), the absorber
+g(z) = z exp(-(OD/2) / (1 + z^2)) written with standard operators, as ``photoncc finetune
+--activation saturable_absorber`` writes it,
+
+    y = Mul(z, Exp(Div(c, Add(Mul(z, z), 1))))      with c = -OD/2 (a scalar constant),
+
+becomes one optical ``SaturableAbsorber`` node (``map_absorbers``), when c matches the profile's
+OD, its I_sat is 1 (the form above) and nothing else reads the pattern's inner values; elsewhere
+the pattern runs electronically, giving the same values.
+
 Requires: fold_affine. Ensures: the outputs are unchanged (to float rounding). Idempotent.
 """
 from __future__ import annotations
@@ -30,6 +40,8 @@ SCALE = {"Sigmoid": 1.0, "Tanh": 2.0}
 
 def map_activations(g: Graph, ctx) -> Graph:
     activation = ctx.profile["activation"]
+    if activation["kind"] == "saturable_absorber":  # the field form above is the absorber at I_sat 1
+        return map_absorbers(g, float(activation["OD"])) if float(activation["I_sat"]) == 1.0 else g
     if activation["kind"] != "photonic_sigmoid":
         return g
     a1, a2, x0, d = (float(activation[k]) for k in ("A1", "A2", "x0", "d"))
@@ -87,3 +99,42 @@ def _electronic_affine(name, source, out, scale, offset, consts, types):
     types[mid] = types[out]
     return [Node("Mul", (source, s_name), (mid,), {}, f"{name}.undo_scale"),
             Node("Add", (mid, o_name), (out,), {}, f"{name}.undo_offset")]
+
+
+def map_absorbers(g: Graph, od: float) -> Graph:
+    """Every saturable-absorber pattern (module docstring) of constant -od/2 as one node."""
+    producers, users = g.producers(), g.consumers()
+    drop, replace = set(), {}
+    for n in g.nodes:
+        found = _absorber(n, producers, users, g, od) if n.op == "Mul" and len(n.inputs) == 2 else None
+        if found is not None:
+            z, inner = found
+            drop.update(inner)
+            replace[n.name] = Node("SaturableAbsorber", (z,), n.outputs, {"OD": od}, n.name)
+    if not replace:
+        return g
+    nodes = tuple(replace.get(n.name, n) for n in g.nodes if n.name not in drop)
+    return prune(g.replace(nodes=nodes))
+
+
+def _absorber(n: Node, producers, users, g: Graph, od: float):
+    """(z, the names of the pattern's four inner nodes) when ``n`` ends the pattern, else None."""
+    def only(value, op):  # the node of ``op`` that makes ``value``, read by one node alone
+        node = producers.get(value)
+        single = len(users.get(value, [])) == 1 and value not in g.outputs
+        return node if node is not None and node.op == op and single else None
+
+    def scalar(name, value=None):
+        c = g.consts.get(name)
+        return c is not None and c.size == 1 and (value is None or np.isclose(float(c.reshape(-1)[0]), value, rtol=1e-6))
+
+    for z, t in (n.inputs, n.inputs[::-1]):
+        exp = only(t, "Exp")
+        div = exp and only(exp.inputs[0], "Div")
+        if not div or not scalar(div.inputs[0], -od / 2.0):
+            continue
+        add = only(div.inputs[1], "Add")
+        square = add and next((only(i, "Mul") for i in add.inputs if not scalar(i)), None)
+        if add and square and any(scalar(i, 1.0) for i in add.inputs) and square.inputs == (z, z):
+            return z, {exp.name, div.name, add.name, square.name}
+    return None

@@ -17,6 +17,7 @@ Usage::
 
     python tests/data/make_digits.py            # writes into tests/data/
     python tests/data/make_digits.py --check    # only re-check existing files
+    python tests/data/make_digits.py --train-data  # only (re)write digits_train.npz
 
 Data: scikit-learn's bundled ``load_digits()`` (no download): 1797 8x8 images
 with 17 grey levels (pixel values 0..16), a copy of the test part of the UCI
@@ -32,6 +33,10 @@ Files written:
   samples per class (seeded), raw 0..16 values.
 * ``digits_test.npz``          ``pixels`` float32 [600, 64] (raw 0..16) and
   ``label`` int64 [600]: the whole test split.
+* ``digits_train.npz``         ``pixels`` float32 [1197, 64] (raw 0..16) and
+  ``label`` int64 [1197]: the whole training split the models were trained
+  on (``photoncc finetune``'s training data in docs/accuracy.md).
+  ``--train-data`` writes it alone (scikit-learn only, no torch).
 * a generated section at the end of ``FIXTURES.md`` (between the
   ``make_digits.py`` markers; the rest of the file is left alone).  Note that
   ``make_fixtures.py`` rewrites FIXTURES.md from scratch, so rerun this script
@@ -268,7 +273,9 @@ def fixtures_section(results: list[dict], test: dict, calib: dict) -> str:
             f"{', '.join(r['ops'])} | {r['acc'] * 100:.2f}% "
             f"({int(round(r['acc'] * N_TEST))}/{N_TEST}) | {r['bytes']} |")
     npz_rows = []
-    for fname, arrays in (("digits_calibration.npz", calib), ("digits_test.npz", test)):
+    with np.load(HERE / "digits_train.npz") as f:
+        train = {k: f[k] for k in f.files}
+    for fname, arrays in (("digits_calibration.npz", calib), ("digits_test.npz", test), ("digits_train.npz", train)):
         desc = ", ".join(f"`{k}` {v.dtype} {list(v.shape)}" for k, v in arrays.items())
         npz_rows.append(f"| `{fname}` | {desc} | {(HERE / fname).stat().st_size} |")
     r0 = results[0]
@@ -349,6 +356,25 @@ python tests/data/make_digits.py --check  # only re-check existing files
 """
 
 
+def check_train() -> int:
+    """digits_train.npz is the split the models were trained on: its mean and std are the models'
+    standardisation constants, and it holds every calibration sample."""
+    import onnx
+    from onnx import numpy_helper
+
+    with np.load(HERE / "digits_train.npz") as f:
+        X_tr, y_tr = f["pixels"], f["label"]
+    assert X_tr.shape == (1197, 64) and X_tr.dtype == np.float32 and y_tr.shape == (1197,) and y_tr.dtype == np.int64
+    mean, std = standardisation(X_tr)
+    inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(HERE / "digits_mlp.onnx")).graph.initializer}
+    assert np.array_equal(inits["mean"], mean) and np.array_equal(inits["std"], std)
+    with np.load(HERE / "digits_calibration.npz") as f:
+        calib = f["pixels"]
+    assert np.array_equal(X_tr[calibration_indices(y_tr)], calib)
+    print(f"digits_train.npz: {len(X_tr)} training samples, the models' standardisation and calibration samples")
+    return 0
+
+
 def write_section(section: str) -> None:
     md = HERE / "FIXTURES.md"
     text = md.read_text()
@@ -363,7 +389,12 @@ def write_section(section: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="only check existing files")
+    ap.add_argument("--train-data", action="store_true", help="only write digits_train.npz (no torch)")
     args = ap.parse_args(argv)
+    if args.train_data:
+        X_tr, _, y_tr, _ = load_split()
+        np.savez(HERE / "digits_train.npz", pixels=X_tr, label=y_tr)
+        return check_train()
 
     trained = {}
     if not args.check:
@@ -376,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         mean, std = standardisation(X_tr)
         np.savez(HERE / "digits_calibration.npz", pixels=X_tr[calibration_indices(y_tr)])
         np.savez(HERE / "digits_test.npz", pixels=X_te, label=y_te)
+        np.savez(HERE / "digits_train.npz", pixels=X_tr, label=y_tr)
         for name in MODELS:
             trained[name] = train(name, X_tr, y_tr, mean, std)
             export(name, trained[name])
@@ -393,11 +425,12 @@ def main(argv: list[str] | None = None) -> int:
     for fname in ("digits_test.npz", "digits_calibration.npz"):
         assert (HERE / fname).stat().st_size < 1_000_000
 
+    check_train()
     results = [check(name, test, calib, trained.get(name)) for name in MODELS]
     if not args.check:
         write_section(fixtures_section(results, test, calib))
     for fname in ("digits_mlp.onnx", "digits_sigmoid_mlp.onnx",
-                  "digits_calibration.npz", "digits_test.npz"):
+                  "digits_calibration.npz", "digits_test.npz", "digits_train.npz"):
         print(f"{fname}: {(HERE / fname).stat().st_size} bytes")
     return 0
 
