@@ -38,7 +38,8 @@ KIND_LABELS = [("exit-3", "internal errors (exit 3; traceback with --debug)"), (
                ("stderr-format", "bad error output (traceback, not one line)"), ("partial-file", "partial files"),
                ("stray-temp", "temporary files left"), ("input-modified", "input files changed"),
                ("memory", "over 2 GB (or MemoryError)"), ("time", "over the time limit"),
-               ("nan-output", "NaN outputs"), ("accepted", "unusable inputs accepted")]
+               ("nan-output", "NaN outputs"), ("hidden-error", "internal errors in a sweep's rows"),
+               ("accepted", "unusable inputs accepted")]
 
 
 # ---------------------------------------------------------------------- tallies

@@ -165,16 +165,18 @@ def read(path, profile=None, option: str = "--chip") -> Chip:
     if not data.startswith(b"PK"):
         raise UserError(f"{where}: not a chip file (write one with `photoncc chip PROFILE --seed N -o CHIP.npz`)")
     try:
+        _check_sizes(data, where)
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             members = {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zipfile.LargeZipFile) as e:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zipfile.LargeZipFile, NotImplementedError,
+            RuntimeError) as e:  # zipfile's and np.load's ways of saying "corrupted" (an encrypted or unknown method)
         raise UserError(f"{where}: truncated or corrupted chip file ({type(e).__name__}: {str(e)[:120]})") from e
     if "meta" not in members or "sha256" not in members or members["meta"].dtype.kind != "U":
         raise UserError(f"{where}: not a chip file (no meta)")
     text = str(members.pop("meta"))
     try:
         meta = json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: JSON nested thousands deep
         raise UserError(f"{where}: corrupted chip file (its meta is not JSON)") from e
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError(f"{where}: not a chip file (format {meta.get('format') if isinstance(meta, dict) else None!r})")
@@ -196,9 +198,48 @@ def read(path, profile=None, option: str = "--chip") -> Chip:
     if "crosstalk" in members and not 0 <= float(members["crosstalk"]) < 0.5:
         raise UserError(f"{where}: its crosstalk {float(members['crosstalk']):.4g} is not in [0, 0.5) (the profile schema's bound)")
     chip = Chip(meta, members)
+    if meta["architecture"] == "mzi" and mesh_gain_db(chip) > MAX_GAIN_DB:
+        raise UserError(f"{where}: its MZIs' negative extra losses amplify light by over {MAX_GAIN_DB:g} dB through a "
+                        "mesh: not a device (array 'loss_db' is corrupted)")
     if profile is not None:
         check_profile(chip, profile, where)
     return chip
+
+
+def _check_sizes(data: bytes, where: str) -> None:
+    """Every member's .npy header against the member's size, before anything is read: a header
+    declaring more data than the member holds is refused without allocating it."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version not in ((1, 0), (2, 0), (3, 0)):
+                    raise ValueError(f"member {info.filename!r}: unsupported .npy version {version}")
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(member)
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if declared > info.file_size:
+                    raise UserError(f"{where}: truncated or corrupted chip file (member {info.filename!r} declares "
+                                    f"shape {list(shape)}, more than its {info.file_size} bytes)")
+
+
+MAX_GAIN_DB = 1000.0  # through one mesh, at the zero setting: an amplitude of 1e50, far from any float overflow
+
+
+def mesh_gain_db(chip: Chip) -> float:
+    """The largest gain (dB) of an MZI chip's two meshes at the zero setting (every phase its
+    offset): no passive device amplifies, but extra losses below zero are gains, and a chip whose
+    gains compound beyond MAX_GAIN_DB would overflow the simulation (inf, then NaN)."""
+    from .devices.mzi_mesh import mesh_matrix
+    worst = -np.inf
+    for errors in chip.mesh_errors():
+        with np.errstate(all="ignore"):
+            matrix = mesh_matrix(np.zeros(errors["theta"].shape + (2,)), np.zeros(errors["screen"].shape), errors)
+        peak = float(np.abs(matrix).max()) if matrix.size else 0.0
+        if not np.isfinite(peak):
+            return np.inf
+        worst = max(worst, 20 * np.log10(peak) if peak > 0 else -np.inf)
+    return worst
 
 
 def check_profile(chip: Chip, profile, where: str) -> None:

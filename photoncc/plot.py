@@ -66,7 +66,7 @@ def _png(canvas) -> bytes:
 def _panel(axes, points: list[dict], keys: list[str], key: str, metric: str, reference: float | None) -> None:
     values = list(dict.fromkeys(_hashable(point[key]) for point in points))  # in the order given
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    where = {v: (v if numeric else i) for i, v in enumerate(values)}
+    where = {v: (float(v) if numeric else i) for i, v in enumerate(values)}  # float: an int may exceed int64
     others = [k for k in keys if k != key]
     lines: dict = {}  # the other keys' values -> this line's points, in grid order
     for point in points:

@@ -30,8 +30,12 @@ MAX_SIGMA = 1.0  # a noise sigma is a fraction of full scale
 
 
 def _is_number(v) -> bool:
-    """A finite int or float (YAML's .inf and .nan are not; booleans are not numbers)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    """A finite int or float (YAML's .inf and .nan are not, nor an int beyond float's range;
+    booleans are not numbers)."""
+    try:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    except OverflowError:  # an int of 309 digits or more
+        return False
 
 
 def _trials(v):

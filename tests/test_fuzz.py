@@ -1,6 +1,6 @@
 """A fast slice of the border fuzzers (machinery: tests/fuzz/; long campaigns: bench/fuzz.py; docs/fuzzing.md).
 
-For each border (model, profile, data, program) a fixed range of seeds is run through the real
+For each border (model, profile, data, program, chip, sweep) a fixed range of seeds is run through the real
 command line, in-process in worker processes (a hang or a crash of one case cannot stop the
 suite), and every case must satisfy the oracle (``fuzz.violations``): exit
 0/1/2 only, one ``photoncc: error:`` line on exit 2, no partial or temporary files, bounded time
@@ -21,6 +21,7 @@ import fuzz
 from fuzz import BORDERS, Outcome, Step, describe, normalise, violations
 
 CASES = 250            # seeds per border in the default suite (about 3-5 s of a worker each)
+SLOW_CASES = {"chip": 150, "sweep": 100}  # fewer seeds of the borders whose cases run more (about 5 s each)
 TIMEOUT = 10.0         # seconds per command in this slice (a campaign allows fuzz.LIMIT_S)
 SHOWN = 12             # distinct violations listed in a failure message
 JOBS = min(2, os.cpu_count() or 1)  # worker processes
@@ -36,7 +37,7 @@ def outcomes(workdir):
     """border -> the Outcomes of seeds 0 .. CASES-1, run once per module in worker processes
     (``fuzz.run_isolated``: a case that hangs in native code or crashes the interpreter is
     a crash outcome, and the suite goes on)."""
-    work = [(border, range(CASES)) for border in BORDERS]
+    work = [(border, range(SLOW_CASES.get(border, CASES))) for border in BORDERS]
     everything = fuzz.run_isolated(work, workdir, TIMEOUT, jobs=JOBS)
     return lambda border: [o for o in everything if o.border == border]
 
@@ -79,7 +80,7 @@ def test_cases_are_diverse(border, outcomes):
     mutations = {re.sub(r"[^a-z ]", "", str(o.mutation[-1]).lower())[:20] for o in cases if o.mutation}
     assert len(mutations) >= 20, f"border={border}: only {len(mutations)} kinds of mutation"
     commands = {o.steps[0].command for o in cases if o.steps}
-    assert len(commands) >= 3, f"border={border}: commands {commands}"
+    assert len(commands) >= (1 if border == "sweep" else 3), f"border={border}: commands {commands}"
 
 
 def test_program_edits_reach_the_simulator_rules(outcomes):
@@ -99,6 +100,27 @@ def test_data_and_model_cases_reach_the_device(outcomes):
     for border in ("data", "model", "profile"):
         assert any(len(o.steps) > 1 or o.steps[0].command == "simulate" and o.code == 0
                    for o in outcomes(border)), border
+
+
+def test_chip_edits_reach_the_devices(outcomes):
+    """Chips edited with their checksum recomputed get past the reader: compiled for, simulated on
+    and calibrated from (exit 0), and refused by the reader's own rules, not only the checksum."""
+    cases = outcomes("chip")
+    accepted = [o for o in cases if "(format kept)" in o.mutation and o.code == 0 and len(o.mutation) > 2]
+    assert len({o.steps[0].command for o in accepted}) >= 3, {o.steps[0].command for o in accepted}
+    assert any(len(o.steps) > 1 and o.steps[1].code == 0 for o in accepted), "no follow-up ran on an edited chip"
+    deep = {re.sub(r"--\w+ \S+: ", "", o.steps[0].stderr.strip().splitlines()[-1])[:40] for o in cases
+            if o.code == 2 and "checksum" not in o.steps[0].stderr and "chip" in o.steps[0].stderr}
+    assert len(deep) >= 10, sorted(deep)
+
+
+def test_sweeps_run_their_points(outcomes):
+    """Some fuzzed grids run (exit 0), with one or more varied keys; resumed sweeps run too."""
+    cases = outcomes("sweep")
+    ran = [o for o in cases if o.code == 0]
+    assert len(ran) >= 10, len(ran)
+    assert any(o.steps[0].argv.count("--vary") > 1 for o in ran), "no grid of two keys ran"
+    assert any(len(o.steps) > 1 and o.steps[1].code == 0 for o in ran), "no sweep was resumed"
 
 
 def test_cases_replay_identically(workdir):
@@ -128,6 +150,7 @@ def test_the_oracle_flags_what_it_should():
     assert kinds(outcome(code=0, modified=["in/m.onnx"])) == {"input-modified"}
     assert kinds(outcome(code=0, peak_mb=3000.0)) == {"memory"}
     assert kinds(outcome(code=0, nan="output 'y': NaN")) == {"nan-output"}
+    assert kinds(outcome(code=0, hidden="1 point(s): internal error: KeyError: 'bank'")) == {"hidden-error"}
     assert kinds(outcome(code=1, stderr="")) == {"bad-exit"}  # exit 1 is verify's alone
 
 

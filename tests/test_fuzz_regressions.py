@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import time
 import warnings
 import zipfile
@@ -419,3 +420,140 @@ def test_a_known_answer_that_is_not_numbers_is_refused(capsys, tmp_path, model):
     path = edited(model, tmp_path, change, "mrr-incoherent-8b")
     refused(capsys, tmp_path, "simulate", path, "--inputs", model["data"], "-o", tmp_path / "o.npz",
             phrase="kat.statistical holds a tensor that is not numbers")
+
+
+# ---------------------------------------------------------------------- chips and sweeps (campaign of 2026-12-04)
+
+def chip_file(folder: Path, profile: str = "mzi-8b", arrays=None, meta_text: str | None = None,
+              name: str = "chip.npz") -> Path:
+    """The chip ``photoncc chip PROFILE --seed 1`` draws, its arrays changed by ``arrays`` (a
+    function editing the dict) or its meta replaced by ``meta_text``, the checksum recomputed."""
+    from photoncc.chip import Chip, _digest, draw
+    from photoncc.profile import load_profile
+    chip = draw(load_profile(profile), 1)
+    values = {k: np.array(v, np.float64) for k, v in chip.arrays.items()}
+    if arrays:
+        arrays(values)
+    text = chip.text if meta_text is None else meta_text
+    members = {"meta": np.array(text), "sha256": np.array(_digest(text, values)), **values}
+    path = folder / name
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, value in members.items():
+            with archive.open(f"{key}.npy", "w") as f:
+                np.lib.format.write_array(f, value)
+    if meta_text is None:
+        assert path.read_bytes() != b"" and Chip(chip.meta, values).sha256 == str(members["sha256"])
+    return path
+
+
+def small_mzi(folder: Path) -> Path:
+    path = folder / "mzi4.yaml"
+    path.write_text("extends: mzi-8b\nname: mzi4\nmesh: {ports: 4}\n")
+    return path
+
+
+@pytest.mark.parametrize("text", ["[" * 100000 + "]" * 100000, '{"a": ' * 50000 + "1" + "}" * 50000],
+                         ids=["list", "mapping"])
+def test_a_chip_meta_nested_too_deeply_is_refused(capsys, tmp_path, model, text):
+    """json.loads raised RecursionError (exit 3)."""
+    chip = chip_file(tmp_path, "mrr-incoherent-8b", meta_text=text)
+    refused(capsys, tmp_path, "simulate", model["mrr-incoherent-8b"], "--inputs", model["data"], "--chip", chip,
+            "-o", tmp_path / "o.npz", phrase="corrupted chip file (its meta is not JSON)")
+
+
+def test_a_chip_member_declaring_a_huge_shape_is_refused_before_allocating(capsys, tmp_path, model):
+    """np.load allocated the declared 8 TiB (MemoryError, exit 3) before finding 64 bytes."""
+    chip = chip_file(tmp_path, "mrr-incoherent-8b")
+    with zipfile.ZipFile(chip) as archive:
+        members = {i.filename: archive.read(i.filename) for i in archive.infolist()}
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (2 ** 40,)})
+    members["offset.npy"] = header.getvalue() + bytes(64)
+    with zipfile.ZipFile(chip, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    refused(capsys, tmp_path, "simulate", model["mrr-incoherent-8b"], "--inputs", model["data"], "--chip", chip,
+            "-o", tmp_path / "o.npz", phrase="member 'offset.npy' declares shape [1099511627776]")
+
+
+@pytest.mark.parametrize("flag, method, phrase", [(1, None, "RuntimeError: File"), (0, 99, "NotImplementedError")],
+                         ids=["encrypted", "unknown method"])
+def test_a_chip_member_zipfile_cannot_read_is_refused(capsys, tmp_path, model, flag, method, phrase):
+    """zipfile's RuntimeError (encrypted) and NotImplementedError (compression method) were exit 3."""
+    chip = chip_file(tmp_path, "mrr-incoherent-8b")
+    data = bytearray(chip.read_bytes())
+    for signature, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        at = data.find(signature)  # the first member's local and central headers
+        data[at + flag_at] |= flag
+        if method is not None:
+            data[at + method_at:at + method_at + 2] = method.to_bytes(2, "little")
+    chip.write_bytes(bytes(data))
+    refused(capsys, tmp_path, "simulate", model["mrr-incoherent-8b"], "--inputs", model["data"], "--chip", chip,
+            "-o", tmp_path / "o.npz", phrase=phrase)
+
+
+@pytest.mark.parametrize("command", ["simulate", "calibrate", "compile"])
+def test_a_chip_whose_mzi_gains_overflow_is_refused(capsys, tmp_path, model, command):
+    """Extra losses of -1000 dB (gains): simulate gave all-NaN outputs with exit 0, calibrate's SVD
+    did not converge (exit 3), compile blamed a layer's ADC range."""
+    profile = small_mzi(tmp_path)
+    chip = chip_file(tmp_path, str(profile), arrays=lambda a: a["loss_db"].fill(-1000.0))
+    if command == "simulate":
+        program = tmp_path / "p.pcc"
+        assert cli.main(["compile", str(model["model"]), "-p", str(profile), "--calibration", str(model["data"]),
+                         "-o", str(program)]) == 0
+        argv = ["simulate", program, "--inputs", model["data"], "--chip", chip, "-o", tmp_path / "o.npz"]
+    elif command == "calibrate":
+        argv = ["calibrate", profile, "--device", chip, "--probes", "3", "-o", tmp_path / "e.npz"]
+    else:
+        argv = ["compile", model["model"], "-p", profile, "--calibration", model["data"], "--chip", chip,
+                "-o", tmp_path / "c.pcc"]
+    refused(capsys, tmp_path, *argv, phrase="negative extra losses amplify light by over 1000 dB through a mesh")
+
+
+def sweep_argv(model: dict, folder: Path, *vary, profile: str = "ideal") -> list:
+    argv = ["sweep", model["model"], "-p", profile, "--calibration", model["data"], "--inputs", model["data"],
+            "--workers", "1", "-o", folder / "s.csv"]
+    for spec in vary:
+        argv += ["--vary", spec]
+    return argv
+
+
+@pytest.mark.parametrize("profile, spec, phrase", [
+    ("mzi-ideal", "bank.banks=4,8", "bank applies only to the ring architectures"),
+    ("mrr-incoherent-8b", "mesh.ports=4", "mesh applies only to architecture 'mzi'"),
+], ids=["bank on mzi", "mesh on rings"])
+def test_a_sweep_of_a_key_of_the_other_architecture_is_refused(capsys, tmp_path, model, profile, spec, phrase):
+    """point_profile looked up the base profile's missing section: KeyError (exit 3)."""
+    refused(capsys, tmp_path, *sweep_argv(model, tmp_path, spec, profile=profile), phrase=phrase)
+
+
+@pytest.mark.parametrize("value", ["!!float abc", "!!timestamp abc", "!!int 0x"])
+def test_a_sweep_value_with_a_tag_pyyaml_cannot_construct_is_refused(capsys, tmp_path, model, value):
+    """PyYAML's ValueError and AttributeError escaped parse_value (exit 3); the value is its text."""
+    refused(capsys, tmp_path, *sweep_argv(model, tmp_path, f"verify.rtol={value}"),
+            phrase=f"verify.rtol: '{value}' is not a finite number >= 0")
+
+
+def test_a_sweep_error_names_a_long_vary_option_in_a_bounded_line(capsys, tmp_path, model):
+    """The whole --vary option was repeated in the error: 100 000 characters for 20 000 values."""
+    spec = "noise.seed=" + ",".join(map(str, range(20000))) + ",{a: 1}"
+    line = refused(capsys, tmp_path, *sweep_argv(model, tmp_path, spec), phrase="noise.seed: {'a': 1} is not")
+    assert len(line) < 300, len(line)
+
+
+def test_an_integer_beyond_float_range_is_refused_as_a_number(capsys, tmp_path, model):
+    """math.isfinite(10**400) raised OverflowError (exit 3), in a profile file and in a sweep."""
+    (tmp_path / "p.yaml").write_text("extends: ideal\nverify: {rtol: 1" + "0" * 400 + "}\n")
+    refused(capsys, tmp_path, "check", model["model"], "-p", tmp_path / "p.yaml", phrase="is not a finite number >= 0")
+    refused(capsys, tmp_path, *sweep_argv(model, tmp_path, "verify.rtol=1" + "0" * 400),
+            phrase="is not a finite number >= 0")
+
+
+def test_a_sweep_plot_of_an_integer_beyond_int64(capsys, tmp_path, model):
+    """2**64 on a numeric axis: matplotlib's isfinite failed on the object array (exit 3, the CSV left)."""
+    pytest.importorskip("matplotlib")
+    code, out, err = run_cli(capsys, *sweep_argv(model, tmp_path, f"verify.rtol={2 ** 64},1e-300"),
+                             "--plot", tmp_path / "s.png")
+    assert code == 0, err
+    assert (tmp_path / "s.png").read_bytes().startswith(b"\x89PNG")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import yaml
 
 from ..errors import UserError
-from ..profile import ACTIVATIONS, SCHEMA, Profile, validated
+from ..profile import ACTIVATIONS, SCHEMA, Profile, short, shown, validated
 
 FIXED_KEYS = {"photoncc_profile", "extends"}  # resolved when the base profile was loaded: nothing to vary
 
@@ -36,17 +36,17 @@ def _rule(key: str, spec: str):
     """The schema's check of dotted ``key``; a UserError naming ``--vary spec`` for a key that is not
     one (with the nearest key), a section or a key resolved on loading."""
     if key in FIXED_KEYS:
-        raise UserError(f"--vary {spec!r}: {key!r} cannot be varied (it is resolved when the profile is loaded)")
+        raise UserError(f"--vary {shown(spec)}: {key!r} cannot be varied (it is resolved when the profile is loaded)")
     node = SCHEMA
     for part in key.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     if isinstance(node, dict):
         inner = ", ".join(f"{key}.{k}" for k in node)
-        raise UserError(f"--vary {spec!r}: {key!r} is a section of the profile, not a key (its keys: {inner})")
+        raise UserError(f"--vary {shown(spec)}: {key!r} is a section of the profile, not a key (its keys: {inner})")
     if node is None:
         near = difflib.get_close_matches(key, [k for k in leaf_keys() if k not in FIXED_KEYS], n=1)
         hint = f"; did you mean {near[0]!r}?" if near else " (`photoncc profiles NAME` shows the keys)"
-        raise UserError(f"--vary {spec!r}: unknown profile key {key!r}{hint}")
+        raise UserError(f"--vary {shown(spec)}: unknown profile key {shown(key)}{hint}")
     return node
 
 
@@ -66,8 +66,8 @@ def parse_value(text: str):
     1.1 leaves a string (``1e-3``) as that number."""
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, AttributeError, RecursionError):
+        return text  # not YAML, or a tag PyYAML cannot construct (!!float abc, !!timestamp x): the text itself
     if isinstance(value, str):
         try:
             return float(value)
@@ -92,23 +92,23 @@ def parse_vary(specs) -> list[Axis]:
         key, sep, listed = spec.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise UserError(f"--vary {spec!r}: expected KEY=V1,V2,... (a dotted profile key such as "
+            raise UserError(f"--vary {shown(spec)}: expected KEY=V1,V2,... (a dotted profile key such as "
                             "precision.weight_bits and the values it takes)")
         rule = _rule(key, spec)
         if any(axis.key == key for axis in axes):
-            raise UserError(f"--vary {spec!r}: {key!r} is varied twice; give all its values in one --vary")
+            raise UserError(f"--vary {shown(spec)}: {key!r} is varied twice; give all its values in one --vary")
         texts = _split_values(listed)
         if "" in texts:
-            raise UserError(f"--vary {spec!r}: an empty value (values are separated by commas)")
+            raise UserError(f"--vary {shown(spec)}: an empty value (values are separated by commas)")
         values = [parse_value(text) for text in texts]
         for value in values:
             ok, expected = rule(value)
             if not ok:
-                raise UserError(f"--vary {spec!r}: {key}: {value!r} is not {expected}")
+                raise UserError(f"--vary {shown(spec)}: {key}: {shown(value)} is not {expected}")
         canonical = [value_text(v) for v in values]
         twice = sorted({t for t in canonical if canonical.count(t) > 1})
         if twice:
-            raise UserError(f"--vary {spec!r}: value {twice[0]} is given twice")
+            raise UserError(f"--vary {shown(spec)}: value {short(twice[0])} is given twice")
         axes.append(Axis(key, tuple(values), tuple(canonical)))
     if not axes:
         raise UserError("--vary: give at least one KEY=V1,V2,...")
@@ -130,13 +130,13 @@ def point_profile(base: Profile, axes: list[Axis], point: tuple) -> Profile:
     for axis, index in zip(axes, point):
         *sections, leaf = axis.key.split(".")
         node = data
-        for section in sections:
-            node = node[section]
+        for section in sections:  # a section of the other architecture family is not in the base
+            node = node.setdefault(section, {})
         node[leaf] = axis.values[index]
     varied = {axis.key for axis in axes}
     if "activation.kind" in varied:
         kind = data["activation"]["kind"]
         data["activation"] = {k: v for k, v in data["activation"].items()
                               if k == "kind" or k in ACTIVATIONS[kind] or f"activation.{k}" in varied}
-    where = "--vary point " + ", ".join(f"{axis.key}={axis.texts[index]}" for axis, index in zip(axes, point))
+    where = short("--vary point " + ", ".join(f"{axis.key}={axis.texts[index]}" for axis, index in zip(axes, point)), 200)
     return validated(data, where)

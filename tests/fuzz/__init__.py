@@ -10,7 +10,12 @@ One fuzzer per border, each driving the real command line in-process (``photoncc
   ``verify --inputs`` (``data``, ``npz``);
 * ``program`` ``.pcc`` device programs: ``inspect``, ``simulate``, ``verify``, mutated as bytes and
   as programs whose checksums are recomputed (``Program(manifest, tensors).to_bytes()``), so that
-  the simulator's own rules run, not only the checksums (``program``, ``manifest``).
+  the simulator's own rules run, not only the checksums (``program``, ``manifest``);
+* ``chip``    chip files (``photoncc chip``): ``compile --chip``, ``simulate --chip``, ``verify --chip``,
+  ``calibrate --device`` on chips whose arrays, meta and members are edited, their checksum
+  recomputed or not, or damaged as archives (``chip``, ``chip_file``);
+* ``sweep``   ``photoncc sweep`` grids: ``--vary`` keys and values, ``--seeds``, ``--noise-model`` and
+  the output paths, on a tiny model in-process (``sweep``).
 
 ``run_case(border, seed, workdir)`` builds one case from its seed (deterministic: the same border
 and seed give the same files and command lines), runs it and returns an ``Outcome``;
@@ -27,8 +32,9 @@ and seed give the same files and command lines), runs it and returns an ``Outcom
   MemoryError, i.e. exit 3);
 * ``simulate`` exits 0 without NaN outputs where the inputs are finite and onnxruntime, on the same
   inputs, gives none (``nan``);
-* inputs no device can use (non-finite calibration data) and external data outside the model's
-  folder are not accepted with exit 0.
+* inputs no device can use (non-finite calibration data or chip errors) and external data outside
+  the model's folder are not accepted with exit 0;
+* a sweep that exits 0 records no internal error in a row (``hidden-error``).
 
 A case whose main command succeeds may add a follow-up command (``simulate`` on the program just
 compiled), checked by the same oracle. ``run_isolated`` (``pool``) runs many cases in worker

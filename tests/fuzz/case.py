@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-BORDERS = ("model", "profile", "data", "program")
+BORDERS = ("model", "profile", "data", "program", "chip", "sweep")
 
 
 @dataclass
@@ -19,6 +19,7 @@ class Plan:
     reports: tuple = ()
     nan: tuple | None = None      # (outputs .npz, model, inputs .npz, {input: dtype})
     follow: bool = False          # run only when the previous command exited 0
+    table: Path | None = None     # a sweep's CSV: on exit 0, no row may hold an internal error
 
 
 @dataclass

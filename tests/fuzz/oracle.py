@@ -36,6 +36,7 @@ class Step:
     nan: str | None = None        # NaN outputs that neither the inputs nor onnxruntime explain
     warnings: list = field(default_factory=list)   # Python warnings raised (informational)
     debug: str | None = None      # stderr of a ``--debug`` rerun after exit 3
+    hidden: str | None = None     # an internal error a successful command recorded (a sweep's row)
 
     @property
     def command(self) -> str:
@@ -69,7 +70,7 @@ class Outcome:
 class Violation:
     """One broken rule of one step."""
     kind: str        # exit-3, escaped, bad-exit, stderr-format, partial-file, stray-temp, input-modified,
-                     # memory, time, nan-output, accepted; crash (the process died or hung), harness
+                     # memory, time, nan-output, hidden-error, accepted; crash (the process died or hung), harness
     signature: str   # what groups violations of one root cause
     detail: str
 
@@ -139,6 +140,10 @@ def _step_violations(step: Step, where: str) -> list:
         found.append(Violation("time", f"time [{cmd}]: over {LIMIT_S:g} s", f"{step.seconds:.1f} s"))
     if step.nan:
         found.append(Violation("nan-output", f"nan-output [{cmd}]", step.nan))
+    if step.hidden:
+        bug = re.search(r"internal error: .*", step.hidden)
+        found.append(Violation("hidden-error", f"hidden-error [{cmd}] {normalise(bug.group(0) if bug else step.hidden)}",
+                               step.hidden))
     return found
 
 

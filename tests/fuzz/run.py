@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .case import BORDERS, Case, case_rngs
+from .chip import build_chip_case
 from .data import build_data_case
 from .invoke import bounded, debug_rerun, invoke
 from .model import build_model_case
@@ -18,9 +19,10 @@ from .oracle import LIMIT_S, Outcome, Step
 from .profile import build_profile_case
 from .program import build_program_case
 from .seeds import seeds_for
+from .sweep import build_sweep_case, hidden_errors
 
 BUILDERS = {"model": build_model_case, "profile": build_profile_case, "data": build_data_case,
-            "program": build_program_case}
+            "program": build_program_case, "chip": build_chip_case, "sweep": build_sweep_case}
 
 
 def run_case(border: str, seed: int, workdir, keep: bool = False, timeout: float = LIMIT_S,
@@ -50,6 +52,8 @@ def run_case(border: str, seed: int, workdir, keep: bool = False, timeout: float
             if step.code == 0 and plan.nan:
                 with bounded(timeout):
                     step.nan = nan_problem(*plan.nan)
+            if step.code == 0 and plan.table:
+                step.hidden = hidden_errors(plan.table)
             if debug and (step.code == 3):
                 debug_rerun(step, folder, timeout)
             outcome.steps.append(step)

@@ -105,7 +105,8 @@ class SeedModel:
 
 @dataclass
 class SeedProgram:
-    """A program compiled from a seed model for a built-in profile (named ``MODEL@PROFILE``)."""
+    """A program compiled from a seed model for a profile (named ``MODEL@PROFILE``; ``profile``: what
+    ``-p`` took, a built-in name or a file of the seed folder)."""
     name: str
     path: Path
     model: SeedModel
@@ -122,7 +123,13 @@ class Seeds:
                 "skl_mlp": ("skl2onnx_mlp.onnx", "skl2onnx_mlp.npz", 16)}
     PROGRAMS = (("mlp", "ideal"), ("mlp", "mrr-incoherent-8b"), ("mlp", "mrr-balanced-8b"),
                 ("sig", "mrr-sigmoid-8b"), ("cnn", "ideal"), ("cnn", "harsh-4b"), ("two", "ideal"),
-                ("intin", "ideal"), ("digits", "ideal"), ("digits", "mrr-incoherent-8b"))
+                ("intin", "ideal"), ("digits", "ideal"), ("digits", "mrr-incoherent-8b"),
+                # for the chip border: every architecture, and MZI meshes small enough to calibrate fast
+                ("mlp", "mrr-sigmoid-8b"), ("mlp", "harsh-4b"), ("mlp", "mzi-ideal"), ("mlp", "mzi-8b"),
+                ("mlp", "mzi-dat"), ("mlp", "mzi-4p"), ("mlp", "dat-8p"), ("cnn", "mzi-4p"), ("two", "mzi-8b"))
+    # small MZI profiles (files in the seed folder): calibrate is slow on big meshes
+    PROFILE_FILES = {"mzi-4p": {"extends": "mzi-8b", "name": "mzi-4p", "mesh": {"ports": 4}},
+                     "dat-8p": {"extends": "mzi-dat", "name": "dat-8p", "mesh": {"ports": 8}}}
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -148,20 +155,29 @@ class Seeds:
             np.savez(data, **arrays)
             specs = {k: (v.shape[1:], v.dtype.name) for k, v in arrays.items()}
             self.models[name] = SeedModel(name, path, data, specs, tuple(companions))
+        # profile name -> what -p takes (a built-in name, or the path of a file in the seed folder)
+        self.profile_specs = {name: name for name in BUILTIN_PROFILES}
+        for name, doc in self.PROFILE_FILES.items():
+            path = self.folder / f"{name}.yaml"
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
+            self.profile_specs[name] = str(path)
         self.programs = {}
         for model, profile in self.PROGRAMS:
-            seed = self.models[model]
-            path = self.folder / f"{model}@{profile}.pcc"
-            if not path.exists():
-                with contextlib.redirect_stderr(io.StringIO()) as err, warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    code = main(["compile", str(seed.path), "-p", profile, "--calibration", str(seed.data),
-                                 "-o", str(path)])
-                if code != 0:
-                    raise RuntimeError(f"seed program {path.name} does not compile: {err.getvalue()}")
-            self.programs[path.stem] = SeedProgram(path.stem, path, seed, profile)
+            self._compile(self.models[model], profile)
         self.profiles = {name: yaml.safe_load((BUILTIN_DIR / f"{name}.yaml").read_text())
                          for name in BUILTIN_PROFILES}
+
+
+    def _compile(self, seed: SeedModel, profile: str) -> None:
+        path = self.folder / f"{seed.name}@{profile}.pcc"
+        spec = self.profile_specs[profile]
+        if not path.exists():
+            with contextlib.redirect_stderr(io.StringIO()) as err, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                code = main(["compile", str(seed.path), "-p", spec, "--calibration", str(seed.data), "-o", str(path)])
+            if code != 0:
+                raise RuntimeError(f"seed program {path.name} does not compile: {err.getvalue()}")
+        self.programs[path.stem] = SeedProgram(path.stem, path, seed, spec)
 
 
 _SEEDS: dict = {}
