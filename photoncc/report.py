@@ -61,7 +61,7 @@ def layer_macs(n, g: Graph) -> int:
     if n.op == "MatMul":
         return int(np.prod(out[1:], dtype=np.int64)) * int(g.types[n.inputs[0]].shape[-1])
     if n.op == "Einsum":
-        from .ops.nn import parse_einsum
+        from .ops.products import parse_einsum
         parsed = parse_einsum(n.attrs.get("equation", ""), [len(g.types[i].shape) for i in n.inputs])
         if parsed is None:
             return 0

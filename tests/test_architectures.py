@@ -316,7 +316,7 @@ def test_conv_transpose_is_a_bank_on_the_zero_inserted_input(attrs, tmp_path):
 def test_conv_transpose_quantised_is_the_equivalent_convolution(tmp_path):
     """On mrr-incoherent-8b a ConvTranspose has the error of the convolution it becomes (run on the
     zero-inserted input by hand): the quantisation, noise and tiling apply to it as to any bank."""
-    from photoncc.ops.nn import conv_transpose_as_conv, conv_transpose_geometry, insert_zeros
+    from photoncc.ops.conv_transpose import conv_transpose_as_conv, conv_transpose_geometry, insert_zeros
     from helpers import relative_error
     rng = np.random.default_rng(9)
     w, attrs = rng_array(rng, 2, 3, 3, 3), {"strides": [2, 2], "pads": [1] * 4, "output_padding": [1, 1]}

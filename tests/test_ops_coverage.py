@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 from helpers import compile_and_compare, make_model, save, vinfo
 from photoncc import ops
 from photoncc.errors import UnsupportedModel
-from photoncc.ops import elementwise, indexing, layout, normalization, pool, quantize, reduce, resample, special
+from photoncc.ops import elementwise, functions, indexing, normalization, pool, quantize, reduce, resample, shapes, special
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -78,17 +78,17 @@ def test_unary(op, attrs, opset, x):
 
 def test_is_nan_and_is_inf():
     x = np.array([[np.nan, np.inf, -np.inf, 0.0, -1.5]], np.float32)
-    check(elementwise.is_nan(x), onnxruntime("IsNaN", [x], opset=13, out=(bool,))[0])
+    check(functions.is_nan(x), onnxruntime("IsNaN", [x], opset=13, out=(bool,))[0])
     for neg, pos in [(1, 1), (1, 0), (0, 1), (0, 0)]:
         attrs = dict(detect_negative=neg, detect_positive=pos)
-        check(elementwise.is_inf(x, **attrs), onnxruntime("IsInf", [x], attrs, opset=10, out=(bool,))[0])
+        check(functions.is_inf(x, **attrs), onnxruntime("IsInf", [x], attrs, opset=10, out=(bool,))[0])
 
 
 @pytest.mark.parametrize("fmod, dtype", [(0, np.int32), (0, np.int64), (1, np.int32), (1, np.float32), (1, np.float64)])
 def test_mod(fmod, dtype):
     a = np.array([[-7, -5, -1, 0, 4, 7], [9, -9, 3, -3, 10, 11]], dtype)
     b = np.array([3, -3, 4, -4, 5, 2], dtype)
-    check(elementwise.mod(a, b, fmod=fmod), onnxruntime("Mod", [a, b], {"fmod": fmod}, opset=13)[0], rtol=0, atol=0)
+    check(functions.mod(a, b, fmod=fmod), onnxruntime("Mod", [a, b], {"fmod": fmod}, opset=13)[0], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("direction", ["LEFT", "RIGHT"])
@@ -96,7 +96,7 @@ def test_mod(fmod, dtype):
 def test_bit_shift(direction, dtype):
     x = np.array([[1, 7, 200, 255]], dtype)
     y = np.array([1, 3, 2, 7], dtype)
-    check(elementwise.bit_shift(x, y, direction=direction),
+    check(functions.bit_shift(x, y, direction=direction),
           onnxruntime("BitShift", [x, y], {"direction": direction}, opset=11)[0], rtol=0, atol=0)
 
 
@@ -112,7 +112,7 @@ def test_binary_logic(op):
 
 def test_swiglu_and_binarizer():
     a, b = X, rand(*X.shape, seed=2)
-    check(elementwise.swiglu(a, b, alpha=1.5), a / (1 + np.exp(-1.5 * a)) * b, rtol=1e-6)
+    check(functions.swiglu(a, b, alpha=1.5), a / (1 + np.exp(-1.5 * a)) * b, rtol=1e-6)
     check(elementwise.binarizer(X, threshold=0.5),
           onnxruntime("Binarizer", [X], {"threshold": 0.5}, opset=1, domain="ai.onnx.ml")[0])
 
@@ -214,21 +214,21 @@ def test_lp_pool(p):
 def test_depth_and_space(mode):
     x = rand(2, 8, 3, 2, seed=10)
     want = onnxruntime("DepthToSpace", [x], {"blocksize": 2, "mode": mode}, opset=13)[0]
-    check(layout.depth_to_space(x, blocksize=2, mode=mode), want, rtol=0, atol=0)
-    np.testing.assert_array_equal(layout.space_to_depth(want, blocksize=2, mode=mode), x)  # its inverse
+    check(shapes.depth_to_space(x, blocksize=2, mode=mode), want, rtol=0, atol=0)
+    np.testing.assert_array_equal(shapes.space_to_depth(want, blocksize=2, mode=mode), x)  # its inverse
     if mode == "DCR":  # onnxruntime has no CRD SpaceToDepth yet
-        check(layout.space_to_depth(want, blocksize=2), onnxruntime("SpaceToDepth", [want], {"blocksize": 2}, opset=13)[0])
+        check(shapes.space_to_depth(want, blocksize=2), onnxruntime("SpaceToDepth", [want], {"blocksize": 2}, opset=13)[0])
 
 
 def test_expand_tile_center_crop_pad_trilu_compress():
     x = rand(2, 1, 4, seed=11)
-    check(layout.expand(x, shape=[3, 4]), onnxruntime("Expand", [x, np.array([2, 3, 4], np.int64)], opset=13)[0])
-    check(layout.tile(x, repeats=[1, 3, 2]), onnxruntime("Tile", [x, np.array([1, 3, 2], np.int64)], opset=13)[0])
+    check(shapes.expand(x, shape=[3, 4]), onnxruntime("Expand", [x, np.array([2, 3, 4], np.int64)], opset=13)[0])
+    check(shapes.tile(x, repeats=[1, 3, 2]), onnxruntime("Tile", [x, np.array([1, 3, 2], np.int64)], opset=13)[0])
     want = onnxruntime("CenterCropPad", [X, np.array([3, 6], np.int64)], {"axes": [2, 3]}, opset=18)[0]
-    check(layout.center_crop_pad(X, shape=[3, 3, 6]), want, rtol=0, atol=0)
+    check(shapes.center_crop_pad(X, shape=[3, 3, 6]), want, rtol=0, atol=0)
     for k, upper in [(0, 1), (1, 0), (-2, 1)]:
         want = onnxruntime("Trilu", [X, np.array(k, np.int64)], {"upper": upper}, opset=14)[0]
-        check(layout.trilu(X, k=k, upper=upper), want, rtol=0, atol=0)
+        check(shapes.trilu(X, k=k, upper=upper), want, rtol=0, atol=0)
     condition = [1, 0, 1, 1]
     want = onnxruntime("Compress", [X, np.array(condition, bool)], {"axis": 2}, opset=11)[0]
     check(indexing.compress(X, condition=condition, axis=2), want, rtol=0, atol=0)

@@ -1,8 +1,9 @@
 """The operator registry: every operator photoncc knows, declared once with every fact about it.
 
 Each op is declared next to its NumPy function (``@op`` in the modules of this package, grouped by
-kind: ``elementwise``, ``special``, ``nn``, ``normalization``, ``layout``, ``indexing``, ``reduce``,
-``resample``, ``quantize``, ``compile_time``). What the
+kind: ``elementwise``, ``functions``, ``special``, ``nn``, ``products``, ``conv_transpose``,
+``photonic``, ``normalization``, ``pool``, ``layout``, ``shapes``, ``indexing``, ``reduce``,
+``resample``, ``quantize``, ``compile_time``, ``ml``, ``recurrent``). What the
 compiler, the interpreter, the simulator, the compile report and ``photoncc ops`` need is a field
 of its ``Op``, and every table they used to keep is a query below:
 
@@ -221,5 +222,6 @@ def monotone(node, lows, highs):
     return found.evaluate(node, *lows), found.evaluate(node, *highs)
 
 
-from . import compile_time, elementwise, indexing, layout, nn, normalization, pool, quantize, reduce, resample, special  # noqa: E402,F401,E501  (they declare the ops)
+from . import compile_time, conv_transpose, elementwise, functions, indexing, layout, nn  # noqa: E402,F401  (they declare the ops)
+from . import normalization, photonic, pool, products, quantize, reduce, resample, shapes, special  # noqa: E402,F401
 from . import ml, recurrent  # noqa: E402,F401  (classic-ML linear models; recurrent layers)

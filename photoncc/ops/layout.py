@@ -1,7 +1,7 @@
-"""Data movement on the electronic side: reshapes, transposes, concatenation, slices, padding,
-broadcasting, tiling and cropping, blocks (DepthToSpace, SpaceToDepth), triangles (Trilu), casts.
-No arithmetic, so every one of them passes its input's bounds on (``monotone``). Lookups and
-selections by index (Gather...) are in ``indexing``.
+"""Data movement on the electronic side: reshapes, transposes, concatenation, slices, padding, casts.
+No arithmetic, so every one of them passes its input's bounds on (``monotone``). Broadcasting,
+tiling, cropping, blocks and triangles (Expand, Tile, CenterCropPad, DepthToSpace, SpaceToDepth,
+Trilu) are in ``shapes``; lookups and selections by index (Gather...) in ``indexing``.
 
 Axis 0 is the batch and must stay so: the canonical form of these ops (``Op.canonical``) holds
 positive axes and explicit settings, a ``Reshape`` the per-sample target shape (so a program runs
@@ -23,7 +23,7 @@ _PAD_MODES = ("constant", "reflect", "edge", "wrap")  # numpy.pad's names too
 TABLE_LOOKUPS = ("Gather", "GatherElements")  # indexing's lookups: on a constant table, their axis is the table's
 
 
-def _rank(graph, node) -> int:
+def input_rank(graph, node) -> int:
     return len(graph.types[node.inputs[0]].shape)
 
 
@@ -54,7 +54,7 @@ def batch_axis(default):
         if node.op in TABLE_LOOKUPS and node.inputs[0] in graph.consts:
             return node  # a lookup table indexed by data: axis 0 is the table's, not the batch
         a = dict(node.attrs)
-        a["axis"] = int(a.get("axis", default if default is not None else a.get("axis"))) % _rank(graph, node)
+        a["axis"] = int(a.get("axis", default if default is not None else a.get("axis"))) % input_rank(graph, node)
         if a["axis"] == 0:
             return unsupported(node.replace(attrs=a), "works across the batch axis (axis 0)", BATCH_HINT)
         return node.replace(attrs=a)
@@ -62,7 +62,7 @@ def batch_axis(default):
 
 
 def _transpose_canonical(node, graph, source):
-    rank = _rank(graph, node)
+    rank = input_rank(graph, node)
     a = dict(node.attrs)
     a["perm"] = [int(p) % rank for p in (a.get("perm") or list(range(rank))[::-1])]
     if a["perm"][0] != 0:
@@ -92,7 +92,7 @@ def _slice_canonical(node, graph, source):
 
 
 def _pad_canonical(node, graph, source):
-    rank = _rank(graph, node)
+    rank = input_rank(graph, node)
     a = dict(node.attrs)
     pads = list(a.get("pads", []))
     if "axes" in a:
@@ -273,9 +273,6 @@ def slice_(x, *, starts, ends, axes, steps):
     return x[tuple(index)]
 
 
-
-
-
 def _pad_onnx(node, x, *args):
     a = settings(node, args)
     pads, axes = a.pop("pads"), a.pop("axes", None)
@@ -344,131 +341,6 @@ register("Squeeze", "layout", onnx=_squeeze_onnx, settings=("axes",), canonical=
 register("Unsqueeze", "layout", onnx=_unsqueeze_onnx, settings=("axes",), canonical=per_sample_reshape,
          note="not the batch axis", vjp=_reshape_vjp)
 
-
-# ------------------------------------------------------------------ broadcasting, tiling, cropping
-
-def _per_sample_shape(node, graph, source, what: str):
-    """``Op.canonical`` of an op whose output shape is a setting (Expand, CenterCropPad): the
-    per-sample output shape as attribute ``shape``, unless the batch axis moves or changes."""
-    x, out = graph.types[node.inputs[0]], graph.types[node.outputs[0]]
-    if len(out.shape) != len(x.shape) or out.shape[0] != x.shape[0]:
-        return unsupported(node, f"{what} the batch axis ({x} -> {out})", BATCH_HINT)
-    return node.replace(attrs={"shape": list(out.shape[1:])})
-
-
-def _expand_onnx(node, x, *args):
-    a = settings(node, args)
-    if not args:  # canonical: the per-sample shape
-        return expand(x, shape=a["shape"])
-    return np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(a["shape"]))).copy()  # a constant of its own
-
-
-@op("Expand", "layout", onnx=_expand_onnx, settings=("shape",), interval=monotone,
-    canonical=lambda node, graph, source: _per_sample_shape(node, graph, source, "broadcasts across"),
-    note="constant shape; not the batch axis")
-def expand(x, *, shape):
-    """Keep the batch (axis 0), broadcast each sample to ``shape`` (NumPy rules); a read-only view."""
-    return np.broadcast_to(x, (x.shape[0],) + tuple(shape))
-
-
-def _tile_onnx(node, x, *args):
-    return tile(x, repeats=settings(node, args)["repeats"])
-
-
-def _tile_canonical(node, graph, source):
-    if node.attrs["repeats"][0] != 1:
-        return unsupported(node, f"repeats the batch axis (repeats {node.attrs['repeats']})", BATCH_HINT)
-    return node
-
-
-@op("Tile", "layout", onnx=_tile_onnx, settings=("repeats",), canonical=_tile_canonical, interval=monotone,
-    note="constant repeats; not the batch axis")
-def tile(x, *, repeats):
-    """``x`` repeated ``repeats[i]`` times along each axis i."""
-    return np.tile(x, [int(r) for r in repeats])
-
-
-def _center_crop_pad_onnx(node, x, *args):
-    a = settings(node, args)
-    if not args:  # canonical: the per-sample shape
-        return center_crop_pad(x, shape=a["shape"])
-    target = list(x.shape)
-    for axis, size in zip(a.get("axes", range(x.ndim)), a["shape"]):
-        target[int(axis) % x.ndim] = size
-    return _crop_or_pad(x, target)
-
-
-def _crop_or_pad(x, target):
-    """``x`` centred in zeros of shape ``target``: an axis longer than its target is cropped to its
-    middle, a shorter one padded on both sides (the odd element at the end, in both cases)."""
-    y = np.zeros(target, x.dtype)
-    src, dst = [], []
-    for size, want in zip(x.shape, target):
-        start = abs(size - want) // 2
-        cut = slice(start, start + min(size, want))
-        src.append(cut if size > want else slice(None))
-        dst.append(cut if size < want else slice(None))
-    y[tuple(dst)] = x[tuple(src)]
-    return y
-
-
-@op("CenterCropPad", "layout", onnx=_center_crop_pad_onnx, settings=("shape",),
-    canonical=lambda node, graph, source: _per_sample_shape(node, graph, source, "crops or pads"),
-    note="constant shape; not the batch axis")
-def center_crop_pad(x, *, shape):
-    """Keep the batch (axis 0), centre each sample in ``shape`` (``_crop_or_pad``)."""
-    return _crop_or_pad(x, (x.shape[0],) + tuple(shape))
-
-
-# ------------------------------------------------------------------------------- blocks, triangles
-
-def _depth_to_space_canonical(node, graph, source):
-    if _rank(graph, node) != 4:
-        return unsupported(node, "works on 4-D (N, C, H, W) tensors only")
-    return node
-
-
-@op("DepthToSpace", "layout", canonical=_depth_to_space_canonical, interval=monotone, note="DCR and CRD")
-def depth_to_space(x, *, blocksize, mode="DCR"):
-    """(N, C, H, W) -> (N, C/b^2, H*b, W*b): channel ``(i*b + j)*C/b^2 + c`` (DCR) or
-    ``(c*b + i)*b + j`` (CRD) becomes pixel (c, h*b + i, w*b + j)."""
-    n, c, h, w = x.shape
-    b = int(blocksize)
-    if mode == "DCR":
-        y = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
-    else:
-        y = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
-    return y.reshape(n, c // (b * b), h * b, w * b)
-
-
-@op("SpaceToDepth", "layout", canonical=_depth_to_space_canonical, interval=monotone, note="DCR and CRD")
-def space_to_depth(x, *, blocksize, mode="DCR"):
-    """(N, C, H, W) -> (N, C*b^2, H/b, W/b), the inverse of ``depth_to_space``: pixel
-    (c, h*b + i, w*b + j) becomes channel ``(i*b + j)*C + c`` (DCR) or ``(c*b + i)*b + j`` (CRD)."""
-    n, c, h, w = x.shape
-    b = int(blocksize)
-    blocks = x.reshape(n, c, h // b, b, w // b, b)
-    y = blocks.transpose(0, 3, 5, 1, 2, 4) if mode == "DCR" else blocks.transpose(0, 1, 3, 5, 2, 4)
-    return y.reshape(n, c * b * b, h // b, w // b)
-
-
-def matrix_axes(node, graph, source):
-    """``Op.canonical`` of an op on the matrices of the last two axes (Trilu, Det): a rank-2 input's
-    rows would be the batch, refused."""
-    if _rank(graph, node) < 3:
-        return unsupported(node, "the matrix's rows are the batch axis (axis 0)", BATCH_HINT)
-    return node
-
-
-def _trilu_onnx(node, x, *args):
-    return trilu(x, **settings(node, args))
-
-
-@op("Trilu", "layout", onnx=_trilu_onnx, settings=("k",), canonical=matrix_axes, note="the last two axes")
-def trilu(x, *, k=0, upper=1):
-    """The upper (``upper``) or lower triangle of each matrix of the last two axes, from diagonal
-    ``k`` on; the rest set to 0."""
-    return (np.triu if upper else np.tril)(x, int(k))
 
 
 register("CastLike", "electronic", onnx=lambda node, x, like: x.astype(like.dtype),

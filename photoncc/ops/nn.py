@@ -1,5 +1,7 @@
-"""Neural-network operators: the matrix products that become banks (Gemm, MatMul, Conv, lowered to
-the IR's ``Linear`` and then to ``Bank``), normalisation, softmax, and the photonic sigmoid.
+"""Neural-network operators: the matrix products that become banks (Gemm, Conv, lowered to the IR's
+``Linear`` and then to ``Bank``), normalisation (LRN, BatchNormalization, LayerNormalization) and
+softmax. MatMul and Einsum are in ``products``, ConvTranspose in ``conv_transpose``, the photonic
+activations in ``photonic``.
 
 ``Linear(x, W, b)[conv?]``, ``Bank(x, T, gain, lo, alpha[, adc, offset])[shift, ...]`` and
 ``Mesh(x, phases, screens, atten, gain, bias, lo, alpha[, adc])[ports, ...]`` (a Linear on coherent
@@ -16,12 +18,10 @@ the convolution's through ``conv.conv_vjp``).
 """
 from __future__ import annotations
 
-import string
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import BATCH_HINT, fixed_bounds, monotone, op, register, saves, unbroadcast, unsupported
+from . import BATCH_HINT, fixed_bounds, op, register, saves, unbroadcast, unsupported
 from .conv import conv, conv_vjp, explicit_pads, im2col, resolve_auto_pad
 from .elementwise import scalar
 from .layout import batch_axis
@@ -44,21 +44,6 @@ def _gemm_vjp(node, inputs, outputs, cts):
     if len(inputs) > 2:
         grads.append(None if c is None else unbroadcast(at.get("beta", 1.0) * g, c.shape).astype(c.dtype))
     return tuple(grads)
-
-
-@saves("inputs")
-def _matmul_vjp(node, inputs, outputs, cts):
-    """NumPy matmul with 1-D operands promoted (a vector as a row on the left, a column on the
-    right) and batch axes broadcast: da = g b^T, db = a^T g, each summed back to its shape."""
-    a, b = inputs
-    g = cts[0]
-    a2 = a[None, :] if a.ndim == 1 else a
-    b2 = b[:, None] if b.ndim == 1 else b
-    g2 = g.reshape(g.shape[:-1] + (1,) + g.shape[-1:]) if a.ndim == 1 else g
-    g2 = g2[..., None] if b.ndim == 1 else g2
-    da = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
-    db = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
-    return da.astype(a.dtype), db.astype(b.dtype)
 
 
 @saves("inputs")
@@ -334,204 +319,6 @@ def layer_norm(x, scale, bias=None, *, axis=-1, epsilon=1e-5, stash_type=1):
     if bias is not None:
         y += bias
     return y.astype(x.dtype), mean.astype(x.dtype), inv.astype(x.dtype)
-
-
-@op("PhotonicSigmoid", "optical", activation=True, bounds=lambda a: (a["A1"], a["A2"]), onnx_op=False)
-def photonic_sigmoid(x, *, A1, A2, x0, d):
-    """SOA-based all-optical sigmoid (Mourgias-Alexandris et al., Opt. Express 27:9620, 2019):
-    f(u) = A2 + (A1 - A2) / (1 + exp((u - x0) / d)), with (u - x0) capped at 2."""
-    t = np.minimum(x.astype(np.float64) - x0, 2.0) / d
-    return (A2 + (A1 - A2) * np.exp(-np.logaddexp(0.0, t))).astype(x.dtype)
-
-
-# ------------------------------------------------------------------ products of two activations, einsum
-
-def _matmul_batch(node, graph, source):
-    """``Op.canonical`` of MatMul: a product of two data tensors keeps the batch on axis 0 of both
-    only when both have the same rank >= 3 (np.matmul broadcasts the leading axes elementwise);
-    otherwise one operand's axis 0 would be a matrix axis and the samples would mix. Products with a
-    constant operand are lower_linear's."""
-    a, b = node.inputs[:2]
-    if a in graph.consts or b in graph.consts:
-        return node
-    ra, rb = (len(graph.types[v].shape) for v in (a, b))
-    if ra != rb or ra < 3:
-        return unsupported(node, f"multiplies two data tensors of ranks {ra} and {rb}: the batch axis (axis 0) of "
-                                 "one would be a matrix axis of the product, which mixes the samples of a batch",
-                           BATCH_HINT)
-    return node
-
-
-@op("MatMul", "optical", onnx=lambda node, a, b: np.matmul(a, b), canonical=_matmul_batch, vjp=_matmul_vjp,
-    note="data @ constant 2-D weight, along the last axis (a bank); data @ data (attention) electronic, exact")
-def matmul(a, b):
-    """``np.matmul(a, b)`` of two activations of the same rank >= 3 (a program holds it only
-    for a product of two data tensors: attention's scores and their product with the values)."""
-    return np.matmul(a, b)
-
-
-def parse_einsum(equation: str, ranks) -> tuple[list[str], str] | None:
-    """The operands' and the output's axis labels, one letter per axis (an ellipsis expanded into
-    letters the equation does not use, aligned from the right as NumPy broadcasts it; an implicit
-    output made explicit: the ellipsis, then the labels used once, sorted), or None for an
-    equation of another form."""
-    text = equation.replace(" ", "")
-    lhs, arrow, rhs = text.partition("->")
-    terms = lhs.split(",")
-    if len(terms) != len(ranks) or any(t.replace("...", "", 1).count(".") for t in terms + [rhs]):
-        return None
-    spare = [c for c in string.ascii_letters[::-1] if c not in text]
-    widest = max((r - len(t) + 3 for t, r in zip(terms, ranks) if "..." in t), default=0)
-    if widest > len(spare):
-        return None
-    fill = "".join(spare[:widest])
-    expanded = []
-    for t, r in zip(terms, ranks):
-        if "..." in t:
-            count = r - len(t) + 3
-            if count < 0:
-                return None
-            t = t.replace("...", fill[widest - count:])
-        if len(t) != r or not all(c.isalpha() for c in t):
-            return None
-        expanded.append(t)
-    if arrow:
-        out = rhs.replace("...", fill)
-    else:
-        joined = "".join(expanded)
-        out = fill + "".join(sorted(c for c in set(joined) if joined.count(c) == 1 and c not in fill))
-    return (expanded, out) if all(c.isalpha() for c in out) and len(set(out)) == len(out) else None
-
-
-def _einsum_canonical(node, graph, source):
-    """The equation in explicit form; the batch must be the first axis of every data operand and
-    of the output (one label, used by no constant operand). Products with a constant operand are
-    lower_linear's."""
-    ranks = [len(graph.types[i].shape) for i in node.inputs]
-    parsed = parse_einsum(str(node.attrs.get("equation", "")), ranks)
-    if parsed is None:
-        return unsupported(node, f"equation {node.attrs.get('equation')!r} is not one photoncc reads")
-    terms, out = parsed
-    data = [t for t, i in zip(terms, node.inputs) if i not in graph.consts]
-    const = [t for t, i in zip(terms, node.inputs) if i in graph.consts]
-    batch = data[0][:1] if data and data[0] else ""
-    if (not batch or any(t[:1] != batch or t.count(batch) != 1 for t in data) or out[:1] != batch
-            or any(batch in t for t in const)):
-        return unsupported(node, f"equation {node.attrs['equation']!r} does not keep the batch as the first axis "
-                                 "of every data operand and of the output", BATCH_HINT)
-    return node.replace(attrs={**node.attrs, "equation": ",".join(terms) + "->" + out})
-
-
-@op("Einsum", "optical", canonical=_einsum_canonical,
-    note="with a constant matrix over one axis of the data: a bank; of data tensors only: electronic (np.einsum)")
-def einsum(*xs, equation):
-    """``np.einsum(equation, *xs)`` in the operands' dtype."""
-    return np.einsum(equation, *xs).astype(np.result_type(*xs), copy=False)
-
-
-# ------------------------------------------------------------------ transposed convolution
-
-def conv_transpose_geometry(attrs: dict, spatial, kernel) -> dict:
-    """The explicit geometry of an ONNX ConvTranspose on an input of ``spatial`` size with a
-    ``kernel`` (the weight's spatial shape): strides, dilations, group, begin/end ``pads`` and
-    ``output_padding`` (``output_shape`` and ``auto_pad`` resolved as onnxruntime does)."""
-    nd = len(kernel)
-    strides = [int(v) for v in attrs.get("strides") or [1] * nd]
-    dilations = [int(v) for v in attrs.get("dilations") or [1] * nd]
-    extra = [int(v) for v in attrs.get("output_padding") or [0] * nd]
-    pads = [int(v) for v in attrs.get("pads") or [0] * (2 * nd)]
-    mode = attrs.get("auto_pad", "NOTSET") or "NOTSET"
-    shape = attrs.get("output_shape")
-    if shape is not None and len(shape) == nd + 2:
-        shape = shape[2:]
-    if shape is None and mode in ("SAME_UPPER", "SAME_LOWER"):
-        shape = [s * st for s, st in zip(spatial, strides)]
-    if shape is not None:
-        pads = [0] * (2 * nd)
-        for i in range(nd):
-            total = strides[i] * (spatial[i] - 1) + extra[i] + (kernel[i] - 1) * dilations[i] + 1 - int(shape[i])
-            small, large = total // 2, total - total // 2
-            pads[i], pads[nd + i] = (small, large) if mode == "SAME_UPPER" else (large, small)
-    return {"kernel_shape": [int(k) for k in kernel], "strides": strides, "dilations": dilations,
-            "group": int(attrs.get("group", 1)), "pads": pads, "output_padding": extra}
-
-
-def conv_transpose_as_conv(geometry: dict, w: np.ndarray):
-    """A ConvTranspose as a convolution: the ``InsertZeros`` settings (the strides and the pads
-    d (k - 1) - p_begin, d (k - 1) - p_end + output_padding, negative ones cropping) and the
-    kernel flipped along its spatial axes with each group's input and output channels swapped,
-    (M, C/group, *k) from the ONNX (C, M/group, *k); the convolution then has stride 1, no pads,
-    the dilations and the groups."""
-    nd = len(geometry["kernel_shape"])
-    group = geometry["group"]
-    reach = [d * (k - 1) for d, k in zip(geometry["dilations"], geometry["kernel_shape"])]
-    pads = ([r - p for r, p in zip(reach, geometry["pads"][:nd])]
-            + [r - p + o for r, p, o in zip(reach, geometry["pads"][nd:], geometry["output_padding"])])
-    c, mg = w.shape[:2]
-    flipped = np.flip(w, axis=tuple(range(2, 2 + nd)))
-    kernel = flipped.reshape((group, c // group, mg) + w.shape[2:]).swapaxes(1, 2).reshape((group * mg, c // group) + w.shape[2:])
-    return {"strides": geometry["strides"], "pads": pads}, np.ascontiguousarray(kernel)
-
-
-def _conv_transpose_onnx(node, x, w, b=None):
-    geometry = conv_transpose_geometry(node.attrs, x.shape[2:], w.shape[2:])
-    spread, kernel = conv_transpose_as_conv(geometry, np.asarray(w))
-    nd = len(geometry["kernel_shape"])
-    return conv(insert_zeros(x, **spread), kernel.astype(x.dtype, copy=False), b, strides=[1] * nd, pads=[0] * (2 * nd),
-                dilations=geometry["dilations"], group=geometry["group"])
-
-
-def _conv_transpose_canonical(node, graph, source):
-    """Every setting explicit (``conv_transpose_geometry``); the weight must be constant (else
-    lower_linear says so)."""
-    w = node.inputs[1]
-    if w not in graph.consts:
-        return node
-    spatial = graph.types[node.inputs[0]].shape[2:]
-    return node.replace(attrs=conv_transpose_geometry(node.attrs, spatial, graph.consts[w].shape[2:]))
-
-
-@op("InsertZeros", "layout", interval=monotone, onnx_op=False,
-    note="IR: a ConvTranspose's input spread out by its strides (zeros between) and padded or cropped")
-def insert_zeros(x, *, strides, pads):
-    """``x (N, C, *S)`` with ``strides[i] - 1`` zeros between neighbours along each spatial axis,
-    then ``pads`` (ONNX order, begin then end) zeros added at each end, a negative pad cropping."""
-    x = np.asarray(x)
-    nd = x.ndim - 2
-    spread = [(s - 1) * st + 1 for s, st in zip(x.shape[2:], strides)]
-    grow = [(max(pads[i], 0), max(pads[nd + i], 0)) for i in range(nd)]
-    out = np.zeros(x.shape[:2] + tuple(s + b + e for s, (b, e) in zip(spread, grow)), x.dtype)
-    out[(slice(None), slice(None)) + tuple(slice(b, b + s, st) for (b, _), s, st in zip(grow, spread, strides))] = x
-    crop = tuple(slice(max(-pads[i], 0), out.shape[2 + i] - max(-pads[nd + i], 0)) for i in range(nd))
-    return out[(slice(None), slice(None)) + crop]
-
-
-register("ConvTranspose", "optical", onnx=_conv_transpose_onnx, canonical=_conv_transpose_canonical,
-         note="1-D/2-D/3-D: a convolution (a bank) on the input spread out by InsertZeros; strides, pads, "
-              "output_padding, output_shape, auto_pad, dilations, groups")
-
-
-def transmission(x, od):
-    """The saturable absorber's probe transmission T(z) = exp(-(OD/2) / (1 + z^2)), in float64."""
-    z = np.asarray(x, np.float64)
-    return np.exp(-(od / 2.0) / (1.0 + z * z))
-
-
-@saves("inputs")
-def _absorber_vjp(node, inputs, outputs, cts):
-    """The exact slope g'(z) = [1 + OD z^2 / (1 + z^2)^2] T(z)."""
-    z, od = inputs[0].astype(np.float64), node.attrs.get("OD", 10.0)
-    slope = (1.0 + od * z * z / (1.0 + z * z) ** 2) * transmission(z, od)
-    return ((cts[0] * slope).astype(cts[0].dtype),)
-
-
-@op("SaturableAbsorber", "optical", activation=True, interval=monotone, vjp=_absorber_vjp, onnx_op=False)
-def saturable_absorber(x, *, OD=10.0):  # noqa: N803 - the profile's name
-    """The saturable absorber in field form (Spall et al., arXiv 2308.05226), g(z) = z T(z) with
-    T(z) = exp(-(OD/2) / (1 + z^2)) (saturation intensity 1), in float64, rounded to x's dtype.
-    Optical on a saturable_absorber profile (``map_activations`` finds it written with standard
-    operators, as ``photoncc finetune --activation saturable_absorber`` writes it)."""
-    return (np.asarray(x, np.float64) * transmission(x, OD)).astype(np.asarray(x).dtype)
 
 
 register("Gemm", "optical", onnx=_gemm_onnx, vjp=_gemm_vjp, note="all attributes (alpha, beta, transB); transA on data is refused")

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import op, saves
 from .elementwise import scalar
-from .layout import matrix_axes
+from .shapes import matrix_axes
 
 _ERF_SPLIT = 2.0
 _SERIES_TERMS = 32   # converged to double precision for |x| < _ERF_SPLIT

@@ -9,7 +9,7 @@ Maths (W is (M, K) for dense layers, the ONNX (M, C/group, *kernel) tensor for c
 * ConvTranspose: Y = conv_transpose(X, W) + b  ->  InsertZeros(X) (the input spread out by the
   strides, padded by d (k - 1) - p and the output_padding, electronic) then a Linear convolution
   with stride 1, no pads, the dilations and groups, and the kernel flipped with each group's input
-  and output channels swapped (``ops.nn.conv_transpose_as_conv``): exact, the bank stays a plain
+  and output channels swapped (``ops.conv_transpose.conv_transpose_as_conv``): exact, the bank stays a plain
   convolution
 * Einsum with one constant 2-D operand that contracts one axis c of the data with it and gives one
   new axis k (e.g. ``btd,dk->btk``)  ->  a Transpose putting c last (when it is not), a Linear
@@ -29,7 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Node, TensorType, fresh_name, prune, type_of
-from ..ops.nn import conv_transpose_as_conv, parse_einsum
+from ..ops.conv_transpose import conv_transpose_as_conv
+from ..ops.products import parse_einsum
 
 
 def lower_linear(g: Graph, ctx=None) -> Graph:

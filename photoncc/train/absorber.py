@@ -26,7 +26,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..ir import Graph
-from ..ops.nn import saturable_absorber, transmission
+from ..ops.photonic import saturable_absorber, transmission
 from ..profile import ACTIVATIONS
 from .tape import Custom
 
