@@ -134,6 +134,10 @@ def _input_type(value: onnx.ValueInfoProto, source: str) -> TensorType:
     if per_sample > MAX_SAMPLE_VALUES:
         raise UserError(f"{source}: input {value.name!r} has shape {['N'] + shape[1:]}: {per_sample:.3g} values per "
                         f"sample, more than photoncc takes ({MAX_SAMPLE_VALUES:,})")
+    if shape[0] * per_sample > MAX_SAMPLE_VALUES:  # a fixed batch: type inference runs the model on it
+        raise UserError(f"{source}: input {value.name!r} has a fixed batch of {shape[0]:,} (shape {shape}): "
+                        f"{shape[0] * per_sample:.3g} values, more than photoncc takes ({MAX_SAMPLE_VALUES:,}); "
+                        "export with a symbolic or smaller batch")
     dtype = _computable_type(tensor.elem_type)
     if dtype is None:
         raise UserError(f"{source}: input {value.name!r} has element type {_type_name(tensor.elem_type)}, which "

@@ -349,6 +349,16 @@ def test_an_input_too_large_to_hold_is_refused_before_anything_is_allocated(caps
     refused(capsys, tmp_path, "check", gemm(tmp_path, width=width), phrase="values per sample, more than photoncc takes")
 
 
+@pytest.mark.parametrize("batch", [2 ** 62, 2 ** 31 - 1])
+def test_a_fixed_batch_too_large_to_hold_is_refused(capsys, tmp_path, batch):
+    """A static batch of 2**31 - 1 or 2**62 (campaign of 2026-12-04, seeds model:2794, 7434): type
+    inference ran the graph on it: 512 GiB asked for, or 'array is too big' (exit 3)."""
+    inits = [numpy_helper.from_array(weights(4, 3), "W")]
+    path = unchecked_model(tmp_path, [helper.make_node("Gemm", ["x", "W"], ["y"])], [vinfo("x", [batch, 4])],
+                           [vinfo("y", [batch, 3])], inits)
+    refused(capsys, tmp_path, "check", path, phrase=f"has a fixed batch of {batch:,}")
+
+
 @pytest.mark.parametrize("to", [0, TensorProto.STRING])
 def test_a_cast_to_no_number_type_is_refused(capsys, tmp_path, to):
     nodes = [helper.make_node("Cast", ["x"], ["c"], to=to), helper.make_node("Gemm", ["c", "W"], ["y"])]
