@@ -40,6 +40,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import models  # noqa: E402  (bench/models.py)
+
 DATA = ROOT / "tests" / "data"
 TRAIN, TEST, CAL = DATA / "digits_train.npz", DATA / "digits_test.npz", DATA / "digits_calibration.npz"
 PROFILE, EPOCHS, CNN_EPOCHS, CNN_LR = "harsh-4b", 60, 60, 0.01
@@ -76,8 +79,7 @@ def float_accuracy(model: Path) -> float:
 def cnn_graph(path: Path, seed: int = 0) -> Path:
     """An untrained digits CNN (seeded He-normal weights, zero biases): pixels / 16 as one 8x8
     channel, Conv 3x3 x16 (padding 1), Relu, MaxPool 2x2, Flatten, Gemm 256 -> 10, Softmax."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper
     rng = np.random.default_rng(seed)
     inits = {"scale": np.array(16.0, np.float32), "image_shape": np.array([-1, 1, 8, 8], np.int64),
              "conv.weight": rng.normal(0, np.sqrt(2 / 9), (16, 1, 3, 3)).astype(np.float32),
@@ -93,15 +95,7 @@ def cnn_graph(path: Path, seed: int = 0) -> Path:
              helper.make_node("Flatten", ["pool"], ["flat"], name="flatten"),
              helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="fc", transB=1),
              helper.make_node("Softmax", ["logits"], ["probabilities"], name="softmax", axis=1)]
-    graph = helper.make_graph(
-        nodes, "digits_cnn", [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 64])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])],
-        [numpy_helper.from_array(value, name) for name, value in inits.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="photoncc-bench")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return models.save_digits_model(path, "digits_cnn", nodes, inits)
 
 
 def digits_cnn(work: Path) -> Path:

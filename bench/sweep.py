@@ -50,9 +50,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import models  # noqa: E402  (bench/models.py)
+
 DATA = ROOT / "tests" / "data"
 CALIBRATION, TEST = DATA / "digits_calibration.npz", DATA / "digits_test.npz"
 PROFILE = "mrr-incoherent-8b"
@@ -91,15 +94,7 @@ def digits_cnn(path: Path) -> Path:
     ]
     inits = {"mean": mean, "std": std, "image_shape": np.array([-1, 1, 8, 8], np.int64), "conv.weight": filters,
              "conv.bias": bias, "fc.weight": weight, "fc.bias": head_bias}
-    graph = helper.make_graph(
-        nodes, "digits_cnn", [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 64])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])],
-        [numpy_helper.from_array(value, name) for name, value in inits.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="photoncc-bench")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return models.save_digits_model(path, "digits_cnn", nodes, inits)
 
 
 def _features(pixels: np.ndarray, mean, std, filters) -> np.ndarray:

@@ -137,15 +137,20 @@ def test_node_that_cannot_run_on_the_declared_shapes_is_named(capsys, tmp_path, 
     assert "of the shapes the model declares" in line
 
 
-def test_external_data_offset_that_is_not_a_number_is_refused(capsys, tmp_path):
-    w = numpy_helper.from_array(weights(4, 3), "W")
-    (tmp_path / "w.bin").write_bytes(w.raw_data)
-    w.ClearField("raw_data")
-    w.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", "w.bin"), ("offset", ""), ("length", "48")):
-        entry = w.external_data.add()
+def external_weights(folder: Path, file: str, location: str, offset: str) -> TensorProto:
+    """Gemm's W (4 x 3) written to ``folder/file``, its external-data entries as given."""
+    tensor = numpy_helper.from_array(weights(4, 3), "W")
+    (folder / file).write_bytes(tensor.raw_data)
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", offset), ("length", "48")):
+        entry = tensor.external_data.add()
         entry.key, entry.value = key, value
-    path = gemm(tmp_path, inits=[w])
+    return tensor
+
+
+def test_external_data_offset_that_is_not_a_number_is_refused(capsys, tmp_path):
+    path = gemm(tmp_path, inits=[external_weights(tmp_path, "w.bin", "w.bin", "")])
     refused(capsys, tmp_path, "check", path, phrase="external data of tensor 'W' is malformed")
 
 
@@ -371,14 +376,7 @@ def test_a_cast_to_no_number_type_is_refused(capsys, tmp_path, to):
 
 
 def test_external_data_location_that_is_not_utf8_is_refused(capsys, tmp_path):
-    tensor = numpy_helper.from_array(weights(4, 3), "W")
-    (tmp_path / "weights.bin").write_bytes(tensor.raw_data)
-    tensor.ClearField("raw_data")
-    tensor.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", "weigXts.bin"), ("offset", "0"), ("length", "48")):
-        entry = tensor.external_data.add()
-        entry.key, entry.value = key, value
-    path = gemm(tmp_path, inits=[tensor])
+    path = gemm(tmp_path, inits=[external_weights(tmp_path, "weights.bin", "weigXts.bin", "0")])
     path.write_bytes(path.read_bytes().replace(b"weigXts.bin", b"weig\xe8ts.bin"))
     refused(capsys, tmp_path, "check", path, phrase="the external data location of tensor 'W' is not UTF-8 text")
 

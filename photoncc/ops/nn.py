@@ -21,10 +21,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import BATCH_HINT, fixed_bounds, op, register, saves, unbroadcast, unsupported
+from . import fixed_bounds, op, register, saves, unbroadcast
 from .conv import conv, conv_vjp, explicit_pads, im2col, resolve_auto_pad
 from .elementwise import scalar
 from .layout import batch_axis
+from .normalization import trailing_axes_canonical
 from .reduce import norm_axis
 from ..devices.mzi_mesh import attenuation, decode, mesh_matrix, nominal_loss
 from ..program import bank_channels, weight_step
@@ -264,15 +265,6 @@ def log_softmax(x, *, axis=-1, legacy=False) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-def _layer_norm_canonical(node, graph, source):
-    """The normalised axes are ``axis`` and every axis after it: axis 0, the batch, refused."""
-    rank = len(graph.types[node.inputs[0]].shape)
-    axis = int(node.attrs.get("axis", -1)) % rank
-    if axis == 0:
-        return unsupported(node, "normalises across the batch axis (axis 0)", BATCH_HINT)
-    return node.replace(attrs={**node.attrs, "axis": axis})
-
-
 @saves("inputs")
 def _layer_norm_vjp(node, inputs, outputs, cts):
     """Over the normalised axes (d values), xhat = (x - mean) inv: dx = inv (h - mean(h) - xhat
@@ -302,7 +294,7 @@ def _layer_norm_vjp(node, inputs, outputs, cts):
     return tuple(grads)
 
 
-@op("LayerNormalization", "electronic", canonical=_layer_norm_canonical, vjp=_layer_norm_vjp,
+@op("LayerNormalization", "electronic", canonical=trailing_axes_canonical, vjp=_layer_norm_vjp,
     note="over the last axes (not the batch); in float64, rounded to the input's dtype")
 def layer_norm(x, scale, bias=None, *, axis=-1, epsilon=1e-5, stash_type=1):
     """ONNX LayerNormalization: over the axes ``axis``.. (``d`` of them), ``mean = E[x]``,

@@ -50,8 +50,9 @@ def group_norm(x, scale, bias, *, num_groups, epsilon=1e-5, stash_type=1) -> np.
     return (y * _per_channel(scale, x.ndim) + _per_channel(bias, x.ndim)).astype(x.dtype)
 
 
-def _trailing_axes_canonical(node, graph, source):
-    """The normalised axes are ``axis`` and every axis after it: axis 0, the batch, refused."""
+def trailing_axes_canonical(node, graph, source):
+    """``Op.canonical`` of the normalisations over ``axis`` and every axis after it (RMS, layer
+    normalisation): the axis made positive; axis 0, the batch, refused."""
     rank = len(graph.types[node.inputs[0]].shape)
     axis = int(node.attrs.get("axis", -1)) % rank
     if axis == 0:
@@ -59,7 +60,7 @@ def _trailing_axes_canonical(node, graph, source):
     return node.replace(attrs={**node.attrs, "axis": axis})
 
 
-@op("RMSNormalization", "electronic", canonical=_trailing_axes_canonical, note="over the last axes (not the batch)")
+@op("RMSNormalization", "electronic", canonical=trailing_axes_canonical, note="over the last axes (not the batch)")
 def rms_norm(x, scale, *, axis=-1, epsilon=1e-5, stash_type=1) -> np.ndarray:
     """``y = x / sqrt(mean(x^2) + epsilon) * scale``, the mean over the axes ``axis``, ``axis + 1``..."""
     x = np.asarray(x)
