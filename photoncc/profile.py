@@ -97,7 +97,7 @@ def _bits_or_null(v):
     return ok, "null (float precision) or an integer number of bits from 1 to 16"
 
 
-MAX_PORTS = 1024  # an MZI mesh's ports (published meshes: 4 to 64)
+MAX_PORTS = 256  # an MZI mesh's ports (published meshes: 4 to 64; 1000 ports took minutes to decompose)
 
 
 def _ports(v):

@@ -387,7 +387,9 @@ def test_external_data_location_that_is_not_utf8_is_refused(capsys, tmp_path):
     ("extends: mrr-balanced-8b\nname: x\nprecision: {weight_bits: 1, input_bits: 8, output_bits: 8}\n",
      "precision.weight_bits: 1 leaves a signed ring weight no level"),
     ("extends: ideal\nname: !!timestamp abc\n", "a tagged value cannot be constructed"),
-], ids=["crosstalk 1 (singular compensation)", "balanced 1-bit weights", "timestamp tag"])
+    ("extends: mzi-ideal\nname: x\nmesh: {ports: 1000}\n", "mesh.ports: 1000 is not an integer from 2 to 256"),
+], ids=["crosstalk 1 (singular compensation)", "balanced 1-bit weights", "timestamp tag",
+        "1000 ports (compile ran for minutes; campaign of 2026-12-04, seeds profile:669, 9207)"])
 def test_profiles_the_device_maths_cannot_take_are_refused(capsys, tmp_path, model, text, phrase):
     (tmp_path / "p.yaml").write_text(text)
     refused(capsys, tmp_path, "compile", model["model"], "-p", tmp_path / "p.yaml", "--calibration", model["data"],
