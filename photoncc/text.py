@@ -159,7 +159,8 @@ def inspect_lines(program, path) -> list[str]:
     lines = []
     source = m["source"]
     lines.append(f"program {path} (format {m['format']} v{m['version']}, photoncc {m['photoncc']})")
-    lines.append(f"  source: {source['source']} (sha256 {str(source['sha256'])[:16]}..., opset {source['opset']})")
+    lines.append(f"  source: {source.get('source') or 'unknown'} (sha256 {str(source.get('sha256'))[:16]}..., "
+                 f"opset {source.get('opset')})")  # the checker takes a missing name or digest as null
     p = m["profile"]
     if p["architecture"] == "mzi":
         return lines + mesh_lines(program)

@@ -432,6 +432,16 @@ def test_a_known_answer_that_is_not_numbers_is_refused(capsys, tmp_path, model):
             phrase="kat.statistical holds a tensor that is not numbers")
 
 
+@pytest.mark.parametrize("key", ["source", "sha256", "opset"])
+def test_inspect_shows_a_program_whose_source_record_lacks_a_key(capsys, tmp_path, model, key):
+    """The checker takes manifest.source's name and digest as null when absent; inspect read them
+    with [] (KeyError, exit 3; second campaign, seed program:4524)."""
+    path = edited(model, tmp_path, lambda manifest, tensors: manifest["source"].pop(key))
+    code, out, err = run_cli(capsys, "inspect", path)
+    assert code == 0, err
+    assert "  source: " in out
+
+
 # ---------------------------------------------------------------------- chips and sweeps (campaign of 2026-12-04)
 
 def chip_file(folder: Path, profile: str = "mzi-8b", arrays=None, meta_text: str | None = None,
