@@ -11,7 +11,9 @@ accuracy (600 digits samples, tests/data/digits_test.npz) of the program
 * deployed: the same program on the chip (read noise on, seed N);
 * chip: compiled with the chip's true errors (``compile --chip CHIP.npz``), on the chip;
 * calibrated: the chip's errors estimated from measurements only (``photoncc calibrate PROFILE
-  --device CHIP.npz``), compiled for the estimate, on the chip.
+  --device CHIP.npz``), compiled for the estimate, on the chip;
+* with ``--refine STEPS`` (default 300; 0 skips them), the last two again with that many steps of
+  global refinement of the phases (``compile --chip ... --refine STEPS``).
 
 The commands, for one chip of the first setting:
 
@@ -69,6 +71,7 @@ def main() -> int:
     parser.add_argument("--probes", type=int, default=6)
     parser.add_argument("--settings", default=",".join(str(i) for i in range(len(SETTINGS))),
                         help="which settings (indices, comma-separated)")
+    parser.add_argument("--refine", type=int, default=300, help="refinement steps of the refined columns (0: none)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON")
     args = parser.parse_args()
     test = load_npz(TEST)
@@ -97,9 +100,16 @@ def main() -> int:
             row["measurements"] = device.vectors
             calibrated = compile_model(MODEL, profile, {"pixels": calibration["pixels"]}, chip=estimate)
             row["calibrated"] = accuracy(calibrated, test, seed=seed, chip=chip)
+            refined = ""
+            if args.refine:
+                for key, errors in (("chip_refined", chip), ("calibrated_refined", estimate)):
+                    program = compile_model(MODEL, profile, {"pixels": calibration["pixels"]}, chip=errors,
+                                            refine_steps=args.refine)
+                    row[key] = accuracy(program, test, seed=seed, chip=chip)
+                refined = f"  refined: chip {row['chip_refined']:.2%}  calibrated {row['calibrated_refined']:.2%}"
             results.append(row)
             print(f"{label:28s} chip {seed}: error-free {free:.2%}  deployed {row['deployed']:.2%}  "
-                  f"chip {row['chip_compiled']:.2%}  calibrated {row['calibrated']:.2%}  "
+                  f"chip {row['chip_compiled']:.2%}  calibrated {row['calibrated']:.2%}{refined}  "
                   f"({row['measurements']} vectors, {row['calibrate_s']} s, {row['unreachable_mzis']} MZIs unreachable)",
                   flush=True)
     if args.out:

@@ -104,13 +104,15 @@ def load_calibration(path, g: Graph) -> dict:
 
 def compile_model(model: str | Path | Graph | Handover, profile: Profile, calibration: dict | str | Path | None = None,
                   input_range: tuple[float, float] | None = None, dump_ir: str | Path | None = None,
-                  headroom: float | None = None, percentile: float | None = None, progress=None, chip=None):
+                  headroom: float | None = None, percentile: float | None = None, progress=None, chip=None,
+                  refine_steps: int = 0):
     """Compile an ONNX file, or the Graph ``import_model`` read from one, for ``profile``; returns
     the Program (see program.py). A Graph handed over (``ir.Handover``, as ``cli.verify`` does) is
     the compile's to consume: the passes free its weights as they replace them.
     ``progress(done, total, stage)`` reports the long stages (photoncc/progress.py). ``chip``: a
     chip's measured static errors (``photoncc.chip.Chip``, read for ``profile``): the program is
-    set for that chip (error-aware programming) and records which chip it is for."""
+    set for that chip (error-aware programming) and records which chip it is for; on MZI meshes,
+    ``refine_steps`` steps of global refinement follow the local correction (``devices.refine``)."""
     imported = model if isinstance(model, Handover) else \
         Handover(model if isinstance(model, Graph) else import_model(model))
     del model
@@ -122,7 +124,8 @@ def compile_model(model: str | Path | Graph | Handover, profile: Profile, calibr
     sqnr = calibration is not None and (profile.quantised or profile.noisy)
     source = g if sqnr else None  # the imported graph: the model's own values, for the report's SQNR
     del g  # the pipeline alone holds the imported graph, so weights it replaces are freed (memory)
-    ctx = Context(profile, calibration, input_range, headroom, percentile, progress=progress, chip=chip)
+    ctx = Context(profile, calibration, input_range, headroom, percentile, progress=progress, chip=chip,
+                  refine_steps=refine_steps)
     dump = _dumper(Path(dump_ir)) if dump_ir else None
     device = run_pipeline(imported.take(), ctx, on_stage=dump)
     report = compile_report(device, ctx.profile, ctx.range_info, ctx.mesh_facts)

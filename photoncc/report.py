@@ -170,7 +170,8 @@ def _mesh_report(device: Graph, profile, range_info: dict, facts: dict) -> dict:
     if chip_layers:
         report["chip"] = {"unreachable_mzis": sum(c["unreachable_mzis"] for c in chip_layers),
                           "fidelity_before": round(float(np.mean([c["fidelity_before"] for c in chip_layers])), 9),
-                          "fidelity_after": round(float(np.mean([c["fidelity_after"] for c in chip_layers])), 9)}
+                          "fidelity_after": round(float(np.mean([c["fidelity_after"] for c in chip_layers])), 9),
+                          "refine_steps": chip_layers[0]["refine_steps"]}
     return report
 
 
@@ -209,7 +210,8 @@ def _mesh_layer(n, device: Graph, profile, range_info: dict, facts: dict) -> dic
         layer["chip"] = {"unreachable_mzis": sum(found["unreachable"]),
                          "fidelity_before": round(float(np.mean(found["fidelity_before"])), 9),
                          "fidelity_after": round(float(np.mean(found["fidelity_after"])), 9),
-                         "worst_fidelity_after": round(float(np.min(found["fidelity_after"])), 9)}
+                         "worst_fidelity_after": round(float(np.min(found["fidelity_after"])), 9),
+                         "refine_steps": found["refine_steps"]}
     return layer
 
 

@@ -210,7 +210,8 @@ def mesh_lines(program) -> list[str]:
         lines.append(f"  compiled for chip: {c['kind']} of {c['profile']} (seed {c['seed']}, sha256 {c['sha256'][:16]}...)")
     if "chip" in r:
         c = r["chip"]
-        lines.append(f"  error-aware programming: mesh fidelity {c['fidelity_before']:.6g} before, "
+        refined = f" and {c['refine_steps']} refinement steps" if c.get("refine_steps") else ""
+        lines.append(f"  error-aware programming (local correction{refined}): mesh fidelity {c['fidelity_before']:.6g} before, "
                      f"{c['fidelity_after']:.6g} after; {c['unreachable_mzis']} MZI(s) cannot be set exactly")
     lines.append(f"  {r['optical_layers']} optical layer(s), {r['tiles']} mesh setting(s), {r['mzis']} MZIs set; "
                  "electronic: " + (", ".join(f"{op} x{c}" for op, c in r["electronic_ops"].items()) or "none"))

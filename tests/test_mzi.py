@@ -271,6 +271,87 @@ def test_error_aware_programming_with_splitter_errors_improves_fidelity_and_coun
     assert sum(facts["unreachable"]) > 0
 
 
+def splitter_chip(ports: int = 16, seed: int = 0):
+    p = profile("mzi-dat", mesh__ports=ports, noise__phase_sigma=0.05, noise__splitter_sigma=0.1,
+                noise__loss_sigma_db=0.05)
+    return p, chips.draw(p, seed)
+
+
+def test_refinement_gradient_matches_finite_differences():
+    """devices.refine.gradient, on a chip with phase offsets, splitting errors and losses, against
+    central differences of its own loss (which is checked against mesh_matrix)."""
+    from photoncc.devices.refine import gradient
+    p, chip = splitter_chip(ports=5)
+    errors = chip.mesh_errors()[1]
+    rng = np.random.default_rng(3)
+    z = mzi_mesh.mzi_count(5)
+    phases, screen, target = rng.uniform(0, 2 * np.pi, (2, z, 2)), rng.uniform(0, 2 * np.pi, (2, 5)), orthogonal(rng, 5, 2)
+    loss, d_phases, d_screen = gradient(phases, screen, errors, target)
+    realised = mzi_mesh.mesh_matrix(phases, screen, errors)
+    np.testing.assert_allclose(loss, (np.abs(realised - target) ** 2).sum(axis=(-2, -1)), rtol=1e-12)
+    eps = 1e-6
+    for index in np.ndindex(phases.shape[1:]):
+        step = np.zeros_like(phases)
+        step[(slice(None),) + index] = eps
+        numeric = (gradient(phases + step, screen, errors, target)[0] - gradient(phases - step, screen, errors, target)[0])
+        np.testing.assert_allclose(d_phases[(slice(None),) + index], numeric / (2 * eps), atol=1e-7)
+    for i in range(5):
+        step = np.zeros_like(screen)
+        step[:, i] = eps
+        numeric = gradient(phases, screen + step, errors, target)[0] - gradient(phases, screen - step, errors, target)[0]
+        np.testing.assert_allclose(d_screen[:, i], numeric / (2 * eps), atol=1e-7)
+
+
+def test_refinement_lowers_the_error_local_correction_leaves():
+    """Splitting errors of 0.1: the local correction leaves unreachable MZIs; refinement lowers the
+    matrix error of every mesh, deterministically, and leaves phases on the phase_bits grid."""
+    from photoncc.devices.refine import refine
+    p, chip = splitter_chip(ports=16)
+    errors = chip.mesh_errors()[0]
+    target = orthogonal(np.random.default_rng(4), 16, 3)
+    tau, d = clements.givens(target)
+    phases, screen, unreachable = clements.set_phases(tau, d, errors, 8)
+    assert unreachable.min() > 0
+    error = lambda ph, sc: np.linalg.norm(mzi_mesh.mesh_matrix(ph, sc, errors) - target, axis=(-2, -1))  # noqa: E731
+    refined = refine(phases, screen, errors, target, 200, None)
+    assert np.all(error(*refined) < 0.8 * error(phases, screen)), (error(*refined), error(phases, screen))
+    coarse = refine(phases, screen, errors, target, 200, 8)  # 8-bit steps undo part of the gain, never all of it
+    assert np.all(error(*coarse) <= error(phases, screen)) and np.any(error(*coarse) < error(phases, screen))
+    again = refine(phases, screen, errors, target, 200, 8)
+    assert all(np.array_equal(a, b) for a, b in zip(coarse, again))
+    step = mzi_mesh.phase_step(8)
+    assert np.allclose(coarse[0] / step, np.round(coarse[0] / step))
+    assert refine(phases, screen, errors, target, 0, 8) == (phases, screen)
+
+
+def test_compile_refine_option_raises_the_fidelity_and_is_reported(tmp_path, capsys):
+    """compile --chip --refine STEPS: higher mesh fidelity than the local correction alone, the
+    steps in the report and inspect; --refine without --chip, or on a ring profile, exit 2."""
+    import yaml
+    p, _ = splitter_chip(ports=16)
+    profile_path = tmp_path / "p.yaml"
+    profile_path.write_text(yaml.safe_dump({**dict(p), "name": "splitter16"}))
+    chip_path = tmp_path / "c.npz"
+    assert run_cli(capsys, "chip", profile_path, "--seed", "1", "-o", chip_path)[0] == 0
+    fidelity = {}
+    for steps in (0, 100):
+        out = tmp_path / f"r{steps}.pcc"
+        code, _, err = run_cli(capsys, "compile", DIGITS, "-p", profile_path, "--calibration", CALIBRATION,
+                               "--chip", chip_path, "--refine", steps, "-o", out)
+        assert code == 0, err
+        report = Program.read(out).manifest["report"]["chip"]
+        assert report["refine_steps"] == steps
+        fidelity[steps] = report["fidelity_after"]
+    assert fidelity[100] > fidelity[0], fidelity
+    code, out, _ = run_cli(capsys, "inspect", tmp_path / "r100.pcc")
+    assert "local correction and 100 refinement steps" in out
+    for argv, phrase in (([], "give --chip CHIP.npz too"), (["--chip", chip_path, "-p", "mrr-incoherent-8b"],
+                                                             "refines the phases of MZI meshes")):
+        code, _, err = run_cli(capsys, "compile", DIGITS, "--refine", "10", "--calibration", CALIBRATION,
+                               "-o", tmp_path / "x.pcc", *(argv or ["-p", profile_path]))
+        assert code == 2 and phrase in err and not (tmp_path / "x.pcc").exists(), err
+
+
 def test_ring_programs_compile_for_a_chip(tmp_path, capsys):
     """compile --chip on a ring profile: each ring's offset and the crosstalk measured are compensated."""
     p = load_profile("mrr-incoherent-8b")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .. import text
+from ..errors import UserError
 from ..files import output_path, write_files
 from . import common
 from .app import cli
@@ -32,7 +33,11 @@ from .app import cli
 @click.option("--dump-ir", type=click.Path(path_type=Path), help="Write the IR after every pass to this folder.")
 @click.option("--chip", "chip_path", type=click.Path(path_type=Path),
               help="A chip's static errors (.npz from `photoncc chip` or `photoncc calibrate`): program for that chip (error-aware programming).")
-def compile(model, profile_spec, output, calibration, input_range, headroom, percentile, report, dump_ir, chip_path):
+@click.option("--refine", "refine_steps", type=click.IntRange(0, 100000), default=0, show_default=True, metavar="STEPS",
+              help="With --chip on an MZI profile: steps of global refinement of every mesh's phases after the local "
+                   "error correction (helps with splitting errors; about 1 s per 100 steps of each 64-port mesh).")
+def compile(model, profile_spec, output, calibration, input_range, headroom, percentile, report, dump_ir, chip_path,
+            refine_steps):
     """Compile MODEL (.onnx) into a device program (.pcc) for a hardware profile.
 
     Every layer's input range must be known: from the model (Sigmoid, Tanh, Clip...), from
@@ -46,10 +51,15 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, per
     if report:
         output_path(report, "--report", inputs, outputs)
     profile = common.profile(profile_spec)
+    if refine_steps and profile["architecture"] != "mzi":
+        raise UserError(f"--refine: refines the phases of MZI meshes; profile {profile.name!r} is "
+                        f"{profile['architecture']} (ring weights are set directly for a chip: give --chip alone)")
     chip = common.chip(chip_path, profile)
+    if refine_steps and chip is None:
+        raise UserError("--refine: refines the phases programmed for one chip's errors: give --chip CHIP.npz too")
     with common.Progress("compile") as progress:
         program = compile_model(model, profile, calibration, common.input_range(input_range), dump_ir,
-                                headroom, percentile, progress, chip=chip)
+                                headroom, percentile, progress, chip=chip, refine_steps=refine_steps)
     files = {output: program.write_to}
     if report:
         files[report] = (json.dumps(program.manifest["report"], indent=1, sort_keys=True) + "\n").encode()

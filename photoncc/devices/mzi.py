@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import clements
+from .refine import refine
 from .mzi_mesh import attenuation, decode, encode, mesh_matrix, mzi_count, nominal_loss
 from .tiles import tile
 
@@ -39,12 +40,14 @@ OP = "Mesh"
 MESHES = ("V", "U")  # mesh 0 realises V^T (input side), mesh 1 realises U
 
 
-def lower(w, b, lo, alpha, dtype, profile, chip=None):
+def lower(w, b, lo, alpha, dtype, profile, chip=None, refine_steps: int = 0):
     """The mesh form of one layer (``devices`` interface, ``lower``): per group W (G, M, K), b
     (G, M), lo and alpha (G, K) -> (tensors by MESH_INPUTS name, attributes, compile facts).
-    ``chip``: the static errors to program for (``photoncc.chip.Chip``), or None (an ideal mesh).
+    ``chip``: the static errors to program for (``photoncc.chip.Chip``), or None (an ideal mesh);
+    ``refine_steps``: with a chip, steps of global refinement after the local correction
+    (``devices.refine``).
     The facts: per mesh MZIs that cannot be set exactly, and with a chip the tiles' fidelity
-    before and after the error-aware programming."""
+    before and after the error-aware programming and the refinement steps taken."""
     mesh = profile["mesh"]
     n, bits = mesh["ports"], profile["precision"]["phase_bits"]
     w = np.asarray(w, np.float64)
@@ -64,7 +67,11 @@ def lower(w, b, lo, alpha, dtype, profile, chip=None):
         phases[..., k, :, :], screens[..., k, :], unreachable = clements.set_phases(tau[..., k, :], d[..., k, :],
                                                                                      errors[k], bits)
         facts["unreachable"][k] = int(unreachable.sum())
+        if chip is not None and refine_steps > 0:
+            phases[..., k, :, :], screens[..., k, :] = refine(phases[..., k, :, :], screens[..., k, :], errors[k],
+                                                              (vt, u)[k], refine_steps, bits)
     if chip is not None:
+        facts["refine_steps"] = refine_steps
         nominal = [clements.set_phases(tau[..., k, :], d[..., k, :], None, bits)[:2] for k in range(2)]
         target = np.stack([vt, u], axis=-3)
         facts["fidelity_before"] = fidelity(np.stack([mesh_matrix(p, sc, errors[k]) for k, (p, sc) in

@@ -24,6 +24,8 @@ class Context:
     layers: Graph | None = None
     # compile --chip: the measured static errors of the chip to program for (photoncc.chip.Chip), or None
     chip: object | None = None
+    # compile --refine: with a chip, steps of global refinement of each mesh's phases (devices.refine)
+    refine_steps: int = 0
     # to_banks -> the compile report: per Mesh layer, what its lowering found (unreachable MZIs, fidelity)
     mesh_facts: dict = field(default_factory=dict)
 

@@ -64,7 +64,7 @@ def layers_from_linears(g: Graph, ranges: dict, arch, ctx, progress=None) -> Gra
     from ..program import MESH_INPUTS
 
     def layer(n, wg, bg, lo_cols, alpha_cols, dtype):
-        tensors, attrs, facts = arch.lower(wg, bg, lo_cols, alpha_cols, dtype, ctx.profile, ctx.chip)
+        tensors, attrs, facts = arch.lower(wg, bg, lo_cols, alpha_cols, dtype, ctx.profile, ctx.chip, ctx.refine_steps)
         _check_finite(n.name, np.float64, form=(tensors["gain"], tensors["bias"]))
         ctx.mesh_facts[n.name] = facts
         return arch.OP, {k: np.ascontiguousarray(tensors[k]) for k in MESH_INPUTS[1:] if k in tensors}, attrs
