@@ -13,7 +13,10 @@ accuracy (600 digits samples, tests/data/digits_test.npz) of the program
 * calibrated: the chip's errors estimated from measurements only (``photoncc calibrate PROFILE
   --device CHIP.npz``), compiled for the estimate, on the chip;
 * with ``--refine STEPS`` (default 300; 0 skips them), the last two again with that many steps of
-  global refinement of the phases (``compile --chip ... --refine STEPS``).
+  global refinement of the phases (``compile --chip ... --refine STEPS``);
+* with ``--finetune EPOCHS`` (default 0: skipped), calibrated then fine-tuned: ``photoncc finetune
+  --chip ESTIMATE.npz`` (the device model of the chip as calibrated, digits_train.npz, seed N), the
+  tuned model compiled for the estimate, on the chip.
 
 The commands, for one chip of the first setting:
 
@@ -55,6 +58,7 @@ from photoncc.sim.measure import SimulatedDevice  # noqa: E402
 MODEL = ROOT / "bench" / "data" / "dat_mlp.onnx"
 CALIBRATION = ROOT / "tests" / "data" / "digits_calibration.npz"
 TEST = ROOT / "tests" / "data" / "digits_test.npz"
+TRAIN = ROOT / "tests" / "data" / "digits_train.npz"
 SETTINGS = {"phase 0.10 rad (mzi-dat)": {},
             "splitter 0.10": {"phase_sigma": 0.0, "splitter_sigma": 0.10},
             "phase 0.06 + splitter 0.06": {"phase_sigma": 0.06, "splitter_sigma": 0.06}}
@@ -65,6 +69,20 @@ def accuracy(program, test, **device) -> float:
     return float(np.mean(out["probabilities"].argmax(1) == test["label"]))
 
 
+def finetuned(profile, estimate, calibration, test, seed: int, epochs: int) -> float:
+    """Fine-tune the model for the estimated chip, compile the tuned model for it, run it on the
+    true chip (the seed's)."""
+    import tempfile
+    from photoncc.train.finetune import Options, finetune
+    tuned, _ = finetune(MODEL, TRAIN, profile, options=Options(epochs=epochs, seed=seed), chip=estimate,
+                        calibration_path=CALIBRATION)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "tuned.onnx"
+        path.write_bytes(tuned)
+        program = compile_model(path, profile, {"pixels": calibration["pixels"]}, chip=estimate)
+    return accuracy(program, test, seed=seed, chip=chips.draw(profile, seed))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chips", type=int, default=5)
@@ -72,6 +90,7 @@ def main() -> int:
     parser.add_argument("--settings", default=",".join(str(i) for i in range(len(SETTINGS))),
                         help="which settings (indices, comma-separated)")
     parser.add_argument("--refine", type=int, default=300, help="refinement steps of the refined columns (0: none)")
+    parser.add_argument("--finetune", type=int, default=0, help="epochs of the fine-tuned column (0: none)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON")
     args = parser.parse_args()
     test = load_npz(TEST)
@@ -107,6 +126,9 @@ def main() -> int:
                                             refine_steps=args.refine)
                     row[key] = accuracy(program, test, seed=seed, chip=chip)
                 refined = f"  refined: chip {row['chip_refined']:.2%}  calibrated {row['calibrated_refined']:.2%}"
+            if args.finetune:
+                row["calibrated_finetuned"] = finetuned(profile, estimate, calibration, test, seed, args.finetune)
+                refined += f"  calibrated + fine-tuned {row['calibrated_finetuned']:.2%}"
             results.append(row)
             print(f"{label:28s} chip {seed}: error-free {free:.2%}  deployed {row['deployed']:.2%}  "
                   f"chip {row['chip_compiled']:.2%}  calibrated {row['calibrated']:.2%}{refined}  "

@@ -200,3 +200,54 @@ def test_with_a_chip_the_surrogate_is_that_chips_device(tmp_path, capsys):
     code, _, err = run_cli(capsys, "finetune", MLP, "--train", TRAIN, "-p", "harsh-4b", "--chip", path, "--epochs", "1",
                            "--calibration", CAL, "-o", tmp_path / "t.onnx")
     assert code == 0, err
+
+
+def small_mzi_profile(phase_sigma: float = 0.1):
+    """mzi-dat at 16 ports (the digits MLP's 64 inputs tile 4 ways): quick to lower every step."""
+    import copy
+    from photoncc.profile import validated
+    p = copy.deepcopy(dict(load_profile("mzi-dat")))
+    p["mesh"]["ports"], p["noise"]["phase_sigma"], p["name"] = 16, phase_sigma, "mzi16"
+    return validated(p, "test")
+
+
+def test_on_mzi_meshes_the_surrogate_is_the_chips_device_and_draws_a_chip_per_step():
+    """MZI profiles: with --chip the surrogate runs the compile's lowering for that chip, realised on
+    it (the simulator's direct form on the same chip, noiseless); without, each step draws a chip."""
+    from photoncc.chip import draw
+    prof = small_mzi_profile()
+    chip = draw(prof, 2)
+    t = model.prepare(MLP, prof)
+    cal = dict(np.load(CAL))
+    surrogate = Surrogate(t.graph, prof, cal, np.random.default_rng(0), chip=chip, noisy=False)
+    surrogate.refresh(t.params)
+    mine = tape.forward(t.graph, cal, t.params, custom=surrogate.custom()).values["probabilities"]
+    program = compile_model(MLP, prof, cal, chip=chip)
+    device = Simulator(program, noiseless=True, chip=chip).run_batches(cal)["probabilities"]
+    assert np.abs(mine - device).max() <= 1e-4
+    drawn = Surrogate(t.graph, prof, cal, np.random.default_rng(0), noisy=False)
+    drawn.refresh(t.params)
+    first = [layer["error"].sha256 for layer in drawn.layers.values()]
+    drawn.step()
+    assert all(a != layer["error"].sha256 for a, layer in zip(first, drawn.layers.values()))
+
+
+def test_finetune_on_mzi_meshes_for_a_chip_and_what_it_refuses(tmp_path, capsys):
+    """finetune -p MZI --chip: exit 0, a model that compiles for the chip; DFA and the transmission
+    optimisers are ring-bank methods: one line, exit 2."""
+    import yaml
+    prof = small_mzi_profile()
+    path = tmp_path / "mzi16.yaml"
+    path.write_text(yaml.safe_dump(dict(prof)))
+    chip = tmp_path / "chip.npz"
+    assert run_cli(capsys, "chip", path, "--seed", "1", "-o", chip)[0] == 0
+    out = tmp_path / "t.onnx"
+    code, _, err = run_cli(capsys, "finetune", MLP, "--train", TRAIN, "-p", path, "--chip", chip, "--epochs", "1",
+                           "--calibration", CAL, "-o", out)
+    assert code == 0, err
+    assert run_cli(capsys, "compile", out, "-p", path, "--chip", chip, "--calibration", CAL,
+                   "-o", tmp_path / "t.pcc")[0] == 0
+    for args, phrase in ((["--method", "dfa"], "--method dfa: a ring-bank method"),
+                         (["--optimizer", "nnsgd"], "--optimizer nnsgd: a ring-bank method")):
+        code, _, err = run_cli(capsys, "finetune", MLP, "--train", TRAIN, "-p", path, *args, "-o", tmp_path / "x.onnx")
+        assert code == 2 and phrase in err and not (tmp_path / "x.onnx").exists(), err

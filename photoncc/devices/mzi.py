@@ -32,7 +32,7 @@ import numpy as np
 
 from . import clements
 from .refine import refine
-from .mzi_mesh import attenuation, decode, encode, mesh_matrix, mzi_count, nominal_loss
+from .mzi_mesh import attenuation, decode, direct_form, encode, mesh_matrix, mzi_count, nominal_loss
 from .tiles import tile
 
 SIGNED = True
@@ -131,3 +131,24 @@ def read_extremes(matrices: np.ndarray, x: np.ndarray, lo: np.ndarray, alpha: np
 def count_mzis(tensors: dict, attrs: dict) -> int:
     """MZIs the layer's tiles set: 2 meshes of N (N - 1) / 2 per tile."""
     return int(np.prod(tensors["phases"].shape[:3])) * 2 * mzi_count(attrs["ports"])
+
+
+def train_form(w, b, lo, alpha, profile, error=None, chip=None, adc=None) -> dict:
+    """The layer as a chip's meshes run it, for fine-tuning's forward (``photoncc.train``): the
+    compile's own lowering of weights ``w`` (M, K) or a convolution's (M, C/G, *k) and bias ``b``
+    (M,) for input ranges ``lo``, ``alpha`` (G, K/G), programmed for ``chip`` (its measured errors)
+    or for an ideal mesh, realised on ``chip`` or on ``error`` (another chip's static errors: a
+    fresh draw per step, so that the weights learnt hold on any chip), then the simulator's direct
+    form (``mzi_mesh.direct_form``): ``weight`` (w's shape, float32) and ``bias`` (M,) of
+    y = W_eff x' + b_eff. Read noise and the ADC are not modelled (the layer's ``adc`` is unused);
+    no row gains (``gain`` None)."""
+    groups = alpha.shape[0]
+    wg = np.asarray(w, np.float64).reshape(groups, w.shape[0] // groups, -1)
+    bg = np.asarray(b, np.float64).reshape(groups, -1)
+    lo, alpha = np.asarray(lo, np.float64), np.asarray(alpha, np.float64)
+    tensors, attrs, _ = lower(wg, bg, lo, alpha, np.float32, profile, chip)
+    realised_on = chip if chip is not None else error
+    errors = realised_on.mesh_errors() if realised_on is not None else (None, None)
+    layer = {"gain": tensors["gain"], "bias": tensors["bias"], "lo": lo, "alpha": alpha}
+    form = direct_form(realised_tiles(tensors, attrs, profile, errors), layer, None, np.float32)
+    return {"weight": form["weight"].reshape(w.shape), "bias": form["bias"].astype(np.float64), "gain": None}

@@ -168,3 +168,28 @@ def attenuation(setting: np.ndarray) -> np.ndarray:
 def nominal_loss(ports: int, loss_db: float) -> float:
     """The amplitude factor of one mesh's nominal loss: N sections of ``loss_db`` each."""
     return 10.0 ** (-ports * loss_db / 20.0)
+
+
+def direct_form(matrices: np.ndarray, layer: dict, conv, dtype) -> dict:
+    """A Mesh layer as one product on the modulated input x' (the simulator's direct form, and
+    fine-tuning's device forward): from the tiles' detected matrices (G, R, Q, N, N) and the
+    layer's float64 ``gain`` (G, R, Q), ``bias`` (G, M), ``lo``, ``alpha`` (G, K), the weight
+    W_eff (G*M, K) or a convolution's kernel, and the constants, in the model's float type:
+    y = sum_q gain_rq T_rq e + bias with e = (x' - lo) / h - 1 (h = alpha / 2) is
+    W_eff x' + b_eff with W_eff = W / h and b_eff = bias - W (lo / h + 1)."""
+    groups, r, q, n, _ = matrices.shape
+    m, k = layer["bias"].shape[1], layer["lo"].shape[1]
+    w = (matrices * layer["gain"][..., None, None]).transpose(0, 1, 3, 2, 4).reshape(groups, r * n, q * n)[:, :m, :k]
+    half = layer["alpha"] / 2.0
+    live = half > 0
+    scale = np.where(live, 1.0 / np.where(live, half, 1.0), 0.0)               # (G, K)
+    const = layer["bias"] - np.einsum("gmk,gk->gm", w, np.where(live, layer["lo"] * scale + 1.0, 0.0))
+    weight = w * scale[:, None, :]
+    taps = int(np.prod(conv["kernel_shape"])) if conv else 1
+    dtype = dtype if np.dtype(dtype).kind == "f" else np.float32
+    weight = weight.reshape(groups * m, k).astype(dtype)
+    if conv:
+        weight = weight.reshape((groups * m, k // taps) + tuple(conv["kernel_shape"]))
+    return {"weight": weight, "bias": const.reshape(-1).astype(dtype),
+            "lo": layer["lo"].reshape(groups, -1, taps)[..., 0].reshape(-1).astype(dtype),
+            "alpha": layer["alpha"].reshape(groups, -1, taps)[..., 0].reshape(-1).astype(dtype)}

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..chip import draw_errors, has_static_errors
-from ..devices.mzi_mesh import attenuation, decode, mesh_matrix, mzi_count, nominal_loss
+from ..devices.mzi_mesh import attenuation, decode, direct_form, mesh_matrix, mzi_count, nominal_loss
 from ..errors import DeviceError
 from ..ops.conv import conv_padded, pad_channel_last, unfold
 from ..program import dac_step, levels, to_dac_levels
@@ -79,7 +79,7 @@ class MeshBanks:
         matrices = self._realised(tensors, a)                                   # (G, R, Q, N, N)
         adc = tensors.get("adc")
         if adc is None and not self.read_noise:
-            bank["direct"] = self._direct_form(bank, matrices, a.get("conv"), tensors["lo"].dtype)
+            bank["direct"] = direct_form(matrices, bank, a.get("conv"), tensors["lo"].dtype)
         else:
             bank["per_tile"] = np.ascontiguousarray(np.swapaxes(matrices, -1, -2))  # z = e @ T^T
             bank["adc"] = None if adc is None else adc.astype(f64)
@@ -103,26 +103,6 @@ class MeshBanks:
             u *= attenuation(decode(flat[2][part], bits))[:, None, :]
             out[part] = np.matmul(u, v).real * loss
         return out.reshape(lead + (n, n))
-
-    def _direct_form(self, bank: dict, matrices: np.ndarray, conv, dtype) -> dict:
-        """The layer as one product on x' (module docstring): weight (G*M, K) (a conv kernel for a
-        convolution) and constants, in the model's float type."""
-        groups, r, q, n, _ = matrices.shape
-        m, k = bank["bias"].shape[1], bank["lo"].shape[1]
-        w = (matrices * bank["gain"][..., None, None]).transpose(0, 1, 3, 2, 4).reshape(groups, r * n, q * n)[:, :m, :k]
-        half = bank["alpha"] / 2.0
-        live = half > 0
-        scale = np.where(live, 1.0 / np.where(live, half, 1.0), 0.0)               # (G, K)
-        const = bank["bias"] - np.einsum("gmk,gk->gm", w, np.where(live, bank["lo"] * scale + 1.0, 0.0))
-        weight = w * scale[:, None, :]
-        taps = int(np.prod(conv["kernel_shape"])) if conv else 1
-        dtype = dtype if np.dtype(dtype).kind == "f" else np.float32
-        weight = weight.reshape(groups * m, k).astype(dtype)
-        if conv:
-            weight = weight.reshape((groups * m, k // taps) + tuple(conv["kernel_shape"]))
-        return {"weight": weight, "bias": const.reshape(-1).astype(dtype),
-                "lo": bank["lo"].reshape(groups, -1, taps)[..., 0].reshape(-1).astype(dtype),
-                "alpha": bank["alpha"].reshape(groups, -1, taps)[..., 0].reshape(-1).astype(dtype)}
 
     # ------------------------------------------------------------------ reading
     def run(self, inst: dict, x: np.ndarray) -> np.ndarray:

@@ -73,6 +73,10 @@ def setup(model_path, train_path, profile, val_path, options: Options, chip=None
     """Read and check everything a run needs; every problem of the input is a UserError.
     ``calibration_path``: the samples the compile measures ranges on (default: the first
     ``data.CALIBRATION`` samples of the training split)."""
+    if profile["architecture"] == "mzi" and (options.method == "dfa" or options.optimizer in ("nnsgd", "csgd")):
+        what = "--method dfa" if options.method == "dfa" else f"--optimizer {options.optimizer}"
+        raise UserError(f"{what}: a ring-bank method (its products or transmissions are a bank's); on MZI meshes "
+                        f"(profile {profile.name!r}) use --method backprop with --optimizer adam or sgd")
     trainable = model.prepare(model_path, profile)
     runners = _absorbers(trainable, profile) if options.activation == "saturable_absorber" else {}
     head = loss.head(trainable.graph)

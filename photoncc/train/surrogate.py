@@ -19,6 +19,10 @@ covers. Backward (straight-through estimates): the gradient of W is that of W_ef
 (g W_eff) where x lies inside [lo, lo + alpha] and 0 where the modulator clipped it; the DAC's
 rounding passes it unchanged; noise adds none.
 
+On MZI meshes (``Mesh`` layers) the architecture's ``train_form`` is the compile's lowering of the
+current weights for ``--chip`` (or an ideal mesh), realised on that chip or on a chip of the
+profile drawn anew each step, as one effective product (no read noise, no ADC, no row gains).
+
 Approximations (docs/cli.md, finetune): input and ADC ranges are held for an epoch while the
 weights move; ADC rounding and saturation enter only as the statistical model's
 variance (as in the simulator's default model); a photonic activation (``map_activations``) runs
@@ -28,12 +32,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import devices
+from .. import chip as chips, devices
 from ..compiler import PIPELINE
-from ..errors import UserError
 from ..ops.conv import conv, conv_vjp
 from ..passes.context import Context
-from ..program import bank_inputs, dac_step
+from ..program import OPTICAL_OPS, bank_inputs, dac_step, mesh_inputs
 from ..sim.noise import add_read_noise, programming_error, read_noise_rows, statistical_covers
 from .model import TRAIN_STAGE
 from .tape import Custom
@@ -48,9 +51,6 @@ class Surrogate:
     def __init__(self, graph, profile, calibration: dict, rng: np.random.Generator, chip=None, noisy: bool = True):
         self.graph, self.profile, self.calibration, self.chip, self.rng = graph, profile, calibration, chip, rng
         self.arch = devices.architecture(profile)
-        if not hasattr(self.arch, "train_form"):
-            raise UserError(f"profile {profile.name!r}: fine-tuning has no device model of architecture "
-                            f"{profile['architecture']!r} yet (ring profiles: incoherent, balanced)")
         self.noisy, self.layers, self.forms, self.version = noisy, {}, {}, 0
 
     def refresh(self, params: dict) -> None:
@@ -60,20 +60,30 @@ class Surrogate:
         for _, step in STAGES:
             g = step(g, ctx)
         for n in g.nodes:
-            if n.op != "Bank":
+            if n.op not in OPTICAL_OPS:
                 continue
-            named = {k: g.consts[v] for k, v in bank_inputs(n.inputs).items() if v and k != "x"}
+            inputs = bank_inputs(n.inputs) if n.op == "Bank" else mesh_inputs(n.inputs)
+            named = {k: g.consts[v] for k, v in inputs.items() if v and k != "x"}
             lo, alpha = named["lo"].astype(np.float64), named["alpha"].astype(np.float64)
             conv_geometry = n.attrs.get("conv")
             taps = int(np.prod(conv_geometry["kernel_shape"])) if conv_geometry else 1
-            error = programming_error(self.rng, named["tiles"].shape, self.profile) \
-                if self.profile["noise"]["weight_sigma"] and self.chip is None else None
             self.layers[n.name] = {
-                "lo": lo, "alpha": alpha, "adc": named.get("adc"), "error": error,
+                "lo": lo, "alpha": alpha, "adc": named.get("adc"), "op": n.op,
                 "lo_ch": lo.reshape(lo.shape[0], -1, taps)[..., 0].reshape(-1),
                 "alpha_ch": alpha.reshape(alpha.shape[0], -1, taps)[..., 0].reshape(-1),
-                "statistical": self.noisy and statistical_covers(n.attrs, self.profile), "conv": conv_geometry}
+                "statistical": n.op == "Bank" and self.noisy and statistical_covers(n.attrs, self.profile),
+                "conv": conv_geometry, "error": self._draw(n.op, named)}
         self.step()
+
+    def _draw(self, op: str, named: dict):
+        """The static errors of a step, where they are drawn (none with a chip: its errors are
+        fixed): each ring's programming error (a bank), or a whole chip of the profile (meshes)."""
+        if self.chip is not None:
+            return None
+        if op == "Bank":
+            return programming_error(self.rng, named["tiles"].shape, self.profile) \
+                if self.profile["noise"]["weight_sigma"] else None
+        return chips.draw(self.profile, int(self.rng.integers(2 ** 31))) if chips.has_static_errors(self.profile) else None
 
     def step(self) -> None:
         """The weights changed: every layer's device form is formed again when next used, on a new
@@ -81,8 +91,10 @@ class Surrogate:
         self.version += 1
         self.forms.clear()
         for s in self.layers.values():
-            if s["error"] is not None:
+            if s["error"] is not None and s["op"] == "Bank":
                 s["error"] = programming_error(self.rng, s["error"].shape, self.profile)
+            elif s["error"] is not None:
+                s["error"] = chips.draw(self.profile, int(self.rng.integers(2 ** 31)))
 
     def custom(self) -> dict:
         """The tape's runners of the optical layers (node name -> ``tape.Custom``)."""
@@ -107,7 +119,8 @@ class Surrogate:
         if "noise" in form:
             u = np.moveaxis(xq, 1, -1) if geometry else xq
             add_read_noise(self.rng, y, u, {"noise": form["noise"], "lo": s["lo_ch"], "alpha": s["alpha_ch"]}, geometry)
-        return y.astype(x.dtype, copy=False), (xq, inside, form["weight"], w, b, form["gain"].reshape(-1), y)
+        gain = None if form["gain"] is None else form["gain"].reshape(-1)
+        return y.astype(x.dtype, copy=False), (xq, inside, form["weight"], w, b, gain, y)
 
     def backward(self, node, residual, cts):
         """Straight-through gradients (module docstring), plus the gradient of the error's scale:
@@ -125,6 +138,8 @@ class Surrogate:
         else:
             flat_g, flat_x = g.reshape(-1, g.shape[-1]), xq.reshape(-1, xq.shape[-1])
             dx, dw, db = g @ weight, flat_g.T @ flat_x, flat_g.sum(axis=0)
+        if gain is None:  # no row gains (meshes): no error-scale gradient
+            return np.where(inside, dx, 0).astype(g.dtype), dw.astype(g.dtype), db.astype(g.dtype)
         axes = (0,) + tuple(range(2, g.ndim)) if geometry else tuple(range(g.ndim - 1))
         model_part = np.einsum("mk,mk->m", np.asarray(w, np.float64).reshape(len(gain), -1),
                                np.asarray(dw, np.float64).reshape(len(gain), -1)) + np.asarray(b, np.float64) * db
