@@ -32,7 +32,7 @@ import numpy as np
 
 from . import clements
 from .refine import refine
-from .mzi_mesh import attenuation, decode, direct_form, encode, mesh_matrix, mzi_count, nominal_loss
+from .mzi_mesh import attenuation, decode, direct_form, encode, mesh_matrix, mzi_count, nominal_loss, real_product
 from .tiles import tile
 
 SIGNED = True
@@ -104,7 +104,7 @@ def realised_tiles(tensors: dict, attrs: dict, profile, errors=(None, None), dty
     meshes = [mesh_matrix(phases[..., k, :, :], screens[..., k, :], errors[k], dtype) for k in range(2)]
     loss = nominal_loss(attrs["ports"], attrs["loss_db"]) ** 2
     att = attenuation(decode(tensors["atten"], bits))
-    return (np.matmul(meshes[1] * att[..., None, :], meshes[0]).real * loss).astype(np.float64)
+    return (real_product(meshes[1] * att[..., None, :], meshes[0]) * loss).astype(np.float64)
 
 
 def fields(x: np.ndarray, lo: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..chip import draw_errors, has_static_errors
-from ..devices.mzi_mesh import attenuation, decode, direct_form, mesh_matrix, mzi_count, nominal_loss
+from ..devices.mzi_mesh import attenuation, decode, direct_form, mesh_matrix, mzi_count, nominal_loss, real_product
 from ..errors import DeviceError
 from ..ops.conv import conv_padded, pad_channel_last, unfold
 from ..program import dac_step, levels, to_dac_levels
@@ -101,7 +101,7 @@ class MeshBanks:
             v = mesh_matrix(ph[:, 0], sc[:, 0], self.errors[0])
             u = mesh_matrix(ph[:, 1], sc[:, 1], self.errors[1])
             u *= attenuation(decode(flat[2][part], bits))[:, None, :]
-            out[part] = np.matmul(u, v).real * loss
+            out[part] = real_product(u, v) * loss
         return out.reshape(lead + (n, n))
 
     # ------------------------------------------------------------------ reading
