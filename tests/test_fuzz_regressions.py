@@ -512,6 +512,20 @@ def test_a_chip_member_zipfile_cannot_read_is_refused(capsys, tmp_path, model, f
             "-o", tmp_path / "o.npz", phrase=phrase)
 
 
+def test_a_library_message_with_a_line_break_stays_on_one_line(capsys, tmp_path, model):
+    """NumPy's refusal of a .npy header of 65535 bytes holds a line break; quoted in the error, it
+    made a second line (second campaign, seed chip:8841)."""
+    chip = chip_file(tmp_path, "mrr-incoherent-8b")
+    with zipfile.ZipFile(chip) as archive:
+        members = {i.filename: archive.read(i.filename) for i in archive.infolist()}
+    members["offset.npy"] = b"\x93NUMPY\x01\x00\xff\xff" + b"{" * 65535
+    with zipfile.ZipFile(chip, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    refused(capsys, tmp_path, "simulate", model["mrr-incoherent-8b"], "--inputs", model["data"], "--chip", chip,
+            "-o", tmp_path / "o.npz", phrase="may not be safe to load securely. To allow")
+
+
 @pytest.mark.parametrize("command", ["simulate", "calibrate", "compile"])
 def test_a_chip_whose_mzi_gains_overflow_is_refused(capsys, tmp_path, model, command):
     """Extra losses of -1000 dB (gains): simulate gave all-NaN outputs with exit 0, calibrate's SVD

@@ -53,12 +53,12 @@ def main(argv=None) -> int:
         if debug:
             traceback.print_exc()
         command = f" {e.ctx.command_path.split(' ', 1)[1]}" if e.ctx and " " in e.ctx.command_path else ""
-        common.say(f"photoncc: error: {e.format_message()} (see `photoncc{command} --help`)")
+        common.say(f"photoncc: error: {one_line(e.format_message())} (see `photoncc{command} --help`)")
         return 2
     except UserError as e:
         if debug:
             traceback.print_exc()
-        common.say(f"photoncc: error: {e}")
+        common.say(f"photoncc: error: {one_line(str(e))}")
         return 2
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 0
@@ -66,6 +66,12 @@ def main(argv=None) -> int:
         if debug:
             traceback.print_exc()
         common.say(f"photoncc: internal error (a bug in photoncc; please report it, run with --debug for the "
-             f"traceback): {type(e).__name__}: {e}")
+             f"traceback): {type(e).__name__}: {one_line(str(e))}")
         return 3
     return 0
+
+
+def one_line(message: str) -> str:
+    """An error message on one line: a library's text quoted in it (NumPy's, zipfile's) may hold
+    line breaks (``np.load``: "...may not be safe to load securely.\nTo allow...")."""
+    return " ".join(message.split("\n")).replace("\r", " ")

@@ -71,11 +71,22 @@ ODD_FLOATS = [np.nan, np.inf, -np.inf, 1e300, -1e300, 1e6, -1e6, 2 * math.pi, 10
               1.0000001, 1.5, -2.0, 1e10]
 
 
+def as_floats(value) -> np.ndarray | None:
+    """A float64 copy of an array an earlier mutation left, or None where it holds no numbers
+    (objects, strings, ragged sequences: chip 4132 of the second campaign)."""
+    try:
+        return np.array(value, dtype=np.float64, copy=True)
+    except (TypeError, ValueError):
+        return None
+
+
 def amut_values(parts, rng, nrng, ctx):
     """Odd values in one array: NaN, inf, 1e300, 1e6, 2 pi, denormals, just past 1, -2... (in
     ``ctx["accepted"]`` cases finite ones only)."""
     key = rng.choice(sorted(parts.arrays))
-    a = np.array(parts.arrays[key], dtype=np.float64, copy=True)
+    a = as_floats(parts.arrays[key])
+    if a is None:
+        return None
     value = rng.choice(ODD_FLOATS[3:] if ctx.get("accepted") else ODD_FLOATS)
     flat = a.reshape(-1)
     if flat.size:
@@ -93,7 +104,9 @@ def amut_splitter(parts, rng, nrng, ctx):
     if not keys:
         return None
     key = rng.choice(keys)
-    a = np.array(parts.arrays[key], dtype=np.float64, copy=True)
+    a = as_floats(parts.arrays[key])
+    if a is None or not a.size:
+        return None
     value = rng.choice([1.0, -1.0, 1.0 + 1e-12, 1.5, -1.5, 3.0, -40.0])
     a.reshape(-1)[rng.randrange(a.size)] = value
     parts.arrays[key] = a
