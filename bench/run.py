@@ -36,9 +36,9 @@ process) or in ``bench/worker.py`` (in-process); CPU seconds (all threads) are k
 * simulate (in-process): ``Simulator(program).run_batches(feeds, batch)`` on one batch, the
   program read and the Simulator built before the clock; on ``ideal`` and on the noisy profile
   when ``photoncc profiles`` lists one (otherwise the column says ``n/a`` and the notes say why).
-  The noisy program (compiled once) is simulated with both noise models: ``per-read`` (the
-  default of ``photoncc simulate``, every tile read formed) and ``statistical``
-  (``Simulator(program, noise_model="statistical")``, each output's read noise drawn once);
+  The noisy program (compiled once) is simulated with both noise models: ``per-read`` (every
+  tile read formed) and ``statistical`` (the default of ``photoncc simulate`` since 7e00e99,
+  ``Simulator(program, noise_model="statistical")``, each output's read noise drawn once);
 * onnxruntime (in-process): ``InferenceSession.run`` on the same batch; session creation is
   reported on its own, not in the ratio;
 * GFLOP/s: 2 x the model's multiply-accumulates (counted from its Conv/Gemm/MatMul shapes,
@@ -46,8 +46,9 @@ process) or in ``bench/worker.py`` (in-process); CPU seconds (all threads) are k
   measured in the same run (4096 x 4096 float32 and float64 ``np.matmul``). On the ideal
   profile the simulator runs each layer's direct form (one signed float32 product, the model's
   MACs); the figure counts useful work, so unfolding, clipping and electronic ops lower it;
-* whole process: ``photoncc simulate PROGRAM --inputs BATCH.npz -o OUT.npz --batch-size B``
-  (the noisy program also with ``--noise-model statistical``; wall time, peak RSS) against
+* whole process: ``photoncc simulate PROGRAM --inputs BATCH.npz -o OUT.npz --batch-size B
+  --noise-model per-read`` (the noisy program also with ``--noise-model statistical``; wall time,
+  peak RSS) against
   ``python bench/ort_run.py infer MODEL BATCH.npz OUT.npz B``, which loads the model in
   onnxruntime, runs the same inputs file and writes the outputs;
 * resnet18: compile with 8 samples against ``onnxruntime.quantization.quantize_static`` (QDQ,
@@ -327,9 +328,8 @@ def measure_simulate(name: str, m: dict, profile: str, program: Path, noise_mode
         notes.append(f"{name}: photoncc simulate {what} (whole process) not run: the in-process run timed out")
         return {**s, "process": {"timeout": s["timeout"], "skipped": True}}
     log(f"{name}: photoncc simulate {what} (whole process)")
-    extra = [] if noise_model == "per-read" else ["--noise-model", noise_model]
-    cmd = photoncc_cmd() + ["simulate", program, "--inputs", m["data"], "-o",
-                            workdir / f"{name}.{profile}.{noise_model}.out.npz", "--batch-size", m["batch"], *extra]
+    cmd = photoncc_cmd() + ["simulate", program, "--inputs", m["data"], "-o", workdir / f"{name}.{profile}.{noise_model}.out.npz",
+                            "--batch-size", m["batch"], "--noise-model", noise_model]  # explicit: the default changed
     return {**s, "process": guarded(f"{name}: photoncc simulate {what}", lambda: processes(cmd, workdir, opts), notes)}
 
 
@@ -451,7 +451,7 @@ def report(results: dict) -> str:
                     "n/a" if gflops is None else f"{gflops:.2f}", pct,
                     "n/a" if ort_gflops is None else f"{ort_gflops:.1f}"])
     out.append(table(["model", "GMAC/sample", "batch", "compile ideal (8 cal)", "compile noisy", "simulate ideal",
-                      "simulate noisy", "simulate noisy statistical", "ort run", "ort session", "ideal/ort",
+                      "simulate noisy per-read", "simulate noisy statistical", "ort run", "ort session", "ideal/ort",
                       "noisy/ort", "stat/ort", "sim GFLOP/s", "% of f32 / f64 peak", "ort GFLOP/s"], trs))
     out += ["", "## Whole process, one batch (wall seconds; peak RSS MB)", ""]
     trs = []
@@ -462,7 +462,7 @@ def report(results: dict) -> str:
                     show_ratio(sn, o), show_ratio(ss, o), show({"median": get(si, "rss_mb")}, ".0f"),
                     show({"median": get(sn, "rss_mb")}, ".0f"), show({"median": get(ss, "rss_mb")}, ".0f"),
                     show({"median": get(o, "rss_mb")}, ".0f")])
-    out.append(table(["model", "batch", "photoncc simulate ideal", "photoncc simulate noisy",
+    out.append(table(["model", "batch", "photoncc simulate ideal", "photoncc simulate noisy per-read",
                       "photoncc simulate noisy statistical", "ort_run.py infer", "ideal/ort", "noisy/ort", "stat/ort",
                       "RSS simulate ideal", "RSS simulate noisy", "RSS simulate noisy statistical", "RSS ort"], trs))
     out += ["", "Peak RSS of the in-process workers (MB; compile ideal / simulate ideal / simulate noisy / "
@@ -516,8 +516,9 @@ def targets(results: dict) -> list[str]:
         return f"in-process beside it: {show(a)} s vs {show(b)} s ({show_ratio(a, b, digits)}x{where})"
 
     if r:
-        stat = " with --noise-model statistical"
-        for key, limit, extra in (("sim_ideal", 2, ""), ("sim_noisy", 3, ""), ("sim_stat", 3, stat)):
+        stat = " with --noise-model statistical (the default)"
+        for key, limit, extra in (("sim_ideal", 2, ""), ("sim_noisy", 3, " with --noise-model per-read"),
+                                  ("sim_stat", 3, stat)):
             sim, ort = r.get(key) or {}, r["ort"]
             if key != "sim_ideal" and "na" in sim:
                 lines.append(f"simulate with a realistic noisy profile{extra}, at most {limit}x onnxruntime: "
