@@ -41,7 +41,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-import models  # noqa: E402  (bench/models.py)
+import digits  # noqa: E402  (bench/digits.py)
 
 DATA = ROOT / "tests" / "data"
 TRAIN, TEST, CAL = DATA / "digits_train.npz", DATA / "digits_test.npz", DATA / "digits_calibration.npz"
@@ -95,7 +95,7 @@ def cnn_graph(path: Path, seed: int = 0) -> Path:
              helper.make_node("Flatten", ["pool"], ["flat"], name="flatten"),
              helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="fc", transB=1),
              helper.make_node("Softmax", ["logits"], ["probabilities"], name="softmax", axis=1)]
-    return models.save_digits_model(path, "digits_cnn", nodes, inits)
+    return digits.save_digits_model(path, "digits_cnn", nodes, inits)
 
 
 def digits_cnn(work: Path) -> Path:

@@ -54,7 +54,7 @@ from onnx import helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-import models  # noqa: E402  (bench/models.py)
+import digits  # noqa: E402  (bench/digits.py)
 
 DATA = ROOT / "tests" / "data"
 CALIBRATION, TEST = DATA / "digits_calibration.npz", DATA / "digits_test.npz"
@@ -94,7 +94,7 @@ def digits_cnn(path: Path) -> Path:
     ]
     inits = {"mean": mean, "std": std, "image_shape": np.array([-1, 1, 8, 8], np.int64), "conv.weight": filters,
              "conv.bias": bias, "fc.weight": weight, "fc.bias": head_bias}
-    return models.save_digits_model(path, "digits_cnn", nodes, inits)
+    return digits.save_digits_model(path, "digits_cnn", nodes, inits)
 
 
 def _features(pixels: np.ndarray, mean, std, filters) -> np.ndarray:

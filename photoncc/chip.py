@@ -37,7 +37,7 @@ import numpy as np
 
 from . import __version__
 from .devices.mzi_mesh import mzi_count
-from .errors import UserError
+from .errors import UserError, quoted
 
 FORMAT = "photoncc-chip"
 VERSION = 1
@@ -170,7 +170,7 @@ def read(path, profile=None, option: str = "--chip") -> Chip:
             members = {key: archive[key] for key in archive.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zipfile.LargeZipFile, NotImplementedError,
             RuntimeError) as e:  # zipfile's and np.load's ways of saying "corrupted" (an encrypted or unknown method)
-        raise UserError(f"{where}: truncated or corrupted chip file ({type(e).__name__}: {str(e)[:120]})") from e
+        raise UserError(f"{where}: truncated or corrupted chip file ({quoted(e)})") from e
     if "meta" not in members or "sha256" not in members or members["meta"].dtype.kind != "U":
         raise UserError(f"{where}: not a chip file (no meta)")
     text = str(members.pop("meta"))

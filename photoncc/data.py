@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, quoted
 from .progress import within
 
 LABEL = "label"
@@ -60,7 +60,7 @@ def load_npz(path: str | Path, headers_only: bool = False) -> dict:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError,
             NotImplementedError, RuntimeError) as e:  # zipfile's and np.load's ways of saying "corrupted"
-        raise UserError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from e
+        raise UserError(f"{path}: not a readable .npz file ({quoted(e, 200)})") from e
     if not arrays:
         raise UserError(f"{path}: holds no arrays")
     return arrays
@@ -140,7 +140,7 @@ class StreamedArray:
             data = np.frombuffer(raw, self.dtype).reshape((count,) + self.shape[1:])
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
             raise UserError(f"{self.path}: array {self.member[:-4]!r} cannot be read at sample {start}: "
-                            f"the file is corrupted ({type(e).__name__}: {e})") from e
+                            f"the file is corrupted ({quoted(e, 200)})") from e
         self._row = stop
         return _checked(self.path, self.member[:-4], data, self.cast or self.dtype, start)
 

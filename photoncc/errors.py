@@ -29,3 +29,10 @@ class KnownAnswerError(ProgramError):
 
 class DeviceError(UserError):
     """The program asks the device for something it cannot do (a negative weight on an incoherent bank)."""
+
+
+def quoted(e: BaseException, limit: int = 120) -> str:
+    """A library's exception as a user error quotes it: its type and its text on one line, at most
+    ``limit`` characters of it (NumPy's and zipfile's texts may hold line breaks: np.load's refusal
+    of a 65535-byte .npy header did)."""
+    return f"{type(e).__name__}: {' '.join(str(e).split())[:limit]}"

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ProgramError
+from .errors import ProgramError, quoted
 from .files import write_atomic
 
 FORMAT = "photoncc-program"
@@ -160,7 +160,7 @@ class Program:
         except ProgramError:
             raise
         except Exception as e:  # zipfile, json and numpy's ways of saying the bytes are not a program
-            raise ProgramError(f"{where}: truncated or corrupted program ({type(e).__name__}: {str(e)[:200]})") from e
+            raise ProgramError(f"{where}: truncated or corrupted program ({quoted(e, 200)})") from e
         if check:
             from .program_check import check_manifest  # the readers' requirements (it imports this module)
             check_manifest(manifest, tensors, where)

@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     except UserError as e:
         if debug:
             traceback.print_exc()
-        common.say(f"photoncc: error: {one_line(str(e))}")
+        common.say(f"photoncc: error: {e}")  # one line, or by design a list (UnsupportedModel: a node a line)
         return 2
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 0
@@ -72,6 +72,5 @@ def main(argv=None) -> int:
 
 
 def one_line(message: str) -> str:
-    """An error message on one line: a library's text quoted in it (NumPy's, zipfile's) may hold
-    line breaks (``np.load``: "...may not be safe to load securely.\nTo allow...")."""
-    return " ".join(message.split("\n")).replace("\r", " ")
+    """A message on one line (an internal error's or click's text may hold line breaks)."""
+    return " ".join(message.splitlines())

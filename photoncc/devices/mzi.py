@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import cpu
 from . import clements
 from .refine import refine
 from .mzi_mesh import attenuation, decode, direct_form, encode, mesh_matrix, mzi_count, nominal_loss, real_product
@@ -54,19 +55,13 @@ def lower(w, b, lo, alpha, dtype, profile, chip=None, refine_steps: int = 0):
     half = np.asarray(alpha, np.float64) / 2.0
     bias = np.asarray(b, np.float64) + np.einsum("gmk,gk->gm", w, np.asarray(lo, np.float64) + half)
     tiles = tile(w * half[:, None, :], n, n)                                    # (G, R, Q, N, N)
-    u, s, vt = np.linalg.svd(tiles)
+    errors = chip.mesh_errors() if chip is not None else [None, None]
+    u, s, vt, tau, d, phases, screens, unreachable = _decompose(tiles, errors, bits)
     top = s[..., 0]
     atten = np.where(top[..., None] > 0, s / np.where(top > 0, top, 1.0)[..., None], 0.0)
     gain = top / nominal_loss(n, mesh["loss_db"]) ** 2
-    tau, d = clements.givens(np.stack([vt, u], axis=-3))                       # (G, R, Q, 2, Z), (.., 2, N)
-    errors = chip.mesh_errors() if chip is not None else [None, None]
-    phases = np.empty(tau.shape + (2,))
-    screens = np.empty(d.shape)
-    facts = {"unreachable": [0, 0]}
+    facts = {"unreachable": [int(c) for c in unreachable.reshape(-1, 2).sum(axis=0)]}
     for k in range(2):
-        phases[..., k, :, :], screens[..., k, :], unreachable = clements.set_phases(tau[..., k, :], d[..., k, :],
-                                                                                     errors[k], bits)
-        facts["unreachable"][k] = int(unreachable.sum())
         if chip is not None and refine_steps > 0:
             phases[..., k, :, :], screens[..., k, :] = refine(phases[..., k, :, :], screens[..., k, :], errors[k],
                                                               (vt, u)[k], refine_steps, bits)
@@ -84,6 +79,29 @@ def lower(w, b, lo, alpha, dtype, profile, chip=None, refine_steps: int = 0):
     attrs = {"ports": n, "layout": mesh["layout"], "loss_db": float(mesh["loss_db"]), "phase_bits": bits,
              "input_bits": profile["precision"]["input_bits"], "output_bits": profile["precision"]["output_bits"]}
     return tensors, attrs, facts
+
+
+CHUNK_TILES = 256  # tiles decomposed at once, shared over the cores; fixed, so programs never depend on the cores
+
+
+def _decompose(tiles: np.ndarray, errors, bits):
+    """Per tile (..., N, N): the SVD U S V^T, the Clements rotations (tau (..., 2, Z), d (..., 2, N))
+    of V^T (mesh 0) and U (mesh 1), their phases (..., 2, Z, 2) and screens (..., 2, N) for the
+    meshes of ``errors``, and per mesh the MZIs that cannot be set exactly (..., 2). Every tile is
+    computed on its own, so the tiles go in fixed chunks to ``cpu.threaded_map``."""
+    lead, n = tiles.shape[:-2], tiles.shape[-1]
+    flat = tiles.reshape(-1, n, n)
+
+    def chunk(part):
+        u, s, vt = np.linalg.svd(flat[part])
+        tau, d = clements.givens(np.stack([vt, u], axis=-3))                  # (T, 2, Z), (T, 2, N)
+        phases, screens, unreachable = np.empty(tau.shape + (2,)), np.empty(d.shape), np.empty(tau.shape[:2], np.int64)
+        for k in range(2):
+            phases[:, k], screens[:, k], unreachable[:, k] = clements.set_phases(tau[:, k], d[:, k], errors[k], bits)
+        return u, s, vt, tau, d, phases, screens, unreachable
+    parts = [slice(i, i + CHUNK_TILES) for i in range(0, max(len(flat), 1), CHUNK_TILES)]
+    results = cpu.threaded_map(chunk, parts)
+    return tuple(np.concatenate(arrays).reshape(lead + arrays[0].shape[1:]) for arrays in zip(*results))
 
 
 def fidelity(realised: np.ndarray, target: np.ndarray) -> np.ndarray:
