@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from dataclasses import dataclass
 
 import numpy as np

@@ -20,15 +20,20 @@ def _float_inits(model):
     return [t for t in model.graph.initializer if t.data_type == TensorProto.FLOAT]
 
 
+def drop_one(repeated, rng) -> str | None:
+    """Remove one entry of a repeated protobuf field; its name, or None when it is empty."""
+    if not len(repeated):
+        return None
+    index = rng.randrange(len(repeated))
+    name = repeated[index].name
+    del repeated[index]
+    return name
+
+
 def mut_drop_initializer(model, rng, ctx):
     """Remove one initializer (its value is then undefined)."""
-    inits = model.graph.initializer
-    if not len(inits):
-        return None
-    index = rng.randrange(len(inits))
-    name = inits[index].name
-    del inits[index]
-    return f"removed initializer {name!r}"
+    name = drop_one(model.graph.initializer, rng)
+    return None if name is None else f"removed initializer {name!r}"
 
 
 def mut_initializer_dims(model, rng, ctx):
@@ -97,12 +102,17 @@ def mut_truncate_raw(model, rng, ctx):
     return f"initializer {t.name!r}: raw_data longer than its dims"
 
 
+def _inline_float_init(model, rng):
+    """One float initializer whose data is in the model file, or None."""
+    inits = [t for t in _float_inits(model) if t.data_location != TensorProto.EXTERNAL]
+    return rng.choice(inits) if inits else None
+
+
 def mut_weights(model, rng, ctx):
     """Put NaN, inf, huge or denormal values into a float initializer."""
-    inits = [t for t in _float_inits(model) if t.data_location != TensorProto.EXTERNAL]
-    if not inits:
+    t = _inline_float_init(model, rng)
+    if t is None:
         return None
-    t = rng.choice(inits)
     a = numpy_helper.to_array(t).copy()
     if not a.size:
         return None
@@ -115,10 +125,9 @@ def mut_weights(model, rng, ctx):
 
 def mut_scale_weights(model, rng, ctx):
     """Scale a float initializer by an extreme factor (1e-30, 1e-6, 0, -1, 1e6, 1e30)."""
-    inits = [t for t in _float_inits(model) if t.data_location != TensorProto.EXTERNAL]
-    if not inits:
+    t = _inline_float_init(model, rng)
+    if t is None:
         return None
-    t = rng.choice(inits)
     factor = rng.choice([1e-30, 1e-6, 0.0, -1.0, 1e6, 1e30])
     t.CopyFrom(numpy_helper.from_array((numpy_helper.to_array(t) * np.float32(factor)).astype(np.float32), t.name))
     return f"initializer {t.name!r} x {factor:g}"

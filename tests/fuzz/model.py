@@ -14,7 +14,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from .case import Case, Plan, flip_bytes, pick, simulate_plan
-from .initializers import (mut_drop_initializer, mut_elem_type, mut_external_data, mut_initializer_dims,
+from .initializers import (drop_one, mut_drop_initializer, mut_elem_type, mut_external_data, mut_initializer_dims,
                            mut_scale_weights, mut_truncate_raw, mut_weights)
 from .seeds import Seeds
 
@@ -63,13 +63,8 @@ def mut_drop_attribute(model, rng, ctx):
 def mut_drop_graph_value(model, rng, ctx):
     """Remove one graph input or graph output."""
     which = rng.choice(["input", "output"])
-    values = getattr(model.graph, which)
-    if not len(values):
-        return None
-    index = rng.randrange(len(values))
-    name = values[index].name
-    del values[index]
-    return f"removed graph {which} {name!r}"
+    name = drop_one(getattr(model.graph, which), rng)
+    return None if name is None else f"removed graph {which} {name!r}"
 
 
 def mut_opset(model, rng, ctx):

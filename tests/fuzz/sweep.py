@@ -24,7 +24,7 @@ import random
 import shutil
 from pathlib import Path
 
-from photoncc.profile import FAMILY_KEYS, SCHEMA
+from photoncc.profile import FAMILY_KEYS
 from photoncc.sweep import leaf_keys
 
 from .case import Case, Plan, pick
