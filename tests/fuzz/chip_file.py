@@ -72,7 +72,7 @@ ODD_FLOATS = [np.nan, np.inf, -np.inf, 1e300, -1e300, 1e6, -1e6, 2 * math.pi, 10
 
 def as_floats(value) -> np.ndarray | None:
     """A float64 copy of an array an earlier mutation left, or None where it holds no numbers
-    (objects, strings, ragged sequences: chip 4132 of the second campaign)."""
+    (objects, strings, ragged sequences: chips 4132 and 8717 of the second and third campaigns)."""
     try:
         return np.array(value, dtype=np.float64, copy=True)
     except (TypeError, ValueError):
@@ -117,7 +117,10 @@ def amut_scale(parts, rng, nrng, ctx):
     hundreds of dB, ring offsets beyond the weight range)."""
     key = rng.choice(sorted(parts.arrays))
     factor = rng.choice([0.0, -1.0, 50.0, 1e4, 1e8, 1e-300])
-    parts.arrays[key] = np.asarray(parts.arrays[key], np.float64) * factor + rng.choice([0.0, 1.0, -3.0, 300.0])
+    a = as_floats(parts.arrays[key])
+    if a is None:
+        return None
+    parts.arrays[key] = a * factor + rng.choice([0.0, 1.0, -3.0, 300.0])
     return f"{key}: scaled by {factor}"
 
 
