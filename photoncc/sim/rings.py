@@ -199,15 +199,30 @@ class RingBanks:
 
     def _read(self, name: str, bank: dict, x: np.ndarray) -> np.ndarray:
         """One block of bank input vectors ``x (P, G*K)`` through modulators, DACs, tiles, detectors
-        and ADCs; returns ``(P, G*M)``, the electronics' output."""
+        and ADCs; returns ``(P, G*M)``, the electronics' output. The modulation is done a chunk of
+        positions at a time with the chunk's reads (``_tile_reads``), so that it is shared over the
+        cores too."""
+        groups, k = bank["lo"].shape
+        u = x.reshape((-1, groups, k))
+        sums, clipped = self._tile_reads(name, bank, u.shape[0],
+                                         lambda part: self._powers(name, bank, u[part]))  # (G, P, M): photodetected
+        count = self.clipped.setdefault(name, [0, 0])
+        count[0] += clipped
+        count[1] += u.size
+        y = sums * bank["gain"][:, None, :] - bank["shift"] + bank["offset"][:, None, :]
+        return y.transpose(1, 0, 2).reshape(x.shape[0], -1)
+
+    @staticmethod
+    def _powers(name: str, bank: dict, x: np.ndarray) -> tuple[np.ndarray, int]:
+        """The optical powers (G, p, channels) float32 of bank inputs ``x`` (p, G, K): each clipped
+        to its modulator's range [lo, lo + alpha] and put on the DAC's levels, u = x' - lo, then the
+        bank's channels (``program.bank_channels``: u, alpha - u on an incoherent bank, the
+        carrier); and how many inputs were clipped."""
         groups, k = bank["lo"].shape
         alpha, channels = bank["alpha"], bank["channels"]
-        u = x.reshape((-1, groups, k)) - bank["lo"]                       # (P, G, K)
+        u = x - bank["lo"]                                                 # (p, G, K)
         slack = 1e-6 * (alpha + np.abs(bank["lo"]))  # float rounding at a bound is not clipping
-        clipped = np.count_nonzero((u < -slack) | (u > alpha + slack))
-        count = self.clipped.setdefault(name, [0, 0])
-        count[0] += int(clipped)
-        count[1] += u.size
+        clipped = int(np.count_nonzero((u < -slack) | (u > alpha + slack)))
         u = np.clip(u, 0, alpha)                                           # the modulators saturate
         if bank["input_bits"]:                                             # the DAC's levels
             step = dac_step(alpha, bank["input_bits"])
@@ -219,9 +234,7 @@ class RingBanks:
         v[:, :, channels.carrier] = bank["carrier"]
         if v.min(initial=0.0) < 0:
             raise DeviceError(f"layer {name!r}: negative optical input power")
-        sums = self._tile_reads(name, bank, v)                             # (G, P, M): photodetected
-        y = sums * bank["gain"][:, None, :] - bank["shift"] + bank["offset"][:, None, :]
-        return y.transpose(1, 0, 2).reshape(x.shape[0], -1)
+        return v, clipped
 
     def _direct(self, name: str, bank: dict, conv, x: np.ndarray) -> np.ndarray:
         """A bank without ADC or per-read noise: modulator saturation and DAC levels per input
@@ -255,8 +268,10 @@ class RingBanks:
             add_read_noise(self.rng, y, u, d, conv)
         return y.astype(x.dtype, copy=False)
 
-    def _tile_reads(self, name: str, bank: dict, v: np.ndarray) -> np.ndarray:
-        """Sum over tiles of each tile's partial sums, with RIN, detector noise and the ADC per read.
+    def _tile_reads(self, name: str, bank: dict, positions: int, powers) -> tuple[np.ndarray, int]:
+        """Sum over tiles of each tile's partial sums, with RIN, detector noise and the ADC per read,
+        for ``positions`` input vectors whose optical powers ``powers(part)`` gives a slice at a time
+        (``_powers``); returns the sums (G, P, M) and how many inputs were clipped.
 
         float64 per read: a read can sit far above its ADC's step (a narrow range [lo, hi] at a large
         power, e.g. a tile of complement channels), where float32 would resolve it only to about a
@@ -275,21 +290,22 @@ class RingBanks:
             scale, top, to_device = bank["adc"], levels(bank["output_bits"]), self.backend.to_device
             adc = {"top": top, "to_value": to_device(((scale[..., 1] - scale[..., 0]) / top)[:, :, None, :]),
                    "low_sum": to_device(scale[..., 0].sum(axis=1)[:, None, :])}  # (G, 1, M): sum over tiles of lo
-        out = np.empty((groups, v.shape[1], m))
+        out = np.empty((groups, positions, m))
         chunk = max(1, READ_BLOCK // max(1, groups * q * max(m, c)))
-        starts = range(0, v.shape[1], chunk)
+        starts = range(0, positions, chunk)
         seeds = self.rng.integers(0, 2 ** 63, size=len(starts)) if self.dynamic_noise else [0] * len(starts)
 
-        def read(job):  # one chunk, wholly in this thread (or on the GPU): its reads and their count
+        def read(job):  # one chunk, wholly in this thread (or on the GPU): its inputs, reads and counts
             start, seed = job
-            out[:, start:start + chunk], saturated = self._read_chunk(bank, v[:, start:start + chunk], adc, int(seed))
-            return saturated
-        saturated = self.backend.map(read, zip(starts, seeds))
+            v, clipped = powers(slice(start, start + chunk))
+            out[:, start:start + chunk], saturated = self._read_chunk(bank, v, adc, int(seed))
+            return saturated, clipped
+        counts = self.backend.map(read, zip(starts, seeds))
         if adc is not None:
             tally = self.saturated.setdefault(name, [0, 0])
-            tally[0] += sum(saturated)
-            tally[1] += groups * q * v.shape[1] * m
-        return out
+            tally[0] += sum(saturated for saturated, _ in counts)
+            tally[1] += groups * q * positions * m
+        return out, sum(clipped for _, clipped in counts)
 
     def _read_chunk(self, bank: dict, v: np.ndarray, adc: dict | None, seed: int):
         """The reads of a chunk of positions ``v`` (G, p, Q*C), summed over tiles, as a host array
