@@ -33,7 +33,7 @@ import numpy as np
 from .. import cpu
 from . import clements
 from .refine import refine
-from .mzi_mesh import attenuation, decode, direct_form, encode, mesh_matrix, mzi_count, nominal_loss, real_product
+from .mzi_mesh import direct_form, encode, mesh_matrix, mzi_count, nominal_loss, tile_matrices
 from .tiles import tile
 
 SIGNED = True
@@ -115,14 +115,10 @@ def fidelity(realised: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def realised_tiles(tensors: dict, attrs: dict, profile, errors=(None, None), dtype=np.complex128) -> np.ndarray:
     """The tiles' real transfer matrices as detected (G, R, Q, N, N), float64, gain excluded: the
-    in-phase part of U_mesh diag(atten) V_mesh with the nominal loss, rebuilt from the phases (for
-    the ADC calibration; the simulator does the same with its own loading)."""
-    bits = attrs["phase_bits"]
-    phases, screens = decode(tensors["phases"], bits), decode(tensors["screens"], bits)
-    meshes = [mesh_matrix(phases[..., k, :, :], screens[..., k, :], errors[k], dtype) for k in range(2)]
-    loss = nominal_loss(attrs["ports"], attrs["loss_db"]) ** 2
-    att = attenuation(decode(tensors["atten"], bits))
-    return (real_product(meshes[1] * att[..., None, :], meshes[0]) * loss).astype(np.float64)
+    in-phase part of U_mesh diag(atten) V_mesh with the nominal loss, rebuilt from the phases
+    (``mzi_mesh.tile_matrices``, as the simulator rebuilds them), in ``dtype``."""
+    return tile_matrices(tensors["phases"], tensors["screens"], tensors["atten"], attrs["phase_bits"], attrs["ports"],
+                         attrs["loss_db"], errors, dtype)
 
 
 def fields(x: np.ndarray, lo: np.ndarray, alpha: np.ndarray) -> np.ndarray:

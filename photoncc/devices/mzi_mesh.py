@@ -35,6 +35,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .. import cpu
+
 LAYOUTS = ("clements",)
 PHASE_CODE = np.uint16  # the integer type of phase codes (phase_bits <= 16)
 
@@ -139,6 +141,34 @@ def real_product(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Re(u @ v) of complex matrices as Re u Re v - Im u Im v: two real products where the complex
     one does four (the same sums, the same float64 result; about 5x faster on 64-port meshes)."""
     return np.matmul(u.real, v.real) - np.matmul(u.imag, v.imag)
+
+
+TILE_BLOCK = 128  # tiles whose meshes are built at once, a block per thread (a 64-port pair: 128 x 128 KB)
+
+
+def tile_matrices(phases, screens, atten, bits, ports: int, loss_db: float, errors=(None, None),
+                  dtype=np.complex128) -> np.ndarray:
+    """The detected matrices of a layer's tiles (..., N, N), float64: Re(U_mesh diag(atten)
+    V_mesh) x the two meshes' nominal loss, each mesh rebuilt from its phases (``phases`` (...,
+    2, Z, 2), ``screens`` (..., 2, N), ``atten`` (..., N): codes with ``bits``, or radians) on the
+    chip of ``errors`` (one dict per mesh, or None), in ``dtype``. In fixed blocks of TILE_BLOCK
+    tiles shared over the cores (``cpu.threaded_map``); every tile on its own, so the result does
+    not depend on the cores."""
+    lead = phases.shape[:-3]
+    count = int(np.prod(lead))
+    flat = (phases.reshape((count,) + phases.shape[-3:]), screens.reshape((count, 2, ports)),
+            atten.reshape(count, ports))
+    out = np.empty((count, ports, ports))
+    loss = nominal_loss(ports, loss_db) ** 2
+
+    def build(part):  # one block of tiles, wholly in one thread
+        ph, sc = decode(flat[0][part], bits), decode(flat[1][part], bits)
+        v = mesh_matrix(ph[:, 0], sc[:, 0], errors[0], dtype)
+        u = mesh_matrix(ph[:, 1], sc[:, 1], errors[1], dtype)
+        u *= attenuation(decode(flat[2][part], bits))[:, None, :]
+        out[part] = real_product(u, v) * loss
+    cpu.threaded_map(build, [slice(start, start + TILE_BLOCK) for start in range(0, count, TILE_BLOCK)])
+    return out.reshape(lead + (ports, ports))
 
 
 def phase_step(bits: int) -> float:

@@ -67,7 +67,8 @@ def mesh_adc_ranges(g: Graph, ctx) -> Graph:
     errors = ctx.chip.mesh_errors() if ctx.chip is not None else (None, None)
     tensors = {name: {k: g.consts[v] for k, v in mesh_inputs(n.inputs).items() if v and k != "x"}
                for name, n in meshes.items()}
-    matrices = {name: mzi.realised_tiles(tensors[name], n.attrs, profile, errors) for name, n in meshes.items()}
+    matrices = {name: mzi.realised_tiles(tensors[name], n.attrs, profile, errors, np.complex64)  # as the simulator
+                for name, n in meshes.items()}
     low = {name: np.full(matrices[name].shape[:4], np.inf) for name in meshes}
     high = {name: np.full(matrices[name].shape[:4], -np.inf) for name in meshes}
     by_input: dict[str, list] = {}

@@ -32,16 +32,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import cpu
 from ..chip import draw_errors, has_static_errors
-from ..devices.mzi_mesh import attenuation, decode, direct_form, mesh_matrix, mzi_count, nominal_loss, real_product
+from ..devices.mzi_mesh import direct_form, mzi_count, tile_matrices
 from ..errors import DeviceError
 from ..ops.conv import conv_padded, pad_channel_last, unfold
 from ..program import dac_step, levels, to_dac_levels
 from .noise import gaussian
 
 READ_BLOCK = 1 << 20  # tile reads formed at once (8 MB in float64)
-TILE_BLOCK = 128  # tiles whose meshes are built at once (a 64-port mesh pair: 128 x 128 KB)
 # the meshes rebuilt in single precision: 2.6x faster on 64-port meshes, entries within 4e-7 of the
 # double-precision build (the tiers' thresholds start at 1e-4 of the output range)
 MESH_DTYPE = np.complex64
@@ -92,23 +90,8 @@ class MeshBanks:
 
     def _realised(self, tensors: dict, a: dict) -> np.ndarray:
         """Re(U_mesh diag(atten) V_mesh) x nominal loss for every tile, realised on this chip."""
-        bits = a["phase_bits"]
-        phases, screens, atten = tensors["phases"], tensors["screens"], tensors["atten"]
-        lead = phases.shape[:3]
-        n = a["ports"]
-        count = int(np.prod(lead))
-        flat = (phases.reshape((count,) + phases.shape[3:]), screens.reshape((count, 2, n)), atten.reshape(count, n))
-        out = np.empty((count, n, n))
-        loss = nominal_loss(n, a.get("loss_db", 0.0)) ** 2
-
-        def build(part):  # one block of tiles, wholly in one thread
-            ph, sc = decode(flat[0][part], bits), decode(flat[1][part], bits)
-            v = mesh_matrix(ph[:, 0], sc[:, 0], self.errors[0], MESH_DTYPE)
-            u = mesh_matrix(ph[:, 1], sc[:, 1], self.errors[1], MESH_DTYPE)
-            u *= attenuation(decode(flat[2][part], bits))[:, None, :]
-            out[part] = real_product(u, v) * loss
-        cpu.threaded_map(build, [slice(start, start + TILE_BLOCK) for start in range(0, count, TILE_BLOCK)])
-        return out.reshape(lead + (n, n))
+        return tile_matrices(tensors["phases"], tensors["screens"], tensors["atten"], a["phase_bits"], a["ports"],
+                             a.get("loss_db", 0.0), self.errors, MESH_DTYPE)
 
     # ------------------------------------------------------------------ reading
     def run(self, inst: dict, x: np.ndarray) -> np.ndarray:
