@@ -45,7 +45,7 @@ def simulate(program_path, inputs, output, seed, noiseless, noise_model, batch_s
         outputs = simulator.run_batches(feeds, batch_size, progress)
     write_files({output: common.npz_bytes(outputs)})
     if simulator.per_read:
-        common.say(f"photoncc: note: the statistical noise model does not cover {len(simulator.per_read)} layer(s) (no ADC, "
+        common.say(f"photoncc: note: the statistical noise model does not cover {len(simulator.per_read)} layer(s) (MZI meshes, no ADC, "
              f"or detector noise below half a code), simulated per read: {', '.join(simulator.per_read[:5])}"
              + (", ..." if len(simulator.per_read) > 5 else ""))
     for name, value in outputs.items():
