@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .mzi_mesh import coupler, decode, encode, layout, mesh_matrix, mzi_count
+from .mzi_mesh import decode, encode, layout, mesh_matrix, mzi_entries
 
 LEARNING_RATE = 0.02  # radians: Adam's step, below the local solution's typical residual per MZI
 CHUNK = 64            # meshes refined at once: memory (CHUNK x N x N complex, a few arrays) stays bounded
@@ -73,28 +73,28 @@ def _adam(p: np.ndarray, s: np.ndarray, errors: dict, target: np.ndarray, steps:
     return p, s
 
 
-def _blocks(p: np.ndarray, errors: dict, n: int):
-    """Each MZI's 2 x 2 block T and its derivatives in theta and phi, (M, Z, 2, 2) each, and the
-    per-MZI amplitude (loss)."""
-    z = mzi_count(n)
-    r1, k1 = coupler(errors.get("e1", np.zeros(z)))
-    r2, k2 = coupler(errors.get("e2", np.zeros(z)))
-    amp = 10.0 ** (-np.broadcast_to(np.asarray(errors.get("loss_db", 0.0), np.float64), (z,)) / 20.0)
-    w = np.exp(1j * (p[..., 0] + errors.get("theta", 0.0)))
-    q = np.exp(1j * (p[..., 1] + errors.get("phi", 0.0)))
-    t = [amp * (w * r2 * r1 - k2 * k1) * q, amp * 1j * (w * r2 * k1 + k2 * r1),
-         amp * 1j * (w * k2 * r1 + r2 * k1) * q, amp * (r2 * r1 - w * k2 * k1)]
-    d_theta = [amp * 1j * w * r2 * r1 * q, -amp * w * r2 * k1, -amp * w * k2 * r1 * q, -1j * amp * w * k2 * k1]
+def _blocks(p: np.ndarray, errors: dict):
+    """Each MZI's 2 x 2 block T (``mzi_mesh.mzi_entries``, with the chip's errors) and its
+    derivatives in theta and phi, (M, Z, 2, 2) each, and |det T| = loss^2 per MZI. Every entry is
+    A + e^{i theta} B, so dT/dtheta = i e^{i theta} B = i (T(theta) - T(theta + pi)) / 2; phi
+    multiplies the first column: dT/dphi = i T there, 0 in the second. The couplers are unitary,
+    so |det T| is the loss alone."""
+    theta = p[..., 0] + errors.get("theta", 0.0)
+    phi = p[..., 1] + errors.get("phi", 0.0)
+    coupled = (errors.get("e1", 0.0), errors.get("e2", 0.0), errors.get("loss_db", 0.0))
+    t = mzi_entries(theta, phi, *coupled)
+    flipped = mzi_entries(theta + np.pi, phi, *coupled)
+    d_theta = [0.5j * (a - b) for a, b in zip(t, flipped)]
     zero = np.zeros_like(t[1])
     d_phi = [1j * t[0], zero, 1j * t[2], zero]
     square = lambda e: np.stack([np.stack(e[:2], -1), np.stack(e[2:], -1)], -2)  # noqa: E731
-    return square(t), square(d_theta), square(d_phi), amp
+    return square(t), square(d_theta), square(d_phi), np.abs(t[0] * t[3] - t[1] * t[2])
 
 
 def gradient(p: np.ndarray, s: np.ndarray, errors: dict, target: np.ndarray):
     """(L per mesh (M,), dL/dphases (M, Z, 2), dL/dscreen (M, N)) for meshes set to ``p``, ``s``."""
     m, n = s.shape
-    blocks, d_theta, d_phi, amp = _blocks(p, errors, n)
+    blocks, d_theta, d_phi, det = _blocks(p, errors)
     columns = [(start, tops) for start, tops in layout(n) if len(tops)]
     a = np.zeros((m, n, n), complex)
     a[:, np.arange(n), np.arange(n)] = 1.0
@@ -114,7 +114,7 @@ def gradient(p: np.ndarray, s: np.ndarray, errors: dict, target: np.ndarray):
         rows, mzis = slice(int(tops[0]), int(tops[0]) + 2 * k), slice(start, start + k)
         inverse = np.conj(np.swapaxes(blocks[:, mzis], -1, -2))
         after = a[:, rows].reshape(m, k, 2, n)
-        before = np.matmul(inverse, after) / (amp[mzis, None, None] ** 2)
+        before = np.matmul(inverse, after) / det[:, mzis, None, None]   # T^-1 = T^H / |det T|
         out = back[:, rows].reshape(m, k, 2, n)
         h = np.conj(np.matmul(out, np.conj(np.swapaxes(before, -1, -2))))   # conj(dL/dT*)
         d_phases[:, mzis, 0] = 2.0 * np.real((h * d_theta[:, mzis]).sum((-2, -1)))

@@ -72,29 +72,28 @@ class Surrogate:
                 "lo_ch": lo.reshape(lo.shape[0], -1, taps)[..., 0].reshape(-1),
                 "alpha_ch": alpha.reshape(alpha.shape[0], -1, taps)[..., 0].reshape(-1),
                 "statistical": n.op == "Bank" and self.noisy and statistical_covers(n.attrs, self.profile),
-                "conv": conv_geometry, "error": self._draw(n.op, named)}
+                "conv": conv_geometry, "tiles": named["tiles"].shape if n.op == "Bank" else None}
+            self.layers[n.name]["error"] = self._draw(self.layers[n.name])
         self.step()
 
-    def _draw(self, op: str, named: dict):
-        """The static errors of a step, where they are drawn (none with a chip: its errors are
-        fixed): each ring's programming error (a bank), or a whole chip of the profile (meshes)."""
+    def _draw(self, layer: dict):
+        """A layer's static errors for one step (none with a chip: its errors are fixed): each
+        ring's programming error (a bank), or a whole chip of the profile (meshes)."""
         if self.chip is not None:
             return None
-        if op == "Bank":
-            return programming_error(self.rng, named["tiles"].shape, self.profile) \
+        if layer["op"] == "Bank":
+            return programming_error(self.rng, layer["tiles"], self.profile) \
                 if self.profile["noise"]["weight_sigma"] else None
         return chips.draw(self.profile, int(self.rng.integers(2 ** 31))) if chips.has_static_errors(self.profile) else None
 
     def step(self) -> None:
         """The weights changed: every layer's device form is formed again when next used, on a new
-        draw of the rings' programming errors (none with a chip: its errors are fixed)."""
+        draw of its static errors (``_draw``; none with a chip: its errors are fixed)."""
         self.version += 1
         self.forms.clear()
         for s in self.layers.values():
-            if s["error"] is not None and s["op"] == "Bank":
-                s["error"] = programming_error(self.rng, s["error"].shape, self.profile)
-            elif s["error"] is not None:
-                s["error"] = chips.draw(self.profile, int(self.rng.integers(2 ** 31)))
+            if s["error"] is not None:
+                s["error"] = self._draw(s)
 
     def custom(self) -> dict:
         """The tape's runners of the optical layers (node name -> ``tape.Custom``)."""
