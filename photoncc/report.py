@@ -159,8 +159,8 @@ def _layer(n, device: Graph, profile, range_info: dict, ring_count: int) -> dict
 def _mesh_report(device: Graph, profile, range_info: dict, facts: dict) -> dict:
     """The report of a program for MZI meshes (architecture mzi): per Mesh layer its matrix, tiles
     (settings of the chip's mesh pair), MZIs set, phase statistics and, compiled for a chip, the
-    MZIs that cannot be set exactly and the meshes' fidelity before and after error-aware
-    programming (``_mesh_layer``)."""
+    MZIs that cannot be set exactly, the meshes' fidelity before and after the local correction
+    and the tiles' detected error before and after error-aware programming (``_mesh_layer``)."""
     from .devices.mzi_mesh import mzi_count
     n_ports = profile["mesh"]["ports"]
     found = _layers_and_ops(device, "Mesh", lambda n: _mesh_layer(n, device, profile, range_info, facts))
@@ -171,6 +171,8 @@ def _mesh_report(device: Graph, profile, range_info: dict, facts: dict) -> dict:
         report["chip"] = {"unreachable_mzis": sum(c["unreachable_mzis"] for c in chip_layers),
                           "fidelity_before": round(float(np.mean([c["fidelity_before"] for c in chip_layers])), 9),
                           "fidelity_after": round(float(np.mean([c["fidelity_after"] for c in chip_layers])), 9),
+                          "tile_error_before": round(float(np.mean([c["tile_error_before"] for c in chip_layers])), 9),
+                          "tile_error_after": round(float(np.mean([c["tile_error_after"] for c in chip_layers])), 9),
                           "refine_steps": chip_layers[0]["refine_steps"]}
     return report
 
@@ -211,6 +213,9 @@ def _mesh_layer(n, device: Graph, profile, range_info: dict, facts: dict) -> dic
                          "fidelity_before": round(float(np.mean(found["fidelity_before"])), 9),
                          "fidelity_after": round(float(np.mean(found["fidelity_after"])), 9),
                          "worst_fidelity_after": round(float(np.min(found["fidelity_after"])), 9),
+                         "tile_error_before": round(float(np.mean(found["tile_error_before"])), 9),
+                         "tile_error_after": round(float(np.mean(found["tile_error_after"])), 9),
+                         "worst_tile_error_after": round(float(np.max(found["tile_error_after"])), 9),
                          "refine_steps": found["refine_steps"]}
     return layer
 

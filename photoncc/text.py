@@ -212,7 +212,8 @@ def mesh_lines(program) -> list[str]:
         c = r["chip"]
         refined = f" and {c['refine_steps']} refinement steps" if c.get("refine_steps") else ""
         lines.append(f"  error-aware programming (local correction{refined}): mesh fidelity {c['fidelity_before']:.6g} before, "
-                     f"{c['fidelity_after']:.6g} after; {c['unreachable_mzis']} MZI(s) cannot be set exactly")
+                     f"{c['fidelity_after']:.6g} after the local correction; tile error {c['tile_error_before']:.4g} "
+                     f"before, {c['tile_error_after']:.4g} after; {c['unreachable_mzis']} MZI(s) cannot be set exactly")
     lines.append(f"  {r['optical_layers']} optical layer(s), {r['tiles']} mesh setting(s), {r['mzis']} MZIs set; "
                  "electronic: " + (", ".join(f"{op} x{c}" for op, c in r["electronic_ops"].items()) or "none"))
     if r.get("macs"):
@@ -220,14 +221,14 @@ def mesh_lines(program) -> list[str]:
     lines.append(f"  estimate per inference (profile timing/energy, optical core only): "
                  f"{r['latency_us']:.4g} us, {r['energy_nj']:.4g} nJ")
     rows = [("layer", "kind", "matrix", "tiles", "MZIs set", "theta mean", "theta std", "bar/cross", "alpha",
-             "range from", "SQNR dB", "fidelity")]
+             "range from", "SQNR dB", "tile error")]
     for layer in r["layers"]:
         sqnr, ph, chip = layer.get("sqnr_db"), layer["phases"], layer.get("chip")
         rows.append((layer["name"], layer["kind"], f"{layer['matrix'][0]}x{layer['matrix'][1]}", str(layer["tiles"]),
                      str(layer["mzis"]), f"{ph['theta_mean']:.3f}", f"{ph['theta_std']:.3f}",
                      f"{100 * ph['near_bar_or_cross']:.1f}%", f"[{layer['alpha'][0]:.3g}, {layer['alpha'][1]:.3g}]",
                      str(layer["range_source"]), "-" if sqnr is None else f"{sqnr:.1f}",
-                     "-" if chip is None else f"{chip['fidelity_after']:.5f}"))
+                     "-" if chip is None else f"{chip['tile_error_after']:.4g}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         lines.append("  " + "  ".join(cell.ljust(w) if i in (0, 1, 9) else cell.rjust(w)

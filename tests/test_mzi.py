@@ -291,62 +291,68 @@ def splitter_chip(ports: int = 16, seed: int = 0):
 
 
 def test_refinement_gradient_matches_finite_differences():
-    """devices.refine.gradient, on a chip with phase offsets, splitting errors and losses, against
-    central differences of its own loss (which is checked against mesh_matrix)."""
+    """devices.refine.gradient of a tile's detected error, on a chip with phase offsets, splitting
+    errors and losses, against central differences of its own loss (which is checked against the
+    simulator's tile_matrices), in every phase, screen and attenuator of both meshes."""
     from photoncc.devices.refine import gradient
     p, chip = splitter_chip(ports=5)
-    errors = chip.mesh_errors()[1]
+    errors = chip.mesh_errors()
     rng = np.random.default_rng(3)
-    z = mzi_mesh.mzi_count(5)
-    phases, screen, target = rng.uniform(0, 2 * np.pi, (2, z, 2)), rng.uniform(0, 2 * np.pi, (2, 5)), orthogonal(rng, 5, 2)
-    loss, d_phases, d_screen = gradient(phases, screen, errors, target)
-    realised = mzi_mesh.mesh_matrix(phases, screen, errors)
-    np.testing.assert_allclose(loss, (np.abs(realised - target) ** 2).sum(axis=(-2, -1)), rtol=1e-12)
-    eps = 1e-6
-    for index in np.ndindex(phases.shape[1:]):
-        step = np.zeros_like(phases)
-        step[(slice(None),) + index] = eps
-        numeric = (gradient(phases + step, screen, errors, target)[0] - gradient(phases - step, screen, errors, target)[0])
-        np.testing.assert_allclose(d_phases[(slice(None),) + index], numeric / (2 * eps), atol=1e-7)
-    for i in range(5):
-        step = np.zeros_like(screen)
-        step[:, i] = eps
-        numeric = gradient(phases, screen + step, errors, target)[0] - gradient(phases, screen - step, errors, target)[0]
-        np.testing.assert_allclose(d_screen[:, i], numeric / (2 * eps), atol=1e-7)
+    z, scale = mzi_mesh.mzi_count(5), 0.9
+    phases, screens = rng.uniform(0, 2 * np.pi, (2, 2, z, 2)), rng.uniform(0, 2 * np.pi, (2, 2, 5))
+    atten, target = rng.uniform(0.2, 3.0, (2, 5)), rng.normal(size=(2, 5, 5)) / 3
+    loss, *grads = gradient(phases, screens, atten, errors, target, scale)
+    detected = mzi_mesh.tile_matrices(phases, screens, atten, None, 5, 0.0, errors) * scale
+    np.testing.assert_allclose(loss, ((detected - target) ** 2).sum(axis=(-2, -1)), rtol=1e-12)
+    settings, eps = [phases, screens, atten], 1e-6
+    for which, (values, grad) in enumerate(zip(settings, grads)):
+        for index in np.ndindex(values.shape[1:]):
+            moved = []
+            for sign in (1, -1):
+                shifted = [x.copy() for x in settings]
+                shifted[which][(slice(None),) + index] += sign * eps
+                moved.append(gradient(*shifted, errors, target, scale)[0])
+            np.testing.assert_allclose(grad[(slice(None),) + index], (moved[0] - moved[1]) / (2 * eps), atol=1e-7)
 
 
-def test_refinement_lowers_the_error_local_correction_leaves():
+def test_refinement_lowers_the_tile_error_local_correction_leaves():
     """Splitting errors of 0.1: the local correction leaves unreachable MZIs; refinement lowers the
-    matrix error of every mesh, deterministically, and leaves phases on the phase_bits grid."""
-    from photoncc.devices.refine import refine
+    detected error of every tile, deterministically, keeps the attenuators in [0, pi] and the
+    settings on the phase_bits grid, and never leaves a tile worse than it found it."""
+    from photoncc.devices.refine import refine, tile_error
     p, chip = splitter_chip(ports=16)
-    errors = chip.mesh_errors()[0]
-    target = orthogonal(np.random.default_rng(4), 16, 3)
-    tau, d = clements.givens(target)
-    phases, screen, unreachable = clements.set_phases(tau, d, errors, 8)
-    assert unreachable.min() > 0
-    error = lambda ph, sc: np.linalg.norm(mzi_mesh.mesh_matrix(ph, sc, errors) - target, axis=(-2, -1))  # noqa: E731
-    refined = refine(phases, screen, errors, target, 200, None)
-    assert np.all(error(*refined) < 0.8 * error(phases, screen)), (error(*refined), error(phases, screen))
-    coarse = refine(phases, screen, errors, target, 200, 8)  # 8-bit steps undo part of the gain, never all of it
-    assert np.all(error(*coarse) <= error(phases, screen)) and np.any(error(*coarse) < error(phases, screen))
-    again = refine(phases, screen, errors, target, 200, 8)
+    errors = chip.mesh_errors()
+    w = np.random.default_rng(4).normal(size=(1, 16, 48))
+    tensors, attrs, facts = mzi.lower(w, np.zeros((1, 16)), -np.ones((1, 48)), 2 * np.ones((1, 48)), np.float64, p,
+                                      chip)
+    assert min(facts["unreachable"]) > 0 and np.all(facts["tile_error_after"] < facts["tile_error_before"])
+    phases, screens, atten = (tensors[k].reshape((3,) + tensors[k].shape[3:]) for k in ("phases", "screens", "atten"))
+    scale = mzi_mesh.nominal_loss(16, attrs["loss_db"]) ** 2
+    target = mzi_mesh.tile_matrices(phases, screens, atten, None, 16, 0.0) * scale   # the ideal chip's tiles
+    error = lambda settings: tile_error(*settings, errors, target, scale)  # noqa: E731
+    local = error((phases, screens, atten))
+    refined = refine(phases, screens, atten, errors, target, scale, 200, None)
+    assert np.all(error(refined) < 0.5 * local), (error(refined), local)
+    assert refined[2].min() >= 0 and refined[2].max() <= np.pi
+    coarse = refine(phases, screens, atten, errors, target, scale, 200, 5)  # 5-bit steps undo much of the gain
+    assert np.all(error(coarse) <= local) and np.any(error(coarse) < local)
+    again = refine(phases, screens, atten, errors, target, scale, 200, 5)
     assert all(np.array_equal(a, b) for a, b in zip(coarse, again))
-    step = mzi_mesh.phase_step(8)
-    assert np.allclose(coarse[0] / step, np.round(coarse[0] / step))
-    assert refine(phases, screen, errors, target, 0, 8) == (phases, screen)
+    step = mzi_mesh.phase_step(5)
+    assert all(np.allclose(x / step, np.round(x / step)) for x in coarse)
+    assert refine(phases, screens, atten, errors, target, scale, 0, 5) == (phases, screens, atten)
 
 
-def test_compile_refine_option_raises_the_fidelity_and_is_reported(tmp_path, capsys):
-    """compile --chip --refine STEPS: higher mesh fidelity than the local correction alone, the
-    steps in the report and inspect; --refine without --chip, or on a ring profile, exit 2."""
+def test_compile_refine_option_lowers_the_tile_error_and_is_reported(tmp_path, capsys):
+    """compile --chip --refine STEPS: a lower detected tile error than the local correction alone,
+    the steps in the report and inspect; --refine without --chip, or on a ring profile, exit 2."""
     import yaml
     p, _ = splitter_chip(ports=16)
     profile_path = tmp_path / "p.yaml"
     profile_path.write_text(yaml.safe_dump({**dict(p), "name": "splitter16"}))
     chip_path = tmp_path / "c.npz"
     assert run_cli(capsys, "chip", profile_path, "--seed", "1", "-o", chip_path)[0] == 0
-    fidelity = {}
+    error = {}
     for steps in (0, 100):
         out = tmp_path / f"r{steps}.pcc"
         code, _, err = run_cli(capsys, "compile", DIGITS, "-p", profile_path, "--calibration", CALIBRATION,
@@ -354,8 +360,9 @@ def test_compile_refine_option_raises_the_fidelity_and_is_reported(tmp_path, cap
         assert code == 0, err
         report = Program.read(out).manifest["report"]["chip"]
         assert report["refine_steps"] == steps
-        fidelity[steps] = report["fidelity_after"]
-    assert fidelity[100] > fidelity[0], fidelity
+        error[steps] = report["tile_error_after"]
+        assert report["tile_error_after"] < report["tile_error_before"]
+    assert error[100] < 0.7 * error[0], error
     code, out, _ = run_cli(capsys, "inspect", tmp_path / "r100.pcc")
     assert "local correction and 100 refinement steps" in out
     for argv, phrase in (([], "give --chip CHIP.npz too"), (["--chip", chip_path, "-p", "mrr-incoherent-8b"],

@@ -34,8 +34,9 @@ from .app import cli
 @click.option("--chip", "chip_path", type=click.Path(path_type=Path),
               help="A chip's static errors (.npz from `photoncc chip` or `photoncc calibrate`): program for that chip (error-aware programming).")
 @click.option("--refine", "refine_steps", type=click.IntRange(0, 100000), default=0, show_default=True, metavar="STEPS",
-              help="With --chip on an MZI profile: steps of global refinement of every mesh's phases after the local "
-                   "error correction (helps with splitting errors; about 1 s per 100 steps of each 64-port mesh).")
+              help="With --chip on an MZI profile: steps of global refinement of each tile's settings (both meshes' "
+                   "phases and the attenuators, against the tile as detected) after the local error correction "
+                   "(helps with splitting errors; about 1.5 s per 100 steps of each 64-port tile).")
 def compile(model, profile_spec, output, calibration, input_range, headroom, percentile, report, dump_ir, chip_path,
             refine_steps):
     """Compile MODEL (.onnx) into a device program (.pcc) for a hardware profile.
@@ -68,9 +69,10 @@ def compile(model, profile_spec, output, calibration, input_range, headroom, per
     common.say(f"photoncc: compiled {model} for {r['profile']}: {r['optical_layers']} optical layer(s) in "
          f"{r['tiles']} tile(s), {sum(r['electronic_ops'].values())} electronic op(s) -> {output}")
     if "chip" in r:
-        common.say(f"photoncc: for chip {chip_path}: mesh fidelity {r['chip']['fidelity_before']:.6g} as compiled for an "
-             f"ideal chip, {r['chip']['fidelity_after']:.6g} programmed for this one; {r['chip']['unreachable_mzis']} "
-             "MZI(s) cannot be set exactly")
+        c = r["chip"]
+        common.say(f"photoncc: for chip {chip_path}: mesh fidelity {c['fidelity_before']:.6g} as compiled for an "
+                   f"ideal chip, {c['fidelity_after']:.6g} programmed for this one; tile error {c['tile_error_before']:.4g} "
+                   f"-> {c['tile_error_after']:.4g}; {c['unreachable_mzis']} MZI(s) cannot be set exactly")
 
 
 @cli.command()

@@ -32,8 +32,8 @@ import numpy as np
 
 from .. import cpu
 from . import clements
-from .refine import refine
-from .mzi_mesh import direct_form, encode, mesh_matrix, mzi_count, nominal_loss, tile_matrices
+from .refine import refine, tile_error
+from .mzi_mesh import decode, direct_form, encode, mesh_matrix, mzi_count, nominal_loss, tile_matrices
 from .tiles import tile
 
 SIGNED = True
@@ -45,10 +45,12 @@ def lower(w, b, lo, alpha, dtype, profile, chip=None, refine_steps: int = 0):
     """The mesh form of one layer (``devices`` interface, ``lower``): per group W (G, M, K), b
     (G, M), lo and alpha (G, K) -> (tensors by MESH_INPUTS name, attributes, compile facts).
     ``chip``: the static errors to program for (``photoncc.chip.Chip``), or None (an ideal mesh);
-    ``refine_steps``: with a chip, steps of global refinement after the local correction
-    (``devices.refine``).
-    The facts: per mesh MZIs that cannot be set exactly, and with a chip the tiles' fidelity
-    before and after the error-aware programming and the refinement steps taken."""
+    ``refine_steps``: with a chip, steps of global refinement of each tile after the local
+    correction (``devices.refine``).
+    The facts: per mesh MZIs that cannot be set exactly, and with a chip the meshes' fidelity to
+    their SVD factors before and after the local correction, the tiles' relative error as
+    detected before error-aware programming and after it (refinement included) and the
+    refinement steps taken."""
     mesh = profile["mesh"]
     n, bits = mesh["ports"], profile["precision"]["phase_bits"]
     w = np.asarray(w, np.float64)
@@ -59,12 +61,10 @@ def lower(w, b, lo, alpha, dtype, profile, chip=None, refine_steps: int = 0):
     u, s, vt, tau, d, phases, screens, unreachable = _decompose(tiles, errors, bits)
     top = s[..., 0]
     atten = np.where(top[..., None] > 0, s / np.where(top > 0, top, 1.0)[..., None], 0.0)
-    gain = top / nominal_loss(n, mesh["loss_db"]) ** 2
+    atten = decode(encode(2.0 * np.arcsin(np.clip(atten, 0.0, 1.0)), bits), bits)   # the attenuators' settings
+    scale = nominal_loss(n, mesh["loss_db"]) ** 2
+    gain = top / scale
     facts = {"unreachable": [int(c) for c in unreachable.reshape(-1, 2).sum(axis=0)]}
-    for k in range(2):
-        if chip is not None and refine_steps > 0:
-            phases[..., k, :, :], screens[..., k, :] = refine(phases[..., k, :, :], screens[..., k, :], errors[k],
-                                                              (vt, u)[k], refine_steps, bits)
     if chip is not None:
         facts["refine_steps"] = refine_steps
         nominal = [clements.set_phases(tau[..., k, :], d[..., k, :], None, bits)[:2] for k in range(2)]
@@ -73,8 +73,13 @@ def lower(w, b, lo, alpha, dtype, profile, chip=None, refine_steps: int = 0):
                                                        enumerate(nominal)], axis=-3), target)
         facts["fidelity_after"] = fidelity(np.stack([mesh_matrix(phases[..., k, :, :], screens[..., k, :], errors[k])
                                                      for k in range(2)], axis=-3), target)
+        detected = tiles * (scale / np.where(top > 0, top, 1.0))[..., None, None]   # the tiles over their gain
+        phases, screens, atten = refine(phases, screens, atten, errors, detected, scale, refine_steps, bits)
+        before = (np.stack([x for x, _ in nominal], axis=-3), np.stack([x for _, x in nominal], axis=-2))
+        facts["tile_error_before"] = relative_error(*before, atten, errors, detected, scale)
+        facts["tile_error_after"] = relative_error(phases, screens, atten, errors, detected, scale)
     tensors = {"phases": encode(phases, bits), "screens": encode(screens, bits),
-               "atten": encode(2.0 * np.arcsin(np.clip(atten, 0.0, 1.0)), bits), "gain": gain,
+               "atten": encode(atten, bits), "gain": gain,
                "bias": bias, "lo": np.asarray(lo, dtype), "alpha": np.asarray(alpha, dtype)}
     attrs = {"ports": n, "layout": mesh["layout"], "loss_db": float(mesh["loss_db"]), "phase_bits": bits,
              "input_bits": profile["precision"]["input_bits"], "output_bits": profile["precision"]["output_bits"]}
@@ -102,6 +107,17 @@ def _decompose(tiles: np.ndarray, errors, bits):
     parts = [slice(i, i + CHUNK_TILES) for i in range(0, max(len(flat), 1), CHUNK_TILES)]
     results = cpu.threaded_map(chunk, parts)
     return tuple(np.concatenate(arrays).reshape(lead + arrays[0].shape[1:]) for arrays in zip(*results))
+
+
+def relative_error(phases, screens, atten, errors, target, scale: float) -> np.ndarray:
+    """Per tile, ||detected - T||_F / ||T||_F (0 for a zero tile): the tiles of these settings
+    (phases (..., 2, Z, 2), screens (..., 2, N), atten (..., N), radians) as the chip of
+    ``errors`` detects them (``refine.tile_error``), against their targets T."""
+    n = atten.shape[-1]
+    flat = (phases.reshape((-1,) + phases.shape[-3:]), screens.reshape(-1, 2, n), atten.reshape(-1, n))
+    norm = (target.reshape(-1, n, n) ** 2).sum(axis=(-2, -1))
+    error = tile_error(*flat, errors, target.reshape(-1, n, n), scale)
+    return np.sqrt(np.where(norm > 0, error / np.where(norm > 0, norm, 1.0), 0.0)).reshape(atten.shape[:-1])
 
 
 def fidelity(realised: np.ndarray, target: np.ndarray) -> np.ndarray:
