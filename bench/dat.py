@@ -1,7 +1,7 @@
 """The DAT benchmark (docs/accuracy.md): a 64-64-64-10 MLP on the digits set on 64-port MZI meshes
 with static errors, as the dual adaptive training paper measured it (Zheng et al., arXiv 2212.06141).
 
-    python bench/dat.py [--chips 5] [--probes 6] [--out results.json]
+    python bench/dat.py [--chips 5] [--probes 12] [--out results.json]
 
 For each error setting (phase 0.10 rad: the built-in ``mzi-dat``; splitter 0.10; phase 0.06 and
 splitter 0.06) and each of ``--chips`` chips (``photoncc chip PROFILE --seed N``, N = 1..), the test
@@ -86,7 +86,7 @@ def finetuned(profile, estimate, calibration, test, seed: int, epochs: int) -> f
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chips", type=int, default=5)
-    parser.add_argument("--probes", type=int, default=6)
+    parser.add_argument("--probes", type=int, default=12)
     parser.add_argument("--settings", default=",".join(str(i) for i in range(len(SETTINGS))),
                         help="which settings (indices, comma-separated)")
     parser.add_argument("--refine", type=int, default=300, help="refinement steps of the refined columns (0: none)")

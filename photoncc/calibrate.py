@@ -36,7 +36,7 @@ from .devices.mzi_mesh import mesh_matrix, mzi_count, quantised
 from .errors import UserError
 
 
-def calibrate(profile, device, probes: int = 6, seed: int = 0, progress=None) -> chips.Chip:
+def calibrate(profile, device, probes: int = 12, seed: int = 0, progress=None) -> chips.Chip:
     """The chip of ``profile`` that ``device`` (the measurement interface) is, estimated from
     ``probes`` settings of each mesh (module docstring); ``progress(done, total)`` per setting."""
     if profile["architecture"] != "mzi":
