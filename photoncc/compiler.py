@@ -32,6 +32,7 @@ from .passes.quantise_banks import quantise_banks
 from .passes.tile_banks import tile_banks
 from .passes.to_banks import to_banks
 from .profile import Profile
+from .sim import Simulator
 from .report import add_quantisation_error, compile_report, error_layers, error_samples, model_values
 
 PROGRAM_OPS = frozenset(ops.kernels())  # what a program may hold besides the banks: the ops with a kernel
@@ -141,7 +142,9 @@ def compile_model(model: str | Path | Graph | Handover, profile: Profile, calibr
         from .chip import summary
         program.manifest["chip"] = summary(chip)
     if sqnr:
-        add_quantisation_error(program, reference, values)
+        if chip is not None:  # a program for one chip is judged on that chip, not the ideal one of the KAT
+            values = Simulator(program, noiseless=True, chip=chip).run(kat, keep=list(layers))
+        add_quantisation_error(program, reference, {name: values[name] for name in layers if name in values})
     return program
 
 

@@ -12,7 +12,8 @@ estimates from the profile's ``timing`` and ``energy`` figures, per inference (o
 
 These are first-order estimates of the optical core only (no memory traffic, no electronic ops).
 With quantisation or noise, ``add_quantisation_error`` adds each layer's SQNR on the calibration
-data: the noiseless device against the model's own value (the IR interpreter on the imported graph).
+data: the noiseless device (for a program compiled for a chip, that chip with its static errors)
+against the model's own value (the IR interpreter on the imported graph).
 """
 from __future__ import annotations
 

@@ -273,6 +273,9 @@ def test_error_aware_programming_recovers_the_accuracy_on_that_chip(tmp_path, ca
     assert code == 0 and "programmed for this one" in err
     report = Program.read(aware).manifest["report"]["chip"]
     assert report["fidelity_before"] < 0.9 and report["fidelity_after"] > 1 - 1e-9
+    # the report's SQNR is measured on the chip the program is for (on an ideal chip it is a few dB)
+    sqnr = [layer["sqnr_db"] for layer in Program.read(aware).manifest["report"]["layers"]]
+    assert min(sqnr) > 60, sqnr
     test = dict(np.load(TEST))
     chip = chips.read(chip_path, load_profile("mzi-dat"))
     accuracy = {}
