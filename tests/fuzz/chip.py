@@ -1,5 +1,5 @@
 """Chip border: chip files (``photoncc chip``, ``calibrate``; format in photoncc/chip.py) for
-``compile --chip``, ``simulate --chip``, ``verify --chip`` and ``calibrate --device``.
+``compile --chip [--refine]``, ``simulate --chip``, ``verify --chip`` and ``calibrate --device``.
 
 A chip drawn for the case's profile (sometimes for another profile, size or architecture) gets
 0-3 edits of its arrays (values, splitting errors past their range, scales, dtypes, shapes, keys,
@@ -124,6 +124,7 @@ def build_chip_case(case: Case, seeds: Seeds, rng: random.Random, nrng) -> None:
         follow = simulate_plan(compiled, seed.data, out / "sim.npz", seed.path, seed.specs, rng, follow=True)
         follow.argv += ["--chip", str(chip)] if rng.random() < 0.7 else []
         case.plans.append(follow)
+        argv += ["--refine", str(rng.choice([1, 3, 12]))] if rng.random() < 0.3 else []  # drawn last: seeds keep their cases
     elif command == "simulate":
         plan = simulate_plan(program.path, seed.data, out / "o.npz", seed.path, seed.specs, rng)
         plan.argv += ["--chip", str(chip)]

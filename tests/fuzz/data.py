@@ -30,7 +30,7 @@ def astype_any(a: np.ndarray, dtype) -> np.ndarray:
         if dt.names:
             return np.zeros(a.shape[:1], dt)
         return a.astype(dt)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: Python ints of an object array
+    except (TypeError, ValueError, OverflowError, RuntimeError):  # Python ints of an object array; short strings as datetimes
         return np.zeros(a.shape, "float64")
 
 
