@@ -69,13 +69,11 @@ def lower(w, b, lo, alpha, dtype, profile, chip=None, refine_steps: int = 0):
         facts["refine_steps"] = refine_steps
         nominal = [clements.set_phases(tau[..., k, :], d[..., k, :], None, bits)[:2] for k in range(2)]
         target = np.stack([vt, u], axis=-3)
-        facts["fidelity_before"] = fidelity(np.stack([mesh_matrix(p, sc, errors[k]) for k, (p, sc) in
-                                                       enumerate(nominal)], axis=-3), target)
-        facts["fidelity_after"] = fidelity(np.stack([mesh_matrix(phases[..., k, :, :], screens[..., k, :], errors[k])
-                                                     for k in range(2)], axis=-3), target)
+        before = (np.stack([x for x, _ in nominal], axis=-3), np.stack([x for _, x in nominal], axis=-2))
+        facts["fidelity_before"] = mesh_fidelity(*before, errors, target)
+        facts["fidelity_after"] = mesh_fidelity(phases, screens, errors, target)
         detected = tiles * (scale / np.where(top > 0, top, 1.0))[..., None, None]   # the tiles over their gain
         phases, screens, atten = refine(phases, screens, atten, errors, detected, scale, refine_steps, bits)
-        before = (np.stack([x for x, _ in nominal], axis=-3), np.stack([x for _, x in nominal], axis=-2))
         facts["tile_error_before"] = relative_error(*before, atten, errors, detected, scale)
         facts["tile_error_after"] = relative_error(phases, screens, atten, errors, detected, scale)
     tensors = {"phases": encode(phases, bits), "screens": encode(screens, bits),
@@ -112,12 +110,26 @@ def _decompose(tiles: np.ndarray, errors, bits):
 def relative_error(phases, screens, atten, errors, target, scale: float) -> np.ndarray:
     """Per tile, ||detected - T||_F / ||T||_F (0 for a zero tile): the tiles of these settings
     (phases (..., 2, Z, 2), screens (..., 2, N), atten (..., N), radians) as the chip of
-    ``errors`` detects them (``refine.tile_error``), against their targets T."""
+    ``errors`` detects them (``refine.tile_error``, CHUNK_TILES at a time: memory stays bounded),
+    against their targets T."""
     n = atten.shape[-1]
-    flat = (phases.reshape((-1,) + phases.shape[-3:]), screens.reshape(-1, 2, n), atten.reshape(-1, n))
-    norm = (target.reshape(-1, n, n) ** 2).sum(axis=(-2, -1))
-    error = tile_error(*flat, errors, target.reshape(-1, n, n), scale)
+    flat = (phases.reshape((-1,) + phases.shape[-3:]), screens.reshape(-1, 2, n), atten.reshape(-1, n),
+            target.reshape(-1, n, n))
+    norm = (flat[3] ** 2).sum(axis=(-2, -1))
+    error = np.concatenate([tile_error(*(x[i:i + CHUNK_TILES] for x in flat[:3]), errors, flat[3][i:i + CHUNK_TILES],
+                                       scale) for i in range(0, len(norm), CHUNK_TILES)] or [np.zeros(0)])
     return np.sqrt(np.where(norm > 0, error / np.where(norm > 0, norm, 1.0), 0.0)).reshape(atten.shape[:-1])
+
+
+def mesh_fidelity(phases, screens, errors, target) -> np.ndarray:
+    """Per tile and mesh (..., 2), the ``fidelity`` of the meshes these settings (phases (..., 2,
+    Z, 2), screens (..., 2, N), radians) realise on the chip of ``errors`` to their targets (...,
+    2, N, N), CHUNK_TILES tiles at a time (memory stays bounded)."""
+    n = screens.shape[-1]
+    flat = (phases.reshape((-1,) + phases.shape[-3:]), screens.reshape(-1, 2, n), target.reshape(-1, 2, n, n))
+    parts = [np.stack([fidelity(mesh_matrix(p[:, k], sc[:, k], errors[k]), t[:, k]) for k in range(2)], axis=-1)
+             for p, sc, t in (tuple(x[i:i + CHUNK_TILES] for x in flat) for i in range(0, len(flat[1]), CHUNK_TILES))]
+    return np.concatenate(parts or [np.zeros((0, 2))]).reshape(screens.shape[:-1])
 
 
 def fidelity(realised: np.ndarray, target: np.ndarray) -> np.ndarray:
