@@ -94,7 +94,10 @@ def _upgrade(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
 
 def _fix_legacy_prelu(model: onnx.ModelProto) -> None:
     """Opset-6 PRelu applies a (C,) slope per channel (axis 1); give it shape (C, 1, ..., 1)."""
-    inferred = onnx.shape_inference.infer_shapes(model)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - shapes that contradict each other: the declared ranks, and later checks say what is wrong
+        inferred = model
     values = list(inferred.graph.input) + list(inferred.graph.value_info)
     ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in values}
     inits = {t.name: t for t in model.graph.initializer}

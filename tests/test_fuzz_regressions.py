@@ -591,3 +591,16 @@ def test_a_sweep_plot_of_an_integer_beyond_int64(capsys, tmp_path, model):
                              "--plot", tmp_path / "s.png")
     assert code == 0, err
     assert (tmp_path / "s.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_opset_6_model_whose_shapes_contradict_each_other_is_refused(capsys, tmp_path):
+    """An opset-6 model (upgraded by onnx's version converter) whose initializer is a scalar while
+    its listing as a graph input says (4,): the PRelu fix-up before the upgrade ran onnx's shape
+    inference unguarded and escaped as an internal error (model fuzzer, seed 300040)."""
+    nodes = [helper.make_node("Add", ["x", "b"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [vinfo("x", [1, 4]), vinfo("b", [4])], [vinfo("y", [1, 4])],
+                              [numpy_helper.from_array(np.array(1.0, np.float32), "b")])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 6)], ir_version=3)
+                     .SerializeToString())
+    refused(capsys, tmp_path, "check", path, phrase="could not be upgraded")
