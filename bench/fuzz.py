@@ -100,7 +100,8 @@ def campaign(args) -> int:
 
 def replay(args) -> int:
     border, _, seed = args.replay.partition(":")
-    workdir = args.workdir or str(Path(tempfile.gettempdir()) / "photoncc-fuzz-replay")
+    # a new folder: seed programs left there by another commit would make the case another one
+    workdir = args.workdir or tempfile.mkdtemp(prefix="photoncc-fuzz-replay-")
     outcome = fuzz.run_case(border, int(seed), workdir, keep=True, timeout=args.timeout)
     found = violations(outcome)
     print(describe(outcome))

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper, version_converter
 
-from .errors import UserError
+from .errors import UserError, quoted
 
 MIN_OPSET = 9
 
@@ -79,7 +79,7 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
     try:
         onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
     except Exception as e:
-        raise UserError(f"{path}: cannot load external data: {e}") from e
+        raise UserError(f"{path}: cannot load external data: {quoted(e)}") from e
 
 
 def _upgrade(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:

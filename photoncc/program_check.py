@@ -88,6 +88,10 @@ def _check(manifest, tensors: dict) -> None:
     _kat(_key(manifest, "kat", dict, "manifest"), manifest, tensors, defined)
     if "samples" in manifest:
         _samples(_key(manifest, "samples", dict, "manifest"), manifest, tensors)
+    if "chip" in manifest:
+        chip = _key(manifest, "chip", dict, "manifest")
+        for key, kind in (("profile", str), ("kind", str), ("sha256", str)):
+            _key(chip, key, kind, "manifest.chip")
     _report(_key(manifest, "report", dict, "manifest"))
 
 
@@ -172,6 +176,8 @@ def _bank(where: str, inputs: list, attrs: dict, tensors: dict) -> None:
         bits = attrs.get(key)
         _need(bits is None or (isinstance(bits, int) and not isinstance(bits, bool) and bits in BITS),
               f"{where}: {key} is not null or an integer from 1 to 16")
+    _need(not (attrs.get("signed") and attrs.get("weight_bits") == 1),
+          f"{where}: weight_bits 1 leaves a signed ring weight no level besides 0")
     _need(bool(attrs.get("output_bits")) == ("adc" in arrays), f"{where}: an ADC needs its ranges, and ranges an ADC")
     channels = bank_channels(attrs, lo.shape[1]).count
     _need((q - 1) * c < channels <= q * c, f"{where}: its tiles do not hold its {channels} channels")
@@ -312,3 +318,22 @@ def _report(report: dict) -> None:
         _need(len(layer["matrix"]) == 2 and len(layer["alpha"]) == 2 and all(_finite(v) for v in layer["alpha"]),
               "a report layer's matrix or alpha is not a pair of numbers")
         _need(layer.get("sqnr_db") is None or _finite(layer["sqnr_db"]), "a report layer's sqnr_db is not a number")
+        if mesh:
+            phases = _key(layer, "phases", dict, "a report layer")
+            _need(all(_finite(phases.get(k)) for k in ("theta_mean", "theta_std", "near_bar_or_cross")),
+                  "a report layer's phases are not three numbers")
+            if "chip" in layer:
+                _chip_facts(_key(layer, "chip", dict, "a report layer"), "a report layer's chip")
+    if mesh and "chip" in report:
+        _chip_facts(_key(report, "chip", dict, "report"), "report.chip")
+
+
+def _chip_facts(facts: dict, where: str) -> None:
+    """What error-aware programming found (``report._mesh_report``); the tile errors are absent
+    from programs compiled before they were reported."""
+    for key in ("unreachable_mzis", "refine_steps"):
+        _key(facts, key, int, where)
+    _need(all(_finite(facts.get(k)) for k in ("fidelity_before", "fidelity_after")), f"{where}'s fidelity is not numbers")
+    _need(("tile_error_before" in facts) == ("tile_error_after" in facts)
+          and all(_finite(facts[k]) for k in ("tile_error_before", "tile_error_after") if k in facts),
+          f"{where}'s tile error is not a pair of numbers")

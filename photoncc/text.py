@@ -188,7 +188,7 @@ def inspect_lines(program, path) -> list[str]:
         rows.append((layer["name"], layer["kind"], f"{layer['matrix'][0]}x{layer['matrix'][1]}", str(layer["tiles"]),
                      str(layer["rings_used"]), str(layer["tiles"] * layer["ring_count"]),
                      f"[{layer['alpha'][0]:.3g}, {layer['alpha'][1]:.3g}]", f"{layer['shift']:.3g}",
-                     str(layer["range_source"]), "-" if sqnr is None else f"{sqnr:.1f}", layer["placement"]))
+                     str(layer.get("range_source")), "-" if sqnr is None else f"{sqnr:.1f}", layer["placement"]))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         lines.append("  " + "  ".join(cell.ljust(w) if i in (0, 1, 8, 10) else cell.rjust(w)
@@ -207,13 +207,15 @@ def mesh_lines(program) -> list[str]:
     lines.extend(io_lines(m))
     if "chip" in m:
         c = m["chip"]
-        lines.append(f"  compiled for chip: {c['kind']} of {c['profile']} (seed {c['seed']}, sha256 {c['sha256'][:16]}...)")
+        lines.append(f"  compiled for chip: {c['kind']} of {c['profile']} (seed {c.get('seed')}, sha256 {c['sha256'][:16]}...)")
     if "chip" in r:
         c = r["chip"]
         refined = f" and {c['refine_steps']} refinement steps" if c.get("refine_steps") else ""
+        tiles = (f"tile error {c['tile_error_before']:.4g} before, {c['tile_error_after']:.4g} after; "
+                 if "tile_error_after" in c else "")  # not reported by programs compiled before 95a8352
         lines.append(f"  error-aware programming (local correction{refined}): mesh fidelity {c['fidelity_before']:.6g} before, "
-                     f"{c['fidelity_after']:.6g} after the local correction; tile error {c['tile_error_before']:.4g} "
-                     f"before, {c['tile_error_after']:.4g} after; {c['unreachable_mzis']} MZI(s) cannot be set exactly")
+                     f"{c['fidelity_after']:.6g} after the local correction; {tiles}{c['unreachable_mzis']} MZI(s) "
+                     "cannot be set exactly")
     lines.append(f"  {r['optical_layers']} optical layer(s), {r['tiles']} mesh setting(s), {r['mzis']} MZIs set; "
                  "electronic: " + (", ".join(f"{op} x{c}" for op, c in r["electronic_ops"].items()) or "none"))
     if r.get("macs"):
@@ -227,8 +229,8 @@ def mesh_lines(program) -> list[str]:
         rows.append((layer["name"], layer["kind"], f"{layer['matrix'][0]}x{layer['matrix'][1]}", str(layer["tiles"]),
                      str(layer["mzis"]), f"{ph['theta_mean']:.3f}", f"{ph['theta_std']:.3f}",
                      f"{100 * ph['near_bar_or_cross']:.1f}%", f"[{layer['alpha'][0]:.3g}, {layer['alpha'][1]:.3g}]",
-                     str(layer["range_source"]), "-" if sqnr is None else f"{sqnr:.1f}",
-                     "-" if chip is None else f"{chip['tile_error_after']:.4g}"))
+                     str(layer.get("range_source")), "-" if sqnr is None else f"{sqnr:.1f}",
+                     "-" if chip is None or "tile_error_after" not in chip else f"{chip['tile_error_after']:.4g}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         lines.append("  " + "  ".join(cell.ljust(w) if i in (0, 1, 9) else cell.rjust(w)

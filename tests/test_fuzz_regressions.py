@@ -604,3 +604,62 @@ def test_opset_6_model_whose_shapes_contradict_each_other_is_refused(capsys, tmp
     path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 6)], ir_version=3)
                      .SerializeToString())
     refused(capsys, tmp_path, "check", path, phrase="could not be upgraded")
+
+
+def test_error_of_onnx_external_data_loader_is_one_line(capsys, tmp_path, monkeypatch):
+    """onnx's loader refused an external-data entry with pybind11's several-line text (model
+    fuzzer, seed 405083: 'incompatible function arguments. The following argument types...');
+    photoncc quotes it on one line."""
+    import onnx
+
+    def refuse(*args, **kwargs):
+        raise TypeError("_open_external_data(): incompatible function arguments. The following argument types "
+                        "are supported:\n    1. _open_external_data(arg0: str) -> int\n\nInvoked with types: bytes")
+    monkeypatch.setattr(onnx.external_data_helper, "load_external_data_for_model", refuse)
+    path = gemm(tmp_path, inits=[external_weights(tmp_path, "w.bin", "w.bin", "0")])
+    refused(capsys, tmp_path, "check", path, phrase="cannot load external data: TypeError: _open_external_data()")
+
+
+def test_report_layer_without_its_range_source_is_still_inspected(capsys, tmp_path, model):
+    """inspect read report.layers[i].range_source unchecked (program fuzzer, seed 402916: KeyError,
+    an internal error); the value may be null anyway, so it is optional."""
+    path = edited(model, tmp_path, lambda m, t: m["report"]["layers"][0].pop("range_source"), "mrr-incoherent-8b")
+    code, out, err = run_cli(capsys, "inspect", path)
+    assert code == 0 and "None" in out, err
+
+
+def test_signed_bank_with_one_bit_weights_is_refused(capsys, tmp_path, model):
+    """A balanced program whose bank says weight_bits 1: no signed level besides 0, and
+    weight_step divided by zero in the simulator (program fuzzer, seed 409288)."""
+    program = tmp_path / "balanced.pcc"
+    assert cli.main(["compile", str(model["model"]), "-p", "mrr-balanced-8b", "--calibration", str(model["data"]),
+                     "-o", str(program)]) == 0
+
+    def one_bit(manifest, tensors):
+        banks(manifest)[0]["attrs"]["weight_bits"] = 1
+    path = edited({"mrr-balanced-8b": program}, tmp_path, one_bit, "mrr-balanced-8b")
+    refused(capsys, tmp_path, "verify", path, phrase="weight_bits 1 leaves a signed ring weight no level besides 0")
+
+
+def test_mesh_report_of_a_chip_program_is_checked_and_older_ones_still_inspect(capsys, tmp_path, model):
+    """The chip facts inspect prints are checked when the program is read (a missing fidelity was a
+    KeyError in inspect); a program compiled before the tile errors were reported (no
+    tile_error_before/after) still inspects, without them."""
+    chip, program = tmp_path / "c.npz", tmp_path / "mesh.pcc"
+    assert cli.main(["chip", "mzi-dat", "--seed", "1", "-o", str(chip)]) == 0
+    assert cli.main(["compile", str(model["model"]), "-p", "mzi-dat", "--calibration", str(model["data"]),
+                     "--chip", str(chip), "-o", str(program)]) == 0
+    meshes = {"mzi-dat": program}
+
+    def older(manifest, tensors):
+        for facts in [manifest["report"]["chip"]] + [layer["chip"] for layer in manifest["report"]["layers"]]:
+            for key in ("tile_error_before", "tile_error_after", "worst_tile_error_after"):
+                facts.pop(key, None)
+    code, out, err = run_cli(capsys, "inspect", edited(meshes, tmp_path, older, "mzi-dat", "older.pcc"))
+    assert code == 0 and "mesh fidelity" in out and "tile error 0" not in out, err
+    refused(capsys, tmp_path, "inspect",
+            edited(meshes, tmp_path, lambda m, t: m["report"]["chip"].pop("fidelity_before"), "mzi-dat", "bad.pcc"),
+            phrase="report.chip's fidelity is not numbers")
+    refused(capsys, tmp_path, "inspect",
+            edited(meshes, tmp_path, lambda m, t: m["report"]["layers"][0].pop("phases"), "mzi-dat", "bad2.pcc"),
+            phrase="a report layer has no 'phases'")

@@ -172,6 +172,7 @@ def mut_external_data(model, rng, ctx):
         entries["location"].value = rng.choice(["/etc/passwd", "../../../../../../../../etc/passwd"])
         ctx["refuse"] = "external data from /etc/passwd"
     elif what == "link":
+        (folder / "link.bin").unlink(missing_ok=True)  # a second external-data edit of the same case
         (folder / "link.bin").symlink_to(outside)
         entries["location"].value = "link.bin"
     elif what == "missing":
