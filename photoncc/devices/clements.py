@@ -138,7 +138,9 @@ def set_phases(tau: np.ndarray, d: np.ndarray, errors: dict | None = None, bits:
         m00, m01, m10, m11 = mzi_entries(theta_set + off_t[part], 0.0, e1[part], e2[part])
         p0, p1 = pending[..., tops], pending[..., tops + 1]
         z = g00 * g01 * np.conj(m00) * m01 + g10 * g11 * np.conj(m10) * m11
-        delta = _angle(z)  # scale-free: a near-cross MZI (|g00| ~ 1e-8) has |z| ~ 1e-16, its angle still matters
+        # z is a product of two of the MZI's entries: near full cross (|g00| ~ 1e-8) it is ~1e-16 and its
+        # angle still matters; below ROUNDOFF^2 both are rounding error (a settled rotation): phi = 0
+        delta = np.where(np.abs(z) > ROUNDOFF ** 2, np.angle(z), 0.0)
         phi_set = _quantise(delta - p0 + p1 - off_p[part], bits)
         rot = np.exp(1j * (phi_set + off_p[part] + p0))
         e_p1 = np.exp(1j * p1)
