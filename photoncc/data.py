@@ -8,6 +8,7 @@ the file and the array.
 from __future__ import annotations
 
 import os
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -59,7 +60,8 @@ def load_npz(path: str | Path, headers_only: bool = False) -> dict:
     except UserError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError,
-            NotImplementedError, RuntimeError) as e:  # zipfile's and np.load's ways of saying "corrupted"
+            NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError) as e:
+        # zipfile's and np.load's ways of saying "corrupted" (a .npy header is parsed as Python text)
         raise UserError(f"{path}: not a readable .npz file ({quoted(e, 200)})") from e
     if not arrays:
         raise UserError(f"{path}: holds no arrays")
@@ -138,7 +140,7 @@ class StreamedArray:
                 self._file.read((start - self._row) * self.row_bytes)
             raw = bytearray(self._file.read(count * self.row_bytes))  # a copy of its own, writable
             data = np.frombuffer(raw, self.dtype).reshape((count,) + self.shape[1:])
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, SyntaxError, tokenize.TokenError) as e:
             raise UserError(f"{self.path}: array {self.member[:-4]!r} cannot be read at sample {start}: "
                             f"the file is corrupted ({quoted(e, 200)})") from e
         self._row = stop

@@ -663,3 +663,29 @@ def test_mesh_report_of_a_chip_program_is_checked_and_older_ones_still_inspect(c
     refused(capsys, tmp_path, "inspect",
             edited(meshes, tmp_path, lambda m, t: m["report"]["layers"][0].pop("phases"), "mzi-dat", "bad2.pcc"),
             phrase="a report layer has no 'phases'")
+
+
+def test_npy_header_with_an_unclosed_bracket_is_refused(capsys, tmp_path, model):
+    """NumPy parses a .npy header as Python text; an unclosed bracket raises tokenize's TokenError,
+    which is not a ValueError (data fuzzer, seed 503219: an internal error)."""
+    with zipfile.ZipFile(model["data"]) as archive:
+        blob = archive.read("x.npy")
+    assert blob.count(b"), }") == 1
+    with zipfile.ZipFile(tmp_path / "d.npz", "w") as archive:
+        archive.writestr("x.npy", blob.replace(b"), }", b"(, }"))
+    out = tmp_path / "o.npz"
+    refused(capsys, tmp_path, "simulate", model["ideal"], "--inputs", tmp_path / "d.npz", "-o", out,
+            phrase="not a readable .npz file")
+
+
+@pytest.mark.parametrize("x_type, w_shape, phrase", [
+    (TensorProto.INT32, (4, 3), "Gemm's A, B and C must be of one type, not int32, float32"),   # seed 502992
+    (TensorProto.FLOAT, (4, 3, 1), "Gemm multiplies two matrices; its A and B have rank 2 and 3"),  # seed 506073
+])
+def test_gemm_whose_operands_onnx_forbids_is_refused(capsys, tmp_path, x_type, w_shape, phrase):
+    """NumPy would broadcast a 3-D B and cast an int32 A's float product back to int32: the model
+    passed import and failed later as an internal error (model fuzzer)."""
+    init = [numpy_helper.from_array(weights(*w_shape), "W")]
+    path = unchecked_model(tmp_path, [helper.make_node("Gemm", ["x", "W"], ["y"])], [vinfo("x", ["N", 4], x_type)],
+                           [vinfo("y", ["N", 3])], init)
+    refused(capsys, tmp_path, "check", path, phrase=phrase)

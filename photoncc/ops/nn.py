@@ -73,6 +73,12 @@ def _linear_vjp(node, inputs, outputs, cts):
 
 
 def _gemm_onnx(node, a, b, c=None):
+    # ONNX's Gemm: two matrices and C of one type (NumPy would broadcast a 3-D B and cast the result)
+    if np.ndim(a) != 2 or np.ndim(b) != 2:
+        raise ValueError(f"Gemm multiplies two matrices; its A and B have rank {np.ndim(a)} and {np.ndim(b)}")
+    if b.dtype != a.dtype or (c is not None and c.dtype != a.dtype):
+        types = ", ".join(str(x.dtype) for x in (a, b, c) if x is not None)
+        raise ValueError(f"Gemm's A, B and C must be of one type, not {types}")
     a = a.T if node.attrs.get("transA", 0) else a
     b = b.T if node.attrs.get("transB", 0) else b
     y = node.attrs.get("alpha", 1.0) * (a @ b)
