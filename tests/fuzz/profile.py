@@ -114,8 +114,10 @@ def pmut_extreme_value(doc, rng):
 
 
 def pmut_delete_key(doc, rng):
-    """Delete one key at any depth."""
+    """Delete one key at any depth (none when an earlier edit left no key)."""
     paths = list(_paths(doc))
+    if not paths:
+        return None
     path = rng.choice(paths)
     _delete(doc, path)
     return f"deleted {'.'.join(map(str, path))}"
