@@ -61,6 +61,11 @@ def _kind_name(kind) -> str:
     return names.get(kind, str(kind))
 
 
+def _integer(value, least: int) -> bool:
+    """An int (not a bool: JSON's true is Python's 1) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -238,16 +243,16 @@ def _mesh(where: str, inputs: list, attrs: dict, tensors: dict) -> None:
 def _conv(where: str, conv, k: int) -> None:
     _need(isinstance(conv, dict), f"{where}: conv is not a mapping")
     kernel = conv.get("kernel_shape")
-    _need(isinstance(kernel, list) and kernel and all(isinstance(v, int) and v > 0 for v in kernel),
+    _need(isinstance(kernel, list) and kernel and all(_integer(v, 1) for v in kernel),
           f"{where}: conv.kernel_shape is not a list of positive integers")
     rank = len(kernel)
     for key, size in (("strides", rank), ("dilations", rank), ("pads", 2 * rank)):
         value = conv.get(key)
-        _need(isinstance(value, list) and len(value) == size and all(isinstance(v, int) and v >= (0 if key == "pads" else 1)
+        _need(isinstance(value, list) and len(value) == size and all(_integer(v, 0 if key == "pads" else 1)
                                                                      for v in value),
               f"{where}: conv.{key} is not {size} integers")
     group = conv.get("group")
-    _need(isinstance(group, int) and group > 0, f"{where}: conv.group is not a positive integer")
+    _need(_integer(group, 1), f"{where}: conv.group is not a positive integer")
     _need(k % int(np.prod(kernel)) == 0, f"{where}: its columns are not whole kernels")
 
 
@@ -300,9 +305,11 @@ def _report(report: dict) -> None:
                       ("optical_layers", int), ("tiles", int), ("latency_us", (int, float)), ("energy_nj", (int, float))):
         _key(report, key, kind, "report")
     macs = report.get("macs")
-    _need(macs is None or (isinstance(macs, dict) and all(isinstance(macs.get(k), int) and macs[k] >= 0
-                                                          for k in ("optical", "electronic"))
-                           and (macs.get("optical_share") is None or _finite(macs["optical_share"]))),
+    _need(macs is None or (isinstance(macs, dict) and all(_integer(macs.get(k), 0) for k in ("optical", "electronic"))
+                           and (macs.get("optical_share") is None or _finite(macs["optical_share"]))
+                           and isinstance(macs.get("electronic_products") or {}, dict)
+                           and all(isinstance(op, str) and _integer(count, 0)
+                                   for op, count in (macs.get("electronic_products") or {}).items())),
           "report.macs is not counts of optical and electronic MACs")
     activations = report.get("activations", [])
     _need(isinstance(activations, list) and all(isinstance(a, dict) and all(isinstance(a.get(k), str) for k in

@@ -689,3 +689,30 @@ def test_gemm_whose_operands_onnx_forbids_is_refused(capsys, tmp_path, x_type, w
     path = unchecked_model(tmp_path, [helper.make_node("Gemm", ["x", "W"], ["y"])], [vinfo("x", ["N", 4], x_type)],
                            [vinfo("y", ["N", 3])], init)
     refused(capsys, tmp_path, "check", path, phrase=phrase)
+
+
+def test_report_mac_split_that_is_not_counts_is_refused(capsys, tmp_path, model):
+    """inspect called .items() on report.macs.electronic_products unchecked (program fuzzer, seed
+    601420: a string there was an internal error)."""
+    def text(manifest, tensors):
+        manifest["report"]["macs"]["electronic_products"] = "x"
+    refused(capsys, tmp_path, "inspect", edited(model, tmp_path, text, "mrr-incoherent-8b"),
+            phrase="report.macs is not counts of optical and electronic MACs")
+
+
+def test_conv_setting_that_is_a_boolean_is_refused(capsys, tmp_path):
+    """JSON's true passed the program check as the integer 1 (isinstance(True, int)), then the
+    simulator's unfold refused it (program fuzzer, seed 609394: an internal error)."""
+    nodes = [helper.make_node("Conv", ["x", "W"], ["y"], kernel_shape=[3, 3])]
+    path = unchecked_model(tmp_path, nodes, [vinfo("x", ["N", 1, 5, 5])], [vinfo("y", ["N", 2, 3, 3])],
+                           [numpy_helper.from_array(weights(2, 1, 3, 3), "W")])
+    np.savez(tmp_path / "x.npz", x=weights(4, 1, 5, 5))
+    program = tmp_path / "conv.pcc"
+    assert cli.main(["compile", str(path), "--calibration", str(tmp_path / "x.npz"), "-o", str(program)]) == 0
+
+    def boolean(manifest, tensors):
+        conv = [inst for inst in manifest["instructions"] if "conv" in inst.get("attrs", {})][0]["attrs"]["conv"]
+        conv["kernel_shape"][1] = True
+    bad = edited({"ideal": program}, tmp_path, boolean)
+    refused(capsys, tmp_path, "simulate", bad, "--inputs", tmp_path / "x.npz", "-o", tmp_path / "o.npz",
+            phrase="conv.kernel_shape is not a list of positive integers")
