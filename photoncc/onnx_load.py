@@ -68,8 +68,8 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
         if onnx.external_data_helper.uses_external_data(tensor):
             try:
                 info = onnx.external_data_helper.ExternalDataInfo(tensor)
-            except ValueError as e:  # a non-numeric offset or length
-                raise UserError(f"{path}: external data of tensor {tensor.name!r} is malformed: {e}") from e
+            except (ValueError, TypeError) as e:  # a non-numeric offset or length; a key that is not UTF-8 text
+                raise UserError(f"{path}: external data of tensor {tensor.name!r} is malformed: {quoted(e)}") from e
             if not isinstance(info.location, str):  # protobuf hands over bytes that are not UTF-8 as bytes
                 raise UserError(f"{path}: the external data location of tensor {tensor.name!r} is not UTF-8 text")
             location = path.parent / info.location

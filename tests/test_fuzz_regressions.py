@@ -716,3 +716,18 @@ def test_conv_setting_that_is_a_boolean_is_refused(capsys, tmp_path):
     bad = edited({"ideal": program}, tmp_path, boolean)
     refused(capsys, tmp_path, "simulate", bad, "--inputs", tmp_path / "x.npz", "-o", tmp_path / "o.npz",
             phrase="conv.kernel_shape is not a list of positive integers")
+
+
+def test_external_data_key_that_is_not_text_is_refused(capsys, tmp_path):
+    """An external-data key whose bytes are not UTF-8: protobuf hands it over as bytes, and onnx's
+    ExternalDataInfo, sorting the unknown keys for its warning, raised TypeError comparing it with
+    another, text, key (model fuzzer, seed 703416)."""
+    tensor = external_weights(tmp_path, "w.bin", "w.bin", "0")
+    for key in ("qqqq", "rrrr"):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, "1"
+    path = gemm(tmp_path, inits=[tensor])
+    blob = path.read_bytes()
+    assert blob.count(b"qqqq") == 1
+    path.write_bytes(blob.replace(b"qqqq", b"\xffqqq"))
+    refused(capsys, tmp_path, "check", path, phrase="external data of tensor 'W' is malformed")
