@@ -32,8 +32,8 @@ from .passes.quantise_banks import quantise_banks
 from .passes.tile_banks import tile_banks
 from .passes.to_banks import to_banks
 from .profile import Profile
-from .sim import Simulator
 from .report import add_quantisation_error, compile_report, error_layers, error_samples, model_values
+from .sim import Simulator
 
 PROGRAM_OPS = frozenset(ops.kernels())  # what a program may hold besides the banks: the ops with a kernel
 

@@ -340,20 +340,20 @@ def test_refinement_lowers_the_tile_error_local_correction_leaves():
                                       chip)
     assert min(facts["unreachable"]) > 0 and np.all(facts["tile_error_after"] < facts["tile_error_before"])
     phases, screens, atten = (tensors[k].reshape((3,) + tensors[k].shape[3:]) for k in ("phases", "screens", "atten"))
-    scale = mzi_mesh.nominal_loss(16, attrs["loss_db"]) ** 2
-    target = mzi_mesh.tile_matrices(phases, screens, atten, None, 16, 0.0) * scale   # the ideal chip's tiles
-    error = lambda settings: tile_error(*settings, errors, target, scale)  # noqa: E731
+    loss_db = attrs["loss_db"]
+    target = mzi_mesh.tile_matrices(phases, screens, atten, None, 16, loss_db)   # the ideal chip's tiles
+    error = lambda settings: tile_error(*settings, errors, target, loss_db)  # noqa: E731
     local = error((phases, screens, atten))
-    refined = refine(phases, screens, atten, errors, target, scale, 200, None)
+    refined = refine(phases, screens, atten, errors, target, loss_db, 200, None)
     assert np.all(error(refined) < 0.5 * local), (error(refined), local)
     assert refined[2].min() >= 0 and refined[2].max() <= np.pi
-    coarse = refine(phases, screens, atten, errors, target, scale, 200, 5)  # 5-bit steps undo much of the gain
+    coarse = refine(phases, screens, atten, errors, target, loss_db, 200, 5)  # 5-bit steps undo much of the gain
     assert np.all(error(coarse) <= local) and np.any(error(coarse) < local)
-    again = refine(phases, screens, atten, errors, target, scale, 200, 5)
+    again = refine(phases, screens, atten, errors, target, loss_db, 200, 5)
     assert all(np.array_equal(a, b) for a, b in zip(coarse, again))
     step = mzi_mesh.phase_step(5)
     assert all(np.allclose(x / step, np.round(x / step)) for x in coarse)
-    assert refine(phases, screens, atten, errors, target, scale, 0, 5) == (phases, screens, atten)
+    assert refine(phases, screens, atten, errors, target, loss_db, 0, 5) == (phases, screens, atten)
 
 
 def test_compile_refine_option_lowers_the_tile_error_and_is_reported(tmp_path, capsys):

@@ -73,9 +73,9 @@ def lower(w, b, lo, alpha, dtype, profile, chip=None, refine_steps: int = 0):
         facts["fidelity_before"] = mesh_fidelity(*before, errors, target)
         facts["fidelity_after"] = mesh_fidelity(phases, screens, errors, target)
         detected = tiles * (scale / np.where(top > 0, top, 1.0))[..., None, None]   # the tiles over their gain
-        phases, screens, atten = refine(phases, screens, atten, errors, detected, scale, refine_steps, bits)
-        facts["tile_error_before"] = relative_error(*before, atten, errors, detected, scale)
-        facts["tile_error_after"] = relative_error(phases, screens, atten, errors, detected, scale)
+        phases, screens, atten = refine(phases, screens, atten, errors, detected, mesh["loss_db"], refine_steps, bits)
+        facts["tile_error_before"] = relative_error(*before, atten, errors, detected, mesh["loss_db"])
+        facts["tile_error_after"] = relative_error(phases, screens, atten, errors, detected, mesh["loss_db"])
     tensors = {"phases": encode(phases, bits), "screens": encode(screens, bits),
                "atten": encode(atten, bits), "gain": gain,
                "bias": bias, "lo": np.asarray(lo, dtype), "alpha": np.asarray(alpha, dtype)}
@@ -107,18 +107,13 @@ def _decompose(tiles: np.ndarray, errors, bits):
     return tuple(np.concatenate(arrays).reshape(lead + arrays[0].shape[1:]) for arrays in zip(*results))
 
 
-def relative_error(phases, screens, atten, errors, target, scale: float) -> np.ndarray:
+def relative_error(phases, screens, atten, errors, target, loss_db: float) -> np.ndarray:
     """Per tile, ||detected - T||_F / ||T||_F (0 for a zero tile): the tiles of these settings
     (phases (..., 2, Z, 2), screens (..., 2, N), atten (..., N), radians) as the chip of
-    ``errors`` detects them (``refine.tile_error``, CHUNK_TILES at a time: memory stays bounded),
-    against their targets T."""
-    n = atten.shape[-1]
-    flat = (phases.reshape((-1,) + phases.shape[-3:]), screens.reshape(-1, 2, n), atten.reshape(-1, n),
-            target.reshape(-1, n, n))
-    norm = (flat[3] ** 2).sum(axis=(-2, -1))
-    error = np.concatenate([tile_error(*(x[i:i + CHUNK_TILES] for x in flat[:3]), errors, flat[3][i:i + CHUNK_TILES],
-                                       scale) for i in range(0, len(norm), CHUNK_TILES)] or [np.zeros(0)])
-    return np.sqrt(np.where(norm > 0, error / np.where(norm > 0, norm, 1.0), 0.0)).reshape(atten.shape[:-1])
+    ``errors`` detects them (``refine.tile_error``), against their targets T."""
+    norm = (target ** 2).sum(axis=(-2, -1))
+    error = tile_error(phases, screens, atten, errors, target, loss_db)
+    return np.sqrt(np.where(norm > 0, error / np.where(norm > 0, norm, 1.0), 0.0))
 
 
 def mesh_fidelity(phases, screens, errors, target) -> np.ndarray:

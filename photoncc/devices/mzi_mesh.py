@@ -116,14 +116,23 @@ def mesh_matrix(phases: np.ndarray, screen: np.ndarray, errors: dict | None = No
     Built column by column on every mesh at once: a column's MZIs act on pairs of adjacent rows,
     a (pairs, 2, N) view of the matrix, one small product per pair."""
     ports = screen.shape[-1]
-    lead = phases.shape[:-2]
     errors = errors or {}
     theta = phases[..., 0] + errors.get("theta", 0.0)
     phi = phases[..., 1] + errors.get("phi", 0.0)
     t00, t01, t10, t11 = mzi_entries(theta, phi, errors.get("e1", 0.0), errors.get("e2", 0.0),
                                      errors.get("loss_db", 0.0))
     blocks = np.stack([np.stack([t00, t01], -1), np.stack([t10, t11], -1)], -2).astype(dtype)  # (..., Z, 2, 2)
-    a = np.zeros(lead + (ports, ports), dtype)
+    a = column_product(blocks, ports)
+    s = np.exp(1j * (screen + errors.get("screen", 0.0))).astype(dtype)
+    return a * s[..., :, None]
+
+
+def column_product(blocks: np.ndarray, ports: int) -> np.ndarray:
+    """C_{N-1} ... C_0 (..., N, N), the product of a mesh's columns of MZIs, from each MZI's 2 x 2
+    block (..., Z, 2, 2) in the layout's order (in the blocks' dtype): the mesh before its output
+    screen."""
+    lead = blocks.shape[:-3]
+    a = np.zeros(lead + (ports, ports), blocks.dtype)
     idx = np.arange(ports)
     a[..., idx, idx] = 1.0
     for start, tops in layout(ports):
@@ -133,8 +142,7 @@ def mesh_matrix(phases: np.ndarray, screen: np.ndarray, errors: dict | None = No
         rows = a[..., first:first + 2 * len(tops), :]
         pairs = rows.reshape(lead + (len(tops), 2, ports))
         pairs[...] = np.matmul(blocks[..., start:start + len(tops), :, :], pairs)
-    s = np.exp(1j * (screen + errors.get("screen", 0.0))).astype(dtype)
-    return a * s[..., :, None]
+    return a
 
 
 def real_product(u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -34,42 +34,45 @@ from __future__ import annotations
 
 import numpy as np
 
-from .mzi_mesh import attenuation, decode, encode, layout, mesh_matrix, mzi_entries, real_product
+from .mzi_mesh import attenuation, column_product, decode, encode, layout, mzi_entries, nominal_loss, real_product, \
+    tile_matrices
 
 LEARNING_RATE = 0.02  # radians: Adam's step, below the local solution's typical residual per MZI
 CHUNK = 32            # tiles refined at once: memory (CHUNK x N x N complex, a few arrays) stays bounded
 BETA1, BETA2 = 0.9, 0.999
 
 
-def refine(phases: np.ndarray, screens: np.ndarray, atten: np.ndarray, errors, target: np.ndarray, scale: float,
+def refine(phases: np.ndarray, screens: np.ndarray, atten: np.ndarray, errors, target: np.ndarray, loss_db: float,
            steps: int, bits: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The settings of tiles (phases (..., 2, Z, 2), screens (..., 2, N), atten (..., N), radians;
     mesh 0 = V at the input, 1 = U) after ``steps`` Adam steps on L (module docstring), from the
     given ones, for the meshes of static ``errors`` (one ``mzi_mesh.mesh_matrix`` dict per mesh)
-    and targets (..., N, N) with nominal loss ``scale``; quantised to ``bits``; per tile the
-    better of the two (the given settings or the refined ones). Deterministic."""
+    and targets (..., N, N), with the profile's loss per MZI section ``loss_db``; quantised to
+    ``bits``; per tile the better of the two (the given settings or the refined ones).
+    Deterministic."""
     if steps <= 0:
         return phases, screens, atten
     lead, n = atten.shape[:-1], atten.shape[-1]
     given = [phases.reshape((-1,) + phases.shape[-3:]), screens.reshape(-1, 2, n), atten.reshape(-1, n)]
     flat_t = np.broadcast_to(target, lead + (n, n)).reshape(-1, n, n)
     tuned = [x.copy() for x in given]
+    scale = nominal_loss(n, loss_db) ** 2
     for start in range(0, len(flat_t), CHUNK):
         part = slice(start, start + CHUNK)
         settings = _adam([x[part] for x in tuned], errors, flat_t[part], scale, steps)
         for x, value in zip(tuned, settings):
             x[part] = value
     tuned = [decode(encode(x, bits), bits) for x in tuned]
-    better = tile_error(*tuned, errors, flat_t, scale) < tile_error(*given, errors, flat_t, scale)
+    better = tile_error(*tuned, errors, flat_t, loss_db) < tile_error(*given, errors, flat_t, loss_db)
     chosen = [np.where(better.reshape((-1,) + (1,) * (x.ndim - 1)), x, g) for x, g in zip(tuned, given)]
     return tuple(x.reshape(shape) for x, shape in zip(chosen, (phases.shape, screens.shape, atten.shape)))
 
 
-def tile_error(phases, screens, atten, errors, target, scale: float) -> np.ndarray:
-    """||c Re(M_U diag(a) M_V) - T||_F^2 per tile, from the simulator's own mesh_matrix."""
-    v = mesh_matrix(phases[:, 0], screens[:, 0], errors[0])
-    u = mesh_matrix(phases[:, 1], screens[:, 1], errors[1]) * attenuation(atten)[:, None, :]
-    return ((scale * real_product(u, v) - target) ** 2).sum(axis=(-2, -1))
+def tile_error(phases, screens, atten, errors, target, loss_db: float) -> np.ndarray:
+    """||c Re(M_U diag(a) M_V) - T||_F^2 per tile (settings in radians, (..., 2, Z, 2), (..., 2, N),
+    (..., N)), the tiles rebuilt as the simulator rebuilds them (``mzi_mesh.tile_matrices``)."""
+    detected = tile_matrices(phases, screens, atten, None, atten.shape[-1], loss_db, errors)
+    return ((detected - target) ** 2).sum(axis=(-2, -1))
 
 
 def _adam(params: list, errors, target: np.ndarray, scale: float, steps: int) -> list:
@@ -125,15 +128,8 @@ def _blocks(p: np.ndarray, errors: dict):
 def _forward(p: np.ndarray, s: np.ndarray, errors: dict):
     """The meshes (M, N, N) set to ``p``, ``s``, and what ``_backward`` needs: the product of
     their columns before the screen, the screen's phases and the MZIs' blocks."""
-    m, n = s.shape
     blocks = _blocks(p, errors)
-    a = np.zeros((m, n, n), complex)
-    a[:, np.arange(n), np.arange(n)] = 1.0
-    for start, tops in layout(n):
-        if len(tops):
-            rows = slice(int(tops[0]), int(tops[0]) + 2 * len(tops))
-            pairs = a[:, rows].reshape(m, len(tops), 2, n)
-            a[:, rows] = np.matmul(blocks[0][:, start:start + len(tops)], pairs).reshape(m, -1, n)
+    a = column_product(blocks[0], s.shape[-1])
     phase = np.exp(1j * (s + errors.get("screen", 0.0)))
     return a * phase[:, :, None], (a, phase, blocks)
 
