@@ -19,6 +19,7 @@ import yaml
 from .devices import ARCHITECTURES
 from .devices.mzi_mesh import LAYOUTS
 from .errors import UserError
+from .program import weight_levels
 
 FORMAT = 1
 _HERE = Path(__file__).resolve().parent
@@ -289,7 +290,7 @@ def _check_consistency(path: Path, data: dict) -> None:
     if not balanced and "weight_range" in data.get("bank", {}):
         raise UserError(f"{path}: bank.weight_range applies only to architecture 'balanced' "
                         "(an incoherent ring's weight is its transmission in [0, 1])")
-    if balanced and data["precision"].get("weight_bits") == 1:
+    if balanced and data["precision"].get("weight_bits") and weight_levels(data["precision"]["weight_bits"], True) < 1:
         raise UserError(f"{path}: precision.weight_bits: 1 leaves a signed ring weight no level besides 0 "
                         "(architecture 'balanced' needs 2 bits or more, or null)")
     activation = data["activation"]

@@ -311,10 +311,16 @@ def bank_channels(attrs: dict, k: int) -> Channels:
     return Channels(k, complement=not attrs.get("signed"))
 
 
+def weight_levels(bits: int, signed: bool) -> int:
+    """Highest weight code: a ring's transmission (incoherent, codes 0 .. 2^b - 1 over [0, 1]) or
+    signed weight (balanced, codes -(2^(b-1) - 1) .. 2^(b-1) - 1 over [-1, 1]; 0 for 1 bit: no
+    level besides 0, which profiles and programs refuse)."""
+    return 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1
+
+
 def weight_step(bits: int, signed: bool) -> float:
-    """Value of one weight code step: a ring's transmission (incoherent, codes 0 .. 2^b - 1 over
-    [0, 1]) or signed weight (balanced, codes -(2^(b-1) - 1) .. 2^(b-1) - 1 over [-1, 1])."""
-    return 1.0 / (2 ** (bits - 1) - 1) if signed else 1.0 / (2 ** bits - 1)
+    """Value of one weight code step (``weight_levels``)."""
+    return 1.0 / weight_levels(bits, signed)
 
 
 def levels(bits: int) -> int:

@@ -20,7 +20,7 @@ from . import ops
 from .errors import ProgramError, UserError
 from .profile import shown, validated
 from .devices.mzi_mesh import LAYOUTS, mzi_count
-from .program import BANK_INPUTS, MESH_INPUTS, bank_channels, bank_inputs, mesh_inputs
+from .program import BANK_INPUTS, MESH_INPUTS, bank_channels, bank_inputs, mesh_inputs, weight_levels
 
 DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
           "uint64", "bool"}
@@ -181,8 +181,8 @@ def _bank(where: str, inputs: list, attrs: dict, tensors: dict) -> None:
         bits = attrs.get(key)
         _need(bits is None or (isinstance(bits, int) and not isinstance(bits, bool) and bits in BITS),
               f"{where}: {key} is not null or an integer from 1 to 16")
-    _need(not (attrs.get("signed") and attrs.get("weight_bits") == 1),
-          f"{where}: weight_bits 1 leaves a signed ring weight no level besides 0")
+    _need(not attrs.get("weight_bits") or weight_levels(attrs["weight_bits"], bool(attrs.get("signed"))) > 0,
+          f"{where}: weight_bits {attrs.get('weight_bits')} leaves a signed ring weight no level besides 0")
     _need(bool(attrs.get("output_bits")) == ("adc" in arrays), f"{where}: an ADC needs its ranges, and ranges an ADC")
     channels = bank_channels(attrs, lo.shape[1]).count
     _need((q - 1) * c < channels <= q * c, f"{where}: its tiles do not hold its {channels} channels")

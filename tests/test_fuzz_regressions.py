@@ -639,6 +639,10 @@ def test_signed_bank_with_one_bit_weights_is_refused(capsys, tmp_path, model):
         banks(manifest)[0]["attrs"]["weight_bits"] = 1
     path = edited({"mrr-balanced-8b": program}, tmp_path, one_bit, "mrr-balanced-8b")
     refused(capsys, tmp_path, "verify", path, phrase="weight_bits 1 leaves a signed ring weight no level besides 0")
+    profile = tmp_path / "one-bit.yaml"  # the same fact, checked where a profile is read
+    profile.write_text("photoncc_profile: 1\nname: one-bit\nextends: mrr-balanced-8b\nprecision: {weight_bits: 1}\n")
+    refused(capsys, tmp_path, "compile", model["model"], "-p", profile, "--calibration", model["data"],
+            "-o", tmp_path / "never.pcc", phrase="precision.weight_bits: 1 leaves a signed ring weight no level besides 0")
 
 
 def test_mesh_report_of_a_chip_program_is_checked_and_older_ones_still_inspect(capsys, tmp_path, model):
