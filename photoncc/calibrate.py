@@ -12,17 +12,15 @@ given, only measurements, as in the DAT paper's setting (Zheng et al., arXiv 221
    with the output one at U0 give v_k^T = x_k^H R_k / |x_k|^2. Every estimate is in the one gauge of
    the reference split (a phase per mode between the meshes, which the chip's model absorbs into
    its offsets), and is projected onto the nearest unitary.
-2. **Read each measured mesh's phases**: the complex Clements decomposition into ideal MZIs
-   (``devices.clements.decompose``) is unique, so it gives each MZI's effective theta and phi.
-3. **Fit each MZI** over the settings (vectorised over every MZI): an MZI with couplers e1, e2 and
-   phase offset dtheta has |t00|^2 = A - B cos(theta + dtheta), so cos(theta_measured) = (1 - 2A)
-   + 2B cos(dtheta) cos(theta) - 2B sin(dtheta) sin(theta): linear least squares in (1, cos theta,
-   sin theta) gives dtheta, A and B, and A, B give |e1 + e2| and |e1 - e2| (the splitter errors, up
-   to their order and common sign, which the magnitudes do not tell; fitted only when the profile
-   has splitter errors). The phi offsets and the output screen's are then the circular mean,
-   weighted by sin^2(theta_measured) (phi means nothing at theta = 0 or pi), of the measured
-   phases minus those the decomposition gives for the fitted chip without phi and screen offsets
-   (which accounts for how the couplers' phases and theta's folding move the decomposed phases).
+2. **Fit each mesh's errors** to its measured matrices (``fit_mesh``): the chip's model of that
+   mesh (``mzi_mesh``: every theta, phi and output phase with its offset and, when the profile
+   has splitter errors, every coupler with its e) is run at each setting and fitted by least
+   squares, sum over settings of |T_model - T_measured|^2, with L-BFGS on its analytic gradient
+   (the mesh run forwards column by column, storing each column's input, then backwards). For
+   the output mesh the measured matrices carry unknown phases on their inputs (the reference
+   split's gauge): they are fitted too, then moved through the mesh into the phi and output
+   offsets. The start is the ideal chip, with the output and gauge phases read off the
+   measurements.
 
 The estimate is a chip file (``kind`` "estimate", ``measurements``: the input vectors sent) that
 ``compile --chip`` programs for. Settings are drawn from ``seed``; each is probes x N x N vectors.

@@ -96,17 +96,6 @@ def test_permutations_round_trip_to_rounding_error():
     assert round_trip(np.eye(20)[rng.permutation(20)][None]) <= 1e-13
 
 
-@settings(max_examples=20, deadline=None)
-@given(st.integers(2, 20), st.integers(0, 2 ** 32 - 1))
-def test_complex_decomposition_round_trip(n, seed):
-    rng = np.random.default_rng(seed)
-    z = rng.normal(size=(2, n, n)) + 1j * rng.normal(size=(2, n, n))
-    u, _ = np.linalg.qr(z)
-    phases, screen = clements.decompose(u)
-    assert np.abs(mzi_mesh.mesh_matrix(phases, screen) - u).max() <= 1e-12
-    assert ((phases[..., 0] >= 0) & (phases[..., 0] <= np.pi + 1e-12)).all()
-
-
 @pytest.mark.parametrize("rank", [0, 1, 3])
 def test_a_layer_of_any_rank_lowers_to_meshes_that_rebuild_it(rank):
     """W = U S V^T per tile, every tile at once: the meshes rebuilt from the phases reproduce the

@@ -23,17 +23,12 @@ et al.), phi and the carried phases for its own transfer matrix, the known phase
 subtracted, and with ``phase_bits`` every phase is quantised as it is solved, so that the MZIs
 after it absorb its rounding where they can. An MZI whose couplers cannot reach the splitting
 ratio is set to the nearest one and counted.
-
-``decompose`` is the complex decomposition of any unitary into ideal MZIs (used by calibration
-to read a measured mesh's phases).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .mzi_mesh import bar_power, encode, decode, layout, mzi_count, mzi_entries
-
-TINY = 1e-300
 
 
 def givens(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,54 +150,3 @@ def set_phases(tau: np.ndarray, d: np.ndarray, errors: dict | None = None, bits:
 def _quantise(phases: np.ndarray, bits: int | None) -> np.ndarray:
     """Phases wrapped into [0, 2 pi), rounded to ``bits`` (as the hardware will set them)."""
     return decode(encode(phases, bits), bits)
-
-
-def decompose(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Any unitaries (..., N, N) as ideal MZIs: (phases (..., Z, 2), screen (..., N)) with
-    ``mzi_mesh.mesh_matrix(phases, screen) == u``; theta in [0, pi]. Complex nulling (right nulls
-    U T^-1, left nulls T U), then the diagonal moved out through the left MZIs
-    (T^-1 diag(d1, d2) = diag(-e^{-i(theta + phi)} d2, -e^{-i theta} d2) T(theta, arg(d1 / d2)))."""
-    lead, n = u.shape[:-2], u.shape[-1]
-    a = u.reshape((-1, n, n)).astype(np.complex128).copy()
-    z = mzi_count(n)
-    phases = np.zeros((a.shape[0], z, 2))
-    starts = [start for start, _ in layout(n)]
-    index = lambda column, top: starts[column] + (top - column % 2) // 2  # noqa: E731
-    lefts = []
-    for i in range(n - 1):
-        for j in range(i + 1):
-            if i % 2 == 0:
-                r, col = n - 1 - j, i - j
-                x, y = a[:, r, col], a[:, r, col + 1]
-                theta = 2 * np.arctan2(np.abs(y), np.abs(x))
-                phi = _angle(-x * np.conj(y))
-                t00, t01, t10, t11 = mzi_entries(theta, phi)
-                ca, cb = a[:, :, col].copy(), a[:, :, col + 1].copy()
-                a[:, :, col] = ca * np.conj(t00)[:, None] + cb * np.conj(t01)[:, None]
-                a[:, :, col + 1] = ca * np.conj(t10)[:, None] + cb * np.conj(t11)[:, None]
-                k = index(j, col)
-                phases[:, k, 0], phases[:, k, 1] = theta, phi
-            else:
-                row, col = n + j - i - 2, j
-                x, y = a[:, row, col], a[:, row + 1, col]
-                theta = 2 * np.arctan2(np.abs(x), np.abs(y))
-                phi = _angle(y * np.conj(x))
-                t00, t01, t10, t11 = mzi_entries(theta, phi)
-                ra, rb = a[:, row, :].copy(), a[:, row + 1, :].copy()
-                a[:, row, :] = t00[:, None] * ra + t01[:, None] * rb
-                a[:, row + 1, :] = t10[:, None] * ra + t11[:, None] * rb
-                lefts.append((index(n - 1 - j, row), row, theta, phi))
-    diag = a[:, np.arange(n), np.arange(n)].copy()
-    diag /= np.maximum(np.abs(diag), TINY)
-    for k, row, theta, phi in reversed(lefts):  # the last left null sits next to the diagonal
-        d1, d2 = diag[:, row], diag[:, row + 1]
-        phases[:, k, 0], phases[:, k, 1] = theta, np.mod(_angle(d1 * np.conj(d2)), 2 * np.pi)
-        diag[:, row] = -np.exp(-1j * (theta + phi)) * d2
-        diag[:, row + 1] = -np.exp(-1j * theta) * d2
-    phases[..., 1] = np.mod(phases[..., 1], 2 * np.pi)
-    return phases.reshape(lead + (z, 2)), np.mod(np.angle(diag), 2 * np.pi).reshape(lead + (n,))
-
-
-def _angle(z: np.ndarray) -> np.ndarray:
-    """arg(z), 0 where z is 0 (any phase nulls a zero element)."""
-    return np.where(np.abs(z) > TINY, np.angle(z), 0.0)
