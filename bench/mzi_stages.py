@@ -21,18 +21,21 @@ import numpy as np
 from photoncc import cpu
 from photoncc.devices import clements, mzi, mzi_mesh
 
+KIND = "clements"  # the layout of the benchmark's profiles
+
 
 def stages(tiles: np.ndarray) -> dict:
     """Per stage, (a function of a slice of tiles, the tiles per chunk); every stage works on both
     meshes of a tile (U and V^T), as the compiler and the simulator do."""
     u, _, vt = np.linalg.svd(tiles)
-    tau, d = clements.givens(np.stack([vt, u], axis=-3))                      # (T, 2, Z), (T, 2, N)
-    phases, screens, _ = clements.set_phases(tau, d)
+    tau, d = clements.givens(np.stack([vt, u], axis=-3), KIND)                # (T, 2, Z), (T, 2, N)
+    phases, screens, _ = clements.set_phases(tau, d, kind=KIND)
     return {
         "SVD": (lambda part: np.linalg.svd(tiles[part]), mzi.CHUNK_TILES),
-        "Clements nulling": (lambda part: clements.givens(np.stack([vt[part], u[part]], axis=-3)), mzi.CHUNK_TILES),
-        "phase setting": (lambda part: clements.set_phases(tau[part], d[part]), mzi.CHUNK_TILES),
-        "mesh build": (lambda part: mzi_mesh.mesh_matrix(phases[part], screens[part], None, np.complex64),
+        "Clements nulling": (lambda part: clements.givens(np.stack([vt[part], u[part]], axis=-3), KIND),
+                             mzi.CHUNK_TILES),
+        "phase setting": (lambda part: clements.set_phases(tau[part], d[part], kind=KIND), mzi.CHUNK_TILES),
+        "mesh build": (lambda part: mzi_mesh.mesh_matrix(phases[part], screens[part], None, np.complex64, kind=KIND),
                        mzi_mesh.TILE_BLOCK),
     }
 

@@ -105,26 +105,27 @@ def fit_mesh(measured: np.ndarray, settings: list, profile, gauge: bool, iterati
     n = measured.shape[-1]
     z = mzi_count(n)
     splitters = profile["noise"]["splitter_sigma"] > 0
-    nominal = mesh_matrix(phases_set, screens_set)
+    kind = profile["mesh"]["layout"]
+    nominal = mesh_matrix(phases_set, screens_set, kind=kind)
     g0 = np.angle(np.einsum("sin,sin->n", np.conj(nominal), measured)) if gauge else np.zeros(n)
     with_gauge = nominal * np.exp(1j * g0)[None, None, :]
     sc0 = np.angle(np.einsum("sni,sni->n", np.conj(with_gauge), measured))
-    layout = _Layout(n, splitters, gauge)
-    x0 = layout.pack(np.zeros(z), np.zeros(z), sc0, np.zeros(z), np.zeros(z), g0)
-    x = _lbfgs(lambda v: _objective(v, layout, phases_set, screens_set, measured), x0, iterations)
-    d_theta, d_phi, d_screen, e1, e2, g = layout.unpack(x)
+    params = _Params(n, kind, splitters, gauge)
+    x0 = params.pack(np.zeros(z), np.zeros(z), sc0, np.zeros(z), np.zeros(z), g0)
+    x = _lbfgs(lambda v: _objective(v, params, phases_set, screens_set, measured), x0, iterations)
+    d_theta, d_phi, d_screen, e1, e2, g = params.unpack(x)
     if gauge:  # move the input phases through the mesh into the phi and screen offsets
-        d_phi, d_screen = _push_inputs(n, g, d_phi, d_screen)
+        d_phi, d_screen = _push_inputs(n, kind, g, d_phi, d_screen)
     wrap = lambda a: np.angle(np.exp(1j * a))  # noqa: E731
     return {"theta": wrap(d_theta), "phi": wrap(d_phi), "screen": wrap(d_screen), "e1": np.clip(e1, -1, 1),
             "e2": np.clip(e2, -1, 1), "loss_db": np.zeros(z)}
 
 
-class _Layout:
-    """Where each parameter sits in the fitted vector."""
+class _Params:
+    """Where each parameter sits in the fitted vector (of a mesh of N ports and layout ``kind``)."""
 
-    def __init__(self, n: int, splitters: bool, gauge: bool):
-        self.n, self.z, self.splitters, self.gauge = n, mzi_count(n), splitters, gauge
+    def __init__(self, n: int, kind: str, splitters: bool, gauge: bool):
+        self.n, self.kind, self.z, self.splitters, self.gauge = n, kind, mzi_count(n), splitters, gauge
 
     def pack(self, theta, phi, screen, e1, e2, g):
         parts = [theta, phi, screen] + ([e1, e2] if self.splitters else []) + ([g] if self.gauge else [])
@@ -142,12 +143,12 @@ class _Layout:
         return theta, phi, screen, e1, e2, g
 
 
-def _objective(x, layout, phases_set, screens_set, measured):
+def _objective(x, params, phases_set, screens_set, measured):
     """sum_s |T_model(s) - measured(s)|^2 and its gradient (the mesh run forwards, storing each
     column's input, then backwards)."""
     from .devices.mzi_mesh import layout as mesh_layout, mzi_entries
-    d_theta, d_phi, d_screen, e1, e2, g = layout.unpack(x)
-    n = layout.n
+    d_theta, d_phi, d_screen, e1, e2, g = params.unpack(x)
+    n = params.n
     theta = phases_set[..., 0] + d_theta
     phi = phases_set[..., 1] + d_phi
     t = np.stack(mzi_entries(theta, phi, e1, e2), -1).reshape(theta.shape + (2, 2))   # (S, Z, 2, 2)
@@ -155,7 +156,7 @@ def _objective(x, layout, phases_set, screens_set, measured):
     a = np.zeros((count, n, n), np.complex128)
     a[:, np.arange(n), np.arange(n)] = np.exp(1j * g)
     stored = []
-    for start, tops in mesh_layout(n):
+    for start, tops in mesh_layout(n, params.kind):
         if not len(tops):
             stored.append(None)
             continue
@@ -171,7 +172,7 @@ def _objective(x, layout, phases_set, screens_set, measured):
     g_screen = np.sum(np.real(np.conj(grad_t) * 1j * model), axis=(0, 2))
     grad_a = grad_t * np.conj(screen)[:, :, None]
     h = np.zeros(t.shape, np.complex128)                 # per MZI and setting: G in^H
-    for (start, tops), pairs_in in zip(reversed(mesh_layout(n)), reversed(stored)):
+    for (start, tops), pairs_in in zip(reversed(mesh_layout(n, params.kind)), reversed(stored)):
         if pairs_in is None:
             continue
         first = int(tops[0])
@@ -189,7 +190,7 @@ def _objective(x, layout, phases_set, screens_set, measured):
     d_p = np.stack([1j * t[..., 0, 0], np.zeros_like(p), 1j * t[..., 1, 0], np.zeros_like(p)], -1).reshape(t.shape)
     g_phi = np.real(np.sum(d_p * hc, axis=(-2, -1))).sum(axis=0)
     g_e1 = g_e2 = None
-    if layout.splitters:
+    if params.splitters:
         dr1, dk1 = 1 / (4 * np.maximum(r1, 1e-9)), -1 / (4 * np.maximum(k1, 1e-9))
         dr2, dk2 = 1 / (4 * np.maximum(r2, 1e-9)), -1 / (4 * np.maximum(k2, 1e-9))
         d1 = np.stack([(w * r2 * dr1 - k2 * dk1) * p, 1j * (w * r2 * dk1 + k2 * dr1), 1j * (w * k2 * dr1 + r2 * dk1) * p,
@@ -198,7 +199,7 @@ def _objective(x, layout, phases_set, screens_set, measured):
                        dr2 * r1 - w * dk2 * k1], -1).reshape(t.shape)
         g_e1 = np.real(np.sum(d1 * hc, axis=(-2, -1))).sum(axis=0)
         g_e2 = np.real(np.sum(d2 * hc, axis=(-2, -1))).sum(axis=0)
-    return value, layout.pack(g_theta, g_phi, g_screen, g_e1, g_e2, g_g)
+    return value, params.pack(g_theta, g_phi, g_screen, g_e1, g_e2, g_g)
 
 
 def _lbfgs(f, x, iterations: int, memory: int = 12) -> np.ndarray:
@@ -247,11 +248,11 @@ def _lbfgs(f, x, iterations: int, memory: int = 12) -> np.ndarray:
     return x
 
 
-def _push_inputs(n: int, g: np.ndarray, d_phi: np.ndarray, d_screen: np.ndarray):
+def _push_inputs(n: int, kind: str, g: np.ndarray, d_phi: np.ndarray, d_screen: np.ndarray):
     """Input phases g moved through the mesh into its phi offsets and output screen."""
     from .devices.mzi_mesh import layout as mesh_layout
     pending, d_phi = g.copy(), d_phi.copy()
-    for start, tops in mesh_layout(n):
+    for start, tops in mesh_layout(n, kind):
         if len(tops):
             d_phi[start:start + len(tops)] += pending[tops] - pending[tops + 1]
             pending[tops] = pending[tops + 1]

@@ -6,7 +6,8 @@ measurements; ``compile --chip`` programs for one, ``simulate``/``verify --chip`
 What a chip holds (arrays, float64):
 
 * architecture ``mzi`` (one physical mesh pair of N ports: index 0 the input mesh, which realises
-  V^T, 1 the output mesh, U; Z = N (N - 1) / 2 MZIs each, in ``mzi_mesh.layout`` order):
+  V^T, 1 the output mesh, U; Z = N (N - 1) / 2 MZIs each, in ``mzi_mesh.layout`` order of the
+  profile's layout):
   ``theta``, ``phi`` (2, Z): the offset of every MZI's phase shifters, rad (N(0, phase_sigma));
   ``screen`` (2, N): the output phase shifters' offsets; ``e1``, ``e2`` (2, Z): the splitting error
   of each MZI's input and output coupler (N(0, splitter_sigma), clipped to [-1, 1]); ``loss_db``
@@ -17,12 +18,13 @@ What a chip holds (arrays, float64):
 
 The file is an ``.npz`` written with ``np.savez`` (no pickles): those arrays, ``meta`` (a 0-d
 string: JSON with ``format`` "photoncc-chip", ``version`` 1, ``profile`` (name), ``architecture``,
-``sizes`` ({"ports": N} or {"banks": B, "rings": C}), ``seed``, ``kind`` ("drawn" or "estimate"),
+``sizes`` ({"ports": N}, with "layout" for a mesh that is not Clements, or {"banks": B, "rings":
+C}), ``seed``, ``kind`` ("drawn" or "estimate"),
 ``measurements`` (estimates: how many probe vectors calibration sent), ``photoncc``) and
 ``sha256`` (a 0-d string: the SHA-256 of the meta JSON and of every array's name, dtype, shape and
 bytes, in sorted order). ``read`` refuses, with one line (exit 2), a file that is missing,
 truncated or not an npz, tampered (checksum), of another format version, or for another profile,
-architecture or size.
+architecture, size or layout.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .devices.mzi_mesh import mzi_count
+from .devices.mzi_mesh import LAYOUTS, mzi_count
 from .errors import UserError, quoted
 
 FORMAT = "photoncc-chip"
@@ -53,6 +55,11 @@ class Chip:
     @property
     def architecture(self) -> str:
         return self.meta["architecture"]
+
+    @property
+    def layout(self) -> str:
+        """An MZI chip's mesh layout (``mzi_mesh.LAYOUTS``)."""
+        return self.meta["sizes"].get("layout", "clements")
 
     def mesh_errors(self) -> list[dict]:
         """Per mesh (0: input, V^T; 1: output, U) the errors as ``mzi_mesh.mesh_matrix`` takes them."""
@@ -95,8 +102,9 @@ class Chip:
 
 def sizes(profile) -> dict:
     """The sizes a chip of this profile has: the mesh's ports, or the bank's banks and rings."""
-    if profile["architecture"] == "mzi":
-        return {"ports": profile["mesh"]["ports"]}
+    if profile["architecture"] == "mzi":  # Clements, the first layout, unnamed: its chip files stay as they were
+        mesh = profile["mesh"]
+        return {"ports": mesh["ports"], **({"layout": mesh["layout"]} if mesh["layout"] != "clements" else {})}
     return {"banks": profile["bank"]["banks"], "rings": profile["bank"]["rings"]}
 
 
@@ -198,6 +206,9 @@ def read(path, profile=None, option: str = "--chip") -> Chip:
     if "crosstalk" in members and not 0 <= float(members["crosstalk"]) < 0.5:
         raise UserError(f"{where}: its crosstalk {float(members['crosstalk']):.4g} is not in [0, 0.5) (the profile schema's bound)")
     chip = Chip(meta, members)
+    if meta["architecture"] == "mzi" and (not isinstance(chip.layout, str) or chip.layout not in LAYOUTS):
+        raise UserError(f"{where}: corrupted chip file (its mesh layout {chip.layout!r} is not one of "
+                        f"{', '.join(LAYOUTS)})")
     if meta["architecture"] == "mzi" and mesh_gain_db(chip) > MAX_GAIN_DB:
         raise UserError(f"{where}: its MZIs' negative extra losses amplify light by over {MAX_GAIN_DB:g} dB through a "
                         "mesh: not a device (array 'loss_db' is corrupted)")
@@ -234,7 +245,8 @@ def mesh_gain_db(chip: Chip) -> float:
     worst = -np.inf
     for errors in chip.mesh_errors():
         with np.errstate(all="ignore"):
-            matrix = mesh_matrix(np.zeros(errors["theta"].shape + (2,)), np.zeros(errors["screen"].shape), errors)
+            matrix = mesh_matrix(np.zeros(errors["theta"].shape + (2,)), np.zeros(errors["screen"].shape), errors,
+                                 kind=chip.layout)
         peak = float(np.abs(matrix).max()) if matrix.size else 0.0
         if not np.isfinite(peak):
             return np.inf

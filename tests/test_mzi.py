@@ -1,4 +1,4 @@
-"""Coherent MZI meshes (issue 18): the Clements decomposition round trip, the mzi profiles end to
+"""Coherent MZI meshes (issue 18): the Clements and Reck decompositions' round trip, the mzi profiles end to
 end against onnxruntime, chips (draw, files, bad inputs), error-aware programming and calibration."""
 from __future__ import annotations
 
@@ -38,62 +38,135 @@ def orthogonal(rng, n, count=1):
     return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[:, None, :]
 
 
-def round_trip(u) -> float:
-    tau, d = clements.givens(u)
-    phases, screen, unreachable = clements.set_phases(tau, d)
+def round_trip(u, layout="clements") -> float:
+    tau, d = clements.givens(u, layout)
+    phases, screen, unreachable = clements.set_phases(tau, d, kind=layout)
     assert not unreachable.any()
-    return float(np.abs(mzi_mesh.mesh_matrix(phases, screen) - u).max())
+    return float(np.abs(mzi_mesh.mesh_matrix(phases, screen, kind=layout) - u).max())
 
 
 # ------------------------------------------------------------------------------ decomposition
 
+@pytest.mark.parametrize("layout", mzi_mesh.LAYOUTS)
 @settings(max_examples=30, deadline=None)
 @given(st.integers(2, 48), st.integers(0, 2 ** 32 - 1))
-def test_clements_round_trip_of_random_orthogonal_matrices(n, seed):
+def test_round_trip_of_random_orthogonal_matrices(layout, n, seed):
     u = orthogonal(np.random.default_rng(seed), n, 3)
-    assert round_trip(u) <= 1e-12
+    assert round_trip(u, layout) <= 1e-12
 
 
+@pytest.mark.parametrize("layout", mzi_mesh.LAYOUTS)
 @settings(max_examples=3, deadline=None)
 @given(st.sampled_from([64, 128, 256]), st.integers(0, 2 ** 32 - 1))
-def test_clements_round_trip_of_large_meshes(n, seed):
-    assert round_trip(orthogonal(np.random.default_rng(seed), n)) <= 1e-12
+def test_round_trip_of_large_meshes(layout, n, seed):
+    assert round_trip(orthogonal(np.random.default_rng(seed), n), layout) <= 1e-12
 
 
-def test_clements_round_trip_with_an_mzi_next_to_full_cross():
+@pytest.mark.parametrize("layout", mzi_mesh.LAYOUTS)
+def test_round_trip_with_an_mzi_next_to_full_cross(layout):
     """An MZI within 3e-8 of full cross: its phi comes from a product of two small entries (|z| ~
     1e-16); taking such a z as 0 (as before) left the round trip 4e-8 off. Hypothesis found it on
     a random 256 x 256 matrix (5e-9)."""
     rng = np.random.default_rng(0)
     tau = rng.uniform(-np.pi, np.pi, (1, mzi_mesh.mzi_count(8)))
     tau[0, 5] = np.pi / 2 - 3e-8
-    assert round_trip(clements.rotations_matrix(tau, np.ones((1, 8)))) <= 1e-12
+    assert round_trip(clements.rotations_matrix(tau, np.ones((1, 8)), layout), layout) <= 1e-12
 
 
+@pytest.mark.parametrize("layout", mzi_mesh.LAYOUTS)
 @settings(max_examples=40, deadline=None)
 @given(st.integers(2, 24), st.integers(0, 2 ** 32 - 1), st.sampled_from(["identity", "permutation", "signs", "swaps",
                                                                           "blocks"]))
-def test_clements_round_trip_of_degenerate_matrices(n, seed, kind):
+def test_round_trip_of_degenerate_matrices(layout, n, seed, kind):
     """Identity, permutations, diagonal +-1, and matrices whose internal phases sit at 0 or pi."""
     rng = np.random.default_rng(seed)
     signs = np.where(rng.random(n) < 0.5, -1.0, 1.0)
     u = {"identity": np.eye(n), "permutation": np.eye(n)[rng.permutation(n)], "signs": np.diag(signs),
          "swaps": np.eye(n)[np.arange(n) ^ 1 if n % 2 == 0 else np.r_[np.arange(n - 1) ^ 1, n - 1]] * signs,
          "blocks": np.kron(np.eye((n + 1) // 2), orthogonal(rng, 2)[0])[:n, :n] if n % 2 == 0 else np.eye(n)}[kind]
-    assert round_trip(u[None]) <= 1e-12
+    assert round_trip(u[None], layout) <= 1e-12
 
 
-def test_permutations_round_trip_to_rounding_error():
+@pytest.mark.parametrize("layout", mzi_mesh.LAYOUTS)
+def test_permutations_round_trip_to_rounding_error(layout):
     """The entries a permutation leaves to null are exact zeros plus rounding: each such rotation
     is an exact 0 or pi (``clements._settled``), not the angle between two rounding errors, which
     left a 20 x 20 permutation 1.03e-12 off (Hypothesis: n=20, seed=17449)."""
     for seed in range(100):
         rng = np.random.default_rng(seed)
         n = int(rng.integers(2, 25))
-        assert round_trip(np.eye(n)[rng.permutation(n)][None]) <= 1e-13, (seed, n)
+        assert round_trip(np.eye(n)[rng.permutation(n)][None], layout) <= 1e-13, (seed, n)
     rng = np.random.default_rng(17449)
     rng.random(20)
-    assert round_trip(np.eye(20)[rng.permutation(20)][None]) <= 1e-13
+    assert round_trip(np.eye(20)[rng.permutation(20)][None], layout) <= 1e-13
+
+
+def test_reck_layout_is_the_triangle_and_its_depth_sets_the_nominal_loss():
+    """Diagonal s of the triangle (s = 0 .. N - 2) is the MZIs on (k, k + 1), k = 0 .. N - 2 - s, in
+    column k + 2s: 2N - 3 columns, every path through as many sections."""
+    assert [(start, list(tops)) for start, tops in mzi_mesh.layout(4, "reck")] == \
+        [(0, [0]), (1, [1]), (2, [0, 2]), (4, [1]), (5, [0])]
+    for n in range(2, 30):
+        placed = {(c, int(top)) for c, (_, tops) in enumerate(mzi_mesh.layout(n, "reck")) for top in tops}
+        assert placed == {(k + 2 * s, k) for s in range(n - 1) for k in range(n - 1 - s)}
+        assert mzi_mesh.depth(n, "reck") == 2 * n - 3 and mzi_mesh.depth(n, "clements") == n
+    assert mzi_mesh.nominal_loss(8, 0.1, "reck") == 10 ** (-13 * 0.1 / 20)
+    assert mzi_mesh.nominal_loss(8, 0.1, "clements") == 10 ** (-8 * 0.1 / 20)
+
+
+@pytest.mark.parametrize("loss_db", [0.0, 0.1])
+def test_reck_meshes_match_onnxruntime(loss_db):
+    """A Reck profile end to end, with the nominal loss of its 2N - 3 sections restored."""
+    p = profile("mzi-ideal", mesh__layout="reck", mesh__loss_db=loss_db)
+    program, _, _ = compile_and_compare(DIGITS, {"pixels": np.load(TEST)["pixels"]}, p)
+    meshes = [i for i in program.instructions if i["op"] == "Mesh"]
+    assert meshes and all(i["attrs"]["layout"] == "reck" for i in meshes)
+    feeds = dict(np.load(DATA / "torch_dynamo_cnn.npz"))
+    feeds.pop("label", None)
+    compile_and_compare(DATA / "torch_dynamo_cnn.onnx", feeds, p)
+
+
+def test_a_reck_chip_is_refused_for_a_clements_mesh_and_its_layout_is_checked(tmp_path, capsys):
+    reck, clements_ = tmp_path / "reck.yaml", tmp_path / "clements.yaml"
+    reck.write_text("extends: mzi-dat\nname: small-dat\nmesh: {ports: 8, layout: reck}\n")
+    clements_.write_text("extends: mzi-dat\nname: small-dat\nmesh: {ports: 8}\n")
+    chip = tmp_path / "c.npz"
+    code, _, err = run_cli(capsys, "chip", reck, "--seed", "2", "-o", chip)
+    assert code == 0, err
+    assert chips.read(chip).meta["sizes"] == {"ports": 8, "layout": "reck"}
+    assert chips.draw(load_profile("mzi-dat"), 2).meta["sizes"] == {"ports": 64}   # Clements chips as before
+    code, _, err = run_cli(capsys, "compile", DIGITS, "-p", reck, "--calibration", CALIBRATION, "--chip", chip,
+                           "-o", tmp_path / "r.pcc")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "compile", DIGITS, "-p", clements_, "--calibration", CALIBRATION, "--chip", chip,
+                           "-o", tmp_path / "c.pcc")
+    assert code == 2 and "(mzi, layout reck, ports 8), not of 'small-dat' (mzi, ports 8)" in err, err
+    assert err.count("\n") == 1 and not (tmp_path / "c.pcc").exists()
+    drawn = chips.read(chip)
+    forged = chips.Chip(drawn.meta | {"sizes": {"ports": 8, "layout": "hexagon"}}, drawn.arrays)
+    (tmp_path / "forged.npz").write_bytes(forged.to_bytes())   # a valid checksum over a layout nobody makes
+    with pytest.raises(UserError, match="its mesh layout 'hexagon' is not one of clements, reck"):
+        chips.read(tmp_path / "forged.npz")
+
+
+def test_error_aware_programming_refinement_and_calibration_on_a_reck_chip():
+    """The chip's errors, true or estimated from measurements, programmed for on a Reck mesh; the
+    refinement's gradient runs through the triangle's columns."""
+    p = profile("mzi-dat", mesh__ports=8, mesh__layout="reck", noise__phase_sigma=0.1, noise__splitter_sigma=0.06)
+    truth = chips.draw(p, 1)
+    estimate = calibrate(p, SimulatedDevice(p, truth, seed=0), probes=5, seed=0)
+    w = np.random.default_rng(3).normal(size=(1, 8, 8))
+    error = {}
+    for label, chip, steps in (("none", None, 0), ("truth", truth, 0), ("estimate", estimate, 0),
+                               ("refined", truth, 100)):
+        tensors, attrs, facts = mzi.lower(w, np.zeros((1, 8)), -np.ones((1, 8)), 2 * np.ones((1, 8)), np.float32, p,
+                                          chip, steps)
+        realised = mzi.realised_tiles(tensors, attrs, p, truth.mesh_errors())[0, 0, 0] * tensors["gain"][0, 0, 0]
+        error[label] = np.abs(realised - w[0]).max() / np.abs(w[0]).max()
+        if chip is not None:
+            assert np.all(facts["fidelity_after"] > facts["fidelity_before"])
+    assert error["estimate"] < error["truth"] + 0.02 and error["estimate"] < error["none"] / 3, error
+    assert error["refined"] < error["truth"], error
 
 
 @pytest.mark.parametrize("rank", [0, 1, 3])
@@ -117,7 +190,7 @@ def test_mesh_physics_is_unitary_and_splitter_errors_limit_the_reachable_ratios(
     z = mzi_mesh.mzi_count(n)
     errors = {"theta": rng.normal(0, .1, z), "phi": rng.normal(0, .1, z), "screen": rng.normal(0, .1, n),
               "e1": rng.normal(0, .1, z), "e2": rng.normal(0, .1, z)}
-    m = mzi_mesh.mesh_matrix(rng.uniform(0, 6, (4, z, 2)), rng.uniform(0, 6, (4, n)), errors)
+    m = mzi_mesh.mesh_matrix(rng.uniform(0, 6, (4, z, 2)), rng.uniform(0, 6, (4, n)), errors, kind="clements")
     assert np.abs(m @ np.conj(np.swapaxes(m, -1, -2)) - np.eye(n)).max() < 1e-12
     low, gap = mzi_mesh.bar_power(0.1, 0.1)
     t00 = mzi_mesh.mzi_entries(np.linspace(0, 2 * np.pi, 1001), 0.0, 0.1, 0.1)[0]
@@ -232,7 +305,7 @@ def test_an_unknown_mesh_layout_is_one_line_and_exit_2(tmp_path, capsys):
     bad = tmp_path / "reck.yaml"
     bad.write_text("extends: mzi-ideal\nmesh: {layout: triangle}\n")
     code, _, err = run_cli(capsys, "check", DIGITS, "-p", bad)
-    assert code == 2 and "mesh.layout: 'triangle' is not one of 'clements'" in err
+    assert code == 2 and "mesh.layout: 'triangle' is not one of 'clements', 'reck'" in err
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text("extends: ideal\nmesh: {ports: 8}\n")
     code, _, err = run_cli(capsys, "check", DIGITS, "-p", wrong)
@@ -303,8 +376,8 @@ def test_refinement_gradient_matches_finite_differences():
     z, scale = mzi_mesh.mzi_count(5), 0.9
     phases, screens = rng.uniform(0, 2 * np.pi, (2, 2, z, 2)), rng.uniform(0, 2 * np.pi, (2, 2, 5))
     atten, target = rng.uniform(0.2, 3.0, (2, 5)), rng.normal(size=(2, 5, 5)) / 3
-    loss, *grads = gradient(phases, screens, atten, errors, target, scale)
-    detected = mzi_mesh.tile_matrices(phases, screens, atten, None, 5, 0.0, errors) * scale
+    loss, *grads = gradient(phases, screens, atten, errors, target, scale, "clements")
+    detected = mzi_mesh.tile_matrices(phases, screens, atten, None, 5, 0.0, errors, kind="clements") * scale
     np.testing.assert_allclose(loss, ((detected - target) ** 2).sum(axis=(-2, -1)), rtol=1e-12)
     settings, eps = [phases, screens, atten], 1e-6
     for which, (values, grad) in enumerate(zip(settings, grads)):
@@ -313,7 +386,7 @@ def test_refinement_gradient_matches_finite_differences():
             for sign in (1, -1):
                 shifted = [x.copy() for x in settings]
                 shifted[which][(slice(None),) + index] += sign * eps
-                moved.append(gradient(*shifted, errors, target, scale)[0])
+                moved.append(gradient(*shifted, errors, target, scale, "clements")[0])
             np.testing.assert_allclose(grad[(slice(None),) + index], (moved[0] - moved[1]) / (2 * eps), atol=1e-7)
 
 
@@ -330,19 +403,19 @@ def test_refinement_lowers_the_tile_error_local_correction_leaves():
     assert min(facts["unreachable"]) > 0 and np.all(facts["tile_error_after"] < facts["tile_error_before"])
     phases, screens, atten = (tensors[k].reshape((3,) + tensors[k].shape[3:]) for k in ("phases", "screens", "atten"))
     loss_db = attrs["loss_db"]
-    target = mzi_mesh.tile_matrices(phases, screens, atten, None, 16, loss_db)   # the ideal chip's tiles
-    error = lambda settings: tile_error(*settings, errors, target, loss_db)  # noqa: E731
+    target = mzi_mesh.tile_matrices(phases, screens, atten, None, 16, loss_db, kind="clements")   # the ideal chip's
+    error = lambda settings: tile_error(*settings, errors, target, loss_db, kind="clements")  # noqa: E731
     local = error((phases, screens, atten))
-    refined = refine(phases, screens, atten, errors, target, loss_db, 200, None)
+    refined = refine(phases, screens, atten, errors, target, loss_db, 200, None, kind="clements")
     assert np.all(error(refined) < 0.5 * local), (error(refined), local)
     assert refined[2].min() >= 0 and refined[2].max() <= np.pi
-    coarse = refine(phases, screens, atten, errors, target, loss_db, 200, 5)  # 5-bit steps undo much of the gain
+    coarse = refine(phases, screens, atten, errors, target, loss_db, 200, 5, kind="clements")  # 5-bit steps: less gain
     assert np.all(error(coarse) <= local) and np.any(error(coarse) < local)
-    again = refine(phases, screens, atten, errors, target, loss_db, 200, 5)
+    again = refine(phases, screens, atten, errors, target, loss_db, 200, 5, kind="clements")
     assert all(np.array_equal(a, b) for a, b in zip(coarse, again))
     step = mzi_mesh.phase_step(5)
     assert all(np.allclose(x / step, np.round(x / step)) for x in coarse)
-    assert refine(phases, screens, atten, errors, target, loss_db, 0, 5) == (phases, screens, atten)
+    assert refine(phases, screens, atten, errors, target, loss_db, 0, 5, kind="clements") == (phases, screens, atten)
 
 
 def test_compile_refine_option_lowers_the_tile_error_and_is_reported(tmp_path, capsys):

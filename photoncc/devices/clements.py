@@ -1,4 +1,4 @@
-"""The Clements decomposition (compile side): a unitary as the phases of a rectangular MZI mesh.
+"""The mesh decomposition (compile side): a unitary as the phases of a Clements or Reck MZI mesh.
 
 Clements et al., Optica 3:1460 (2016): for i = 0 .. N - 2, the lower triangle of U is nulled one
 anti-diagonal at a time, alternately from the right (an MZI on columns i - j, i - j + 1, j = 0 .. i,
@@ -6,15 +6,22 @@ for even i) and from the left (an MZI on rows N + j - i - 2, N + j - i - 1, odd 
 nulls are the mesh's MZIs of column j (counted from the input), the left nulls those of column
 N - 1 - j; what is left is diagonal, moved to the output through the left MZIs.
 
+Reck et al., PRL 73:58 (1994): for s = 0 .. N - 2, row N - 1 - s of U is nulled from the right,
+left to right (an MZI on columns k, k + 1 nulls entry k, k = 0 .. N - 2 - s); rows below it are
+done, so what is left is diagonal. The nulls of row N - 1 - s are the triangle's diagonal s, the
+MZI on (k, k + 1) in mesh column k + 2s (``mzi_mesh.layout``); nulls in different columns on
+different modes commute, so the mesh applies them column by column.
+
 ``givens`` does this for real orthogonal matrices (the SVD factors of a real tile) with real
-rotations R(tau) = [[cos, -sin], [sin, cos]]: U = diag(d) L_{N-1} ... L_0 with d = +-1 and each
-L_c the rotations of column c. A diagonal of signs passes through a rotation unchanged, with the
-rotation's angle times d_a d_{a+1}, so the left nulls need no phase pushing. The nulling is O(N^2)
+rotations R(tau) = [[cos, -sin], [sin, cos]]: U = diag(d) L_{D-1} ... L_0 with d = +-1 and each
+L_c the rotations of column c (D columns: N for Clements, 2N - 3 for Reck). A diagonal of signs
+passes through a rotation unchanged, with the rotation's angle times d_a d_{a+1}, so the left
+nulls need no phase pushing. The nulling is O(N^2)
 sequential steps; each is one set of NumPy operations on every tile at once (tiles on the last
 axis, so that a column or row of every tile is one contiguous block).
 
 ``set_phases`` then turns the rotations into the phases of physical MZIs (mzi_mesh: T(theta, phi)
-= B diag(e^{i theta}, 1) B diag(e^{i phi}, 1)), column by column from the input (N steps, each on
+= B diag(e^{i theta}, 1) B diag(e^{i phi}, 1)), column by column from the input (D steps, each on
 every tile and every MZI of the column): each MZI must realise its rotation up to phases on its
 outputs, which are carried to the next column (and at the end to the output screen). Given a
 chip's static errors this is error-aware programming (Bandyopadhyay et al., arXiv 2103.04993,
@@ -26,47 +33,59 @@ ratio is set to the nearest one and counted.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .mzi_mesh import bar_power, encode, decode, layout, mzi_count, mzi_entries
 
 
-def givens(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def givens(u: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Real orthogonal matrices (..., N, N) -> (tau (..., Z), d (..., N)): U = diag(d) prod_c L_c
-    with L_c the rotations R(tau) of the MZIs of column c (mzi_mesh.layout order); d = +-1."""
+    with L_c the rotations R(tau) of the MZIs of column c of a mesh of layout ``kind``
+    (mzi_mesh.layout order); d = +-1."""
     lead, n = u.shape[:-2], u.shape[-1]
     a = np.ascontiguousarray(np.moveaxis(u.reshape((-1, n, n)).astype(np.float64), 0, -1))  # (N, N, T)
     count = a.shape[-1]
     tau = np.zeros((mzi_count(n), count))
     left = np.zeros(mzi_count(n), bool)
-    starts = [start for start, _ in layout(n)]
+    starts = [start for start, _ in layout(n, kind)]
     index = lambda column, top: starts[column] + (top - column % 2) // 2  # noqa: E731
-    for i in range(n - 1):
-        for j in range(i + 1):
-            if i % 2 == 0:  # right null of (N-1-j, i-j): rotate columns a, a+1 (rows below r are zero)
-                r, col = n - 1 - j, i - j
-                t = np.arctan2(-_settled(a[r, col]), a[r, col + 1])
-                c, s = np.cos(t), np.sin(t)
-                x, y = a[:r + 1, col].copy(), a[:r + 1, col + 1]
-                a[:r + 1, col] = c * x + s * y
-                a[:r + 1, col + 1] = c * y - s * x
-                a[r, col] = 0.0
-                tau[index(j, col)] = -t
-            else:  # left null of (N+j-i-1, j): rotate rows a, a+1 (columns left of j are zero)
-                row, col = n + j - i - 2, j
-                t = np.arctan2(_settled(a[row + 1, col]), a[row, col])
-                c, s = np.cos(t), np.sin(t)
-                x, y = a[row, col:].copy(), a[row + 1, col:]
-                a[row, col:] = c * x + s * y
-                a[row + 1, col:] = c * y - s * x
-                a[row + 1, col] = 0.0
-                k = index(n - 1 - j, row)
-                tau[k], left[k] = t, True
+    for from_left, r, col, column in _nulls(n, kind):
+        if not from_left:  # null (r, col): rotate columns col, col + 1 (rows below r are zero)
+            t = np.arctan2(-_settled(a[r, col]), a[r, col + 1])
+            c, s = np.cos(t), np.sin(t)
+            x, y = a[:r + 1, col].copy(), a[:r + 1, col + 1]
+            a[:r + 1, col] = c * x + s * y
+            a[:r + 1, col + 1] = c * y - s * x
+            a[r, col] = 0.0
+            tau[index(column, col)] = -t
+        else:  # null (r + 1, col): rotate rows r, r + 1 (columns left of col are zero)
+            t = np.arctan2(_settled(a[r + 1, col]), a[r, col])
+            c, s = np.cos(t), np.sin(t)
+            x, y = a[r, col:].copy(), a[r + 1, col:]
+            a[r, col:] = c * x + s * y
+            a[r + 1, col:] = c * y - s * x
+            a[r + 1, col] = 0.0
+            k = index(column, r)
+            tau[k], left[k] = t, True
     d = np.where(a[np.arange(n), np.arange(n)] < 0, -1.0, 1.0)  # (N, T)
     if left.any():  # diag(d) passes a left rotation with its angle times d_a d_{a+1}
-        _, tops = _positions(n)
+        tops = np.concatenate([t for _, t in layout(n, kind)])
         tau[left] *= d[tops[left]] * d[tops[left] + 1]
     return np.moveaxis(tau, -1, 0).reshape(lead + (-1,)), np.moveaxis(d, -1, 0).reshape(lead + (n,))
+
+
+@lru_cache(maxsize=None)
+def _nulls(n: int, kind: str) -> tuple[tuple[bool, int, int, int], ...]:
+    """The nulling steps of an N-port mesh of layout ``kind`` in order (module docstring): (from the
+    left, row, column of the entry's rotation, the MZI's mesh column). From the right the step
+    nulls entry (row, column) with columns column, column + 1; from the left entry (row + 1,
+    column) with rows row, row + 1."""
+    if kind == "reck":
+        return tuple((False, n - 1 - s, k, k + 2 * s) for s in range(n - 1) for k in range(n - 1 - s))
+    return tuple((False, n - 1 - j, i - j, j) if i % 2 == 0 else (True, n + j - i - 2, j, n - 1 - j)
+                 for i in range(n - 1) for j in range(i + 1))
 
 
 ROUNDOFF = 1e-13  # an entry to null this close to 0 is rounding error: it is nulled already
@@ -79,17 +98,11 @@ def _settled(entry: np.ndarray) -> np.ndarray:
     return np.where(np.abs(entry) < ROUNDOFF, 0.0, entry)
 
 
-def _positions(n: int):
-    cols = np.concatenate([np.full(len(t), c) for c, (_, t) in enumerate(layout(n))])
-    tops = np.concatenate([t for _, t in layout(n)])
-    return cols, tops
-
-
-def rotations_matrix(tau: np.ndarray, d: np.ndarray) -> np.ndarray:
+def rotations_matrix(tau: np.ndarray, d: np.ndarray, kind: str) -> np.ndarray:
     """diag(d) prod_c L_c(tau): the real matrix ``givens`` decomposed (for tests)."""
     n = d.shape[-1]
     a = np.broadcast_to(np.eye(n), tau.shape[:-1] + (n, n)).copy()
-    for start, tops in layout(n):
+    for start, tops in layout(n, kind):
         if len(tops):
             c, s = np.cos(tau[..., start:start + len(tops), None]), np.sin(tau[..., start:start + len(tops), None])
             x, y = a[..., tops, :].copy(), a[..., tops + 1, :]
@@ -98,8 +111,9 @@ def rotations_matrix(tau: np.ndarray, d: np.ndarray) -> np.ndarray:
     return a * d[..., :, None]
 
 
-def set_phases(tau: np.ndarray, d: np.ndarray, errors: dict | None = None, bits: int | None = None):
-    """The settings of physical MZIs that realise diag(d) prod_c L_c(tau) (module docstring).
+def set_phases(tau: np.ndarray, d: np.ndarray, errors: dict | None = None, bits: int | None = None, *, kind: str):
+    """The settings of the physical MZIs of a mesh of layout ``kind`` that realise diag(d) prod_c
+    L_c(tau) (module docstring).
 
     ``tau`` (..., Z), ``d`` (..., N); ``errors``: the static errors of the physical mesh the
     settings are for (mzi_mesh.mesh_matrix's dict: phase offsets ``theta``, ``phi`` (Z,),
@@ -117,7 +131,7 @@ def set_phases(tau: np.ndarray, d: np.ndarray, errors: dict | None = None, bits:
     pending = np.zeros(lead + (n,))
     phases = np.empty(lead + (mzi_count(n), 2))
     unreachable = np.zeros(lead, np.int64)
-    for start, tops in layout(n):
+    for start, tops in layout(n, kind):
         if not len(tops):
             continue
         part = slice(start, start + len(tops))

@@ -12,8 +12,8 @@ non-negative transform is needed. For a layer y = W x + b whose input lies in [l
 3. **SVD**: each tile W'_rq = U S V^T; the input mesh realises V^T, a column of attenuators
    S / s_max (set as MZI attenuators, amplitude sin(theta_s / 2)), the output mesh U, and the
    electronics restore the tile's scale: gain = s_max / (nominal loss of the two meshes);
-4. **Clements**: U and V^T (stacked, every tile of the layer at once) as real rotations
-   (``clements.givens``), then the phases of the physical MZIs (``clements.set_phases``), for an
+4. **Clements or Reck** (``mesh.layout``): U and V^T (stacked, every tile of the layer at once) as
+   real rotations (``clements.givens``), then the phases of the physical MZIs (``clements.set_phases``), for an
    ideal mesh or, given a chip's measured static errors, for that chip (error-aware: each MZI
    solved for its own couplers, the phase offsets subtracted), quantised to ``phase_bits``;
 5. **detection**: homodyne (the in-phase part of each output field: signed), one read per output
@@ -52,30 +52,31 @@ def lower(w, b, lo, alpha, dtype, profile, chip=None, refine_steps: int = 0):
     detected before error-aware programming and after it (refinement included) and the
     refinement steps taken."""
     mesh = profile["mesh"]
-    n, bits = mesh["ports"], profile["precision"]["phase_bits"]
+    n, bits, kind = mesh["ports"], profile["precision"]["phase_bits"], mesh["layout"]
     w = np.asarray(w, np.float64)
     half = np.asarray(alpha, np.float64) / 2.0
     bias = np.asarray(b, np.float64) + np.einsum("gmk,gk->gm", w, np.asarray(lo, np.float64) + half)
     tiles = tile(w * half[:, None, :], n, n)                                    # (G, R, Q, N, N)
     errors = chip.mesh_errors() if chip is not None else [None, None]
-    u, s, vt, tau, d, phases, screens, unreachable = _decompose(tiles, errors, bits)
+    u, s, vt, tau, d, phases, screens, unreachable = _decompose(tiles, errors, bits, kind)
     top = s[..., 0]
     atten = np.where(top[..., None] > 0, s / np.where(top > 0, top, 1.0)[..., None], 0.0)
     atten = decode(encode(2.0 * np.arcsin(np.clip(atten, 0.0, 1.0)), bits), bits)   # the attenuators' settings
-    scale = nominal_loss(n, mesh["loss_db"]) ** 2
+    scale = nominal_loss(n, mesh["loss_db"], kind) ** 2
     gain = top / scale
     facts = {"unreachable": [int(c) for c in unreachable.reshape(-1, 2).sum(axis=0)]}
     if chip is not None:
         facts["refine_steps"] = refine_steps
-        nominal = [clements.set_phases(tau[..., k, :], d[..., k, :], None, bits)[:2] for k in range(2)]
+        nominal = [clements.set_phases(tau[..., k, :], d[..., k, :], None, bits, kind=kind)[:2] for k in range(2)]
         target = np.stack([vt, u], axis=-3)
         before = (np.stack([x for x, _ in nominal], axis=-3), np.stack([x for _, x in nominal], axis=-2))
-        facts["fidelity_before"] = mesh_fidelity(*before, errors, target)
-        facts["fidelity_after"] = mesh_fidelity(phases, screens, errors, target)
+        facts["fidelity_before"] = mesh_fidelity(*before, errors, target, kind)
+        facts["fidelity_after"] = mesh_fidelity(phases, screens, errors, target, kind)
         detected = tiles * (scale / np.where(top > 0, top, 1.0))[..., None, None]   # the tiles over their gain
-        phases, screens, atten = refine(phases, screens, atten, errors, detected, mesh["loss_db"], refine_steps, bits)
-        facts["tile_error_before"] = relative_error(*before, atten, errors, detected, mesh["loss_db"])
-        facts["tile_error_after"] = relative_error(phases, screens, atten, errors, detected, mesh["loss_db"])
+        phases, screens, atten = refine(phases, screens, atten, errors, detected, mesh["loss_db"], refine_steps, bits,
+                                        kind=kind)
+        facts["tile_error_before"] = relative_error(*before, atten, errors, detected, mesh["loss_db"], kind)
+        facts["tile_error_after"] = relative_error(phases, screens, atten, errors, detected, mesh["loss_db"], kind)
     tensors = {"phases": encode(phases, bits), "screens": encode(screens, bits),
                "atten": encode(atten, bits), "gain": gain,
                "bias": bias, "lo": np.asarray(lo, dtype), "alpha": np.asarray(alpha, dtype)}
@@ -87,9 +88,9 @@ def lower(w, b, lo, alpha, dtype, profile, chip=None, refine_steps: int = 0):
 CHUNK_TILES = 256  # tiles decomposed at once, shared over the cores; fixed, so programs never depend on the cores
 
 
-def _decompose(tiles: np.ndarray, errors, bits):
-    """Per tile (..., N, N): the SVD U S V^T, the Clements rotations (tau (..., 2, Z), d (..., 2, N))
-    of V^T (mesh 0) and U (mesh 1), their phases (..., 2, Z, 2) and screens (..., 2, N) for the
+def _decompose(tiles: np.ndarray, errors, bits, kind: str):
+    """Per tile (..., N, N): the SVD U S V^T, the rotations (tau (..., 2, Z), d (..., 2, N)) of V^T
+    (mesh 0) and U (mesh 1) on meshes of layout ``kind``, their phases (..., 2, Z, 2) and screens (..., 2, N) for the
     meshes of ``errors``, and per mesh the MZIs that cannot be set exactly (..., 2). Every tile is
     computed on its own, so the tiles go in fixed chunks to ``cpu.threaded_map``."""
     lead, n = tiles.shape[:-2], tiles.shape[-1]
@@ -97,32 +98,34 @@ def _decompose(tiles: np.ndarray, errors, bits):
 
     def chunk(part):
         u, s, vt = np.linalg.svd(flat[part])
-        tau, d = clements.givens(np.stack([vt, u], axis=-3))                  # (T, 2, Z), (T, 2, N)
+        tau, d = clements.givens(np.stack([vt, u], axis=-3), kind)            # (T, 2, Z), (T, 2, N)
         phases, screens, unreachable = np.empty(tau.shape + (2,)), np.empty(d.shape), np.empty(tau.shape[:2], np.int64)
         for k in range(2):
-            phases[:, k], screens[:, k], unreachable[:, k] = clements.set_phases(tau[:, k], d[:, k], errors[k], bits)
+            phases[:, k], screens[:, k], unreachable[:, k] = clements.set_phases(tau[:, k], d[:, k], errors[k], bits,
+                                                                                 kind=kind)
         return u, s, vt, tau, d, phases, screens, unreachable
     parts = [slice(i, i + CHUNK_TILES) for i in range(0, max(len(flat), 1), CHUNK_TILES)]
     results = cpu.threaded_map(chunk, parts)
     return tuple(np.concatenate(arrays).reshape(lead + arrays[0].shape[1:]) for arrays in zip(*results))
 
 
-def relative_error(phases, screens, atten, errors, target, loss_db: float) -> np.ndarray:
+def relative_error(phases, screens, atten, errors, target, loss_db: float, kind: str) -> np.ndarray:
     """Per tile, ||detected - T||_F / ||T||_F (0 for a zero tile): the tiles of these settings
     (phases (..., 2, Z, 2), screens (..., 2, N), atten (..., N), radians) as the chip of
-    ``errors`` detects them (``refine.tile_error``), against their targets T."""
+    ``errors`` (meshes of layout ``kind``) detects them (``refine.tile_error``), against their targets T."""
     norm = (target ** 2).sum(axis=(-2, -1))
-    error = tile_error(phases, screens, atten, errors, target, loss_db)
+    error = tile_error(phases, screens, atten, errors, target, loss_db, kind=kind)
     return np.sqrt(np.where(norm > 0, error / np.where(norm > 0, norm, 1.0), 0.0))
 
 
-def mesh_fidelity(phases, screens, errors, target) -> np.ndarray:
+def mesh_fidelity(phases, screens, errors, target, kind: str) -> np.ndarray:
     """Per tile and mesh (..., 2), the ``fidelity`` of the meshes these settings (phases (..., 2,
     Z, 2), screens (..., 2, N), radians) realise on the chip of ``errors`` to their targets (...,
     2, N, N), CHUNK_TILES tiles at a time (memory stays bounded)."""
     n = screens.shape[-1]
     flat = (phases.reshape((-1,) + phases.shape[-3:]), screens.reshape(-1, 2, n), target.reshape(-1, 2, n, n))
-    parts = [np.stack([fidelity(mesh_matrix(p[:, k], sc[:, k], errors[k]), t[:, k]) for k in range(2)], axis=-1)
+    parts = [np.stack([fidelity(mesh_matrix(p[:, k], sc[:, k], errors[k], kind=kind), t[:, k]) for k in range(2)],
+                      axis=-1)
              for p, sc, t in (tuple(x[i:i + CHUNK_TILES] for x in flat) for i in range(0, len(flat[1]), CHUNK_TILES))]
     return np.concatenate(parts or [np.zeros((0, 2))]).reshape(screens.shape[:-1])
 
@@ -141,7 +144,7 @@ def realised_tiles(tensors: dict, attrs: dict, profile, errors=(None, None), dty
     in-phase part of U_mesh diag(atten) V_mesh with the nominal loss, rebuilt from the phases
     (``mzi_mesh.tile_matrices``, as the simulator rebuilds them), in ``dtype``."""
     return tile_matrices(tensors["phases"], tensors["screens"], tensors["atten"], attrs["phase_bits"], attrs["ports"],
-                         attrs["loss_db"], errors, dtype)
+                         attrs["loss_db"], errors, dtype, kind=attrs["layout"])
 
 
 def fields(x: np.ndarray, lo: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -15,13 +15,21 @@ T = i e^{i theta / 2} [[e^{i phi} sin(theta / 2), cos(theta / 2)], [e^{i phi} co
 with an offset (the phase shifter's error), every coupler has its e, every MZI an insertion loss
 in dB (both outputs scaled by 10^(-dB / 20)).
 
-**The Clements (rectangular) layout** of N ports: N columns; column c holds the MZIs on the mode
-pairs (m, m + 1) with m = c mod 2, c mod 2 + 2, ... (m + 1 < N), N(N - 1) / 2 MZIs in all,
-numbered column by column, top to bottom (``layout``). Light enters column 0; after the last
-column an output phase screen diag(e^{i s_n}) (one phase shifter per mode). A mode that passes a
-column without an MZI (the edge modes, every other column) crosses a loss-matched section: every
-path crosses N sections, so the nominal loss is one factor 10^(-N dB / 20) per mesh, which the
-compiler restores electronically.
+**Layouts** (``mesh.layout``), each a sequence of columns from the input; column c holds MZIs on
+mode pairs (m, m + 1) with m = c mod 2, c mod 2 + 2, ..., N(N - 1) / 2 MZIs in all, numbered column
+by column, top to bottom (``layout``):
+
+* ``clements`` (rectangular; Clements et al., Optica 3:1460, 2016): N columns, every pair of its
+  parity (m + 1 < N) in each;
+* ``reck`` (triangular; Reck et al., PRL 73:58, 1994): 2N - 3 columns, column c holding the pairs
+  of its parity with m <= min(c, 2N - 4 - c): diagonal s of the triangle (s = 0 .. N - 2) is the
+  MZIs on (k, k + 1), k = 0 .. N - 2 - s, in columns k + 2s.
+
+Light enters column 0; after the last column an output phase screen diag(e^{i s_n}) (one phase
+shifter per mode). A mode that passes a column without an MZI (the edge modes; in a Reck mesh
+every mode outside the triangle) crosses a loss-matched section: every path crosses as many
+sections as the layout has columns (``depth``), so the nominal loss is one factor
+10^(-depth dB / 20) per mesh, which the compiler restores electronically.
 
 **Phase codes** (``precision.phase_bits`` = b): a phase is set as code x 2 pi / 2^b, codes
 0 .. 2^b - 1 (uint16); without phase_bits the program holds the phases as float64 radians.
@@ -37,16 +45,22 @@ import numpy as np
 
 from .. import cpu
 
-LAYOUTS = ("clements",)
+LAYOUTS = ("clements", "reck")
 PHASE_CODE = np.uint16  # the integer type of phase codes (phase_bits <= 16)
 
 
 @lru_cache(maxsize=None)
-def layout(ports: int) -> tuple:
-    """Per column of an N-port Clements mesh, (first MZI index, upper modes of its MZIs)."""
+def layout(ports: int, kind: str) -> tuple:
+    """Per column of an N-port mesh of layout ``kind`` (module docstring), (first MZI index, upper
+    modes of its MZIs)."""
+    assert kind in LAYOUTS, kind  # the profile's schema and the program check allow no other
+    if kind == "clements":  # per column, the highest upper mode of its MZIs
+        highest = [ports - 2] * ports
+    else:
+        highest = [min(c, 2 * ports - 4 - c) for c in range(max(2 * ports - 3, 1))]
     columns, start = [], 0
-    for c in range(ports):
-        tops = np.arange(c % 2, ports - 1, 2)
+    for c, last in enumerate(highest):
+        tops = np.arange(c % 2, last + 1, 2)
         tops.flags.writeable = False
         columns.append((start, tops))
         start += len(tops)
@@ -54,18 +68,14 @@ def layout(ports: int) -> tuple:
     return tuple(columns)
 
 
+def depth(ports: int, kind: str) -> int:
+    """The columns of a mesh: the sections every path crosses (N for Clements, 2N - 3 for Reck)."""
+    return len(layout(ports, kind))
+
+
 def mzi_count(ports: int) -> int:
-    """MZIs of an N-port rectangular mesh: N (N - 1) / 2."""
+    """MZIs of an N-port mesh (either layout): N (N - 1) / 2."""
     return ports * (ports - 1) // 2
-
-
-def position(ports: int) -> tuple[np.ndarray, np.ndarray]:
-    """(column, upper mode) of every MZI, in the layout's order."""
-    cols, tops = [], []
-    for c, (_, t) in enumerate(layout(ports)):
-        cols.append(np.full(len(t), c))
-        tops.append(t)
-    return np.concatenate(cols), np.concatenate(tops)
 
 
 def coupler(e) -> tuple[np.ndarray, np.ndarray]:
@@ -107,9 +117,9 @@ def bar_power(e1, e2) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mesh_matrix(phases: np.ndarray, screen: np.ndarray, errors: dict | None = None,
-                dtype=np.complex128) -> np.ndarray:
-    """The transfer matrices (..., N, N) of meshes set to ``phases`` (..., Z, 2) (theta, phi per
-    MZI, radians) and output ``screen`` (..., N), realised with the static ``errors`` of one
+                dtype=np.complex128, *, kind: str) -> np.ndarray:
+    """The transfer matrices (..., N, N) of meshes of layout ``kind`` set to ``phases`` (..., Z, 2)
+    (theta, phi per MZI, radians) and output ``screen`` (..., N), realised with the static ``errors`` of one
     physical mesh (None: an ideal mesh), a dict of arrays broadcast against the settings:
     ``theta``, ``phi`` (Z,) phase offsets, ``screen`` (N,), ``e1``, ``e2`` (Z,) splitting errors,
     ``loss_db`` (Z,) per-MZI insertion loss (without the nominal loss, which the caller scales).
@@ -122,20 +132,20 @@ def mesh_matrix(phases: np.ndarray, screen: np.ndarray, errors: dict | None = No
     t00, t01, t10, t11 = mzi_entries(theta, phi, errors.get("e1", 0.0), errors.get("e2", 0.0),
                                      errors.get("loss_db", 0.0))
     blocks = np.stack([np.stack([t00, t01], -1), np.stack([t10, t11], -1)], -2).astype(dtype)  # (..., Z, 2, 2)
-    a = column_product(blocks, ports)
+    a = column_product(blocks, ports, kind)
     s = np.exp(1j * (screen + errors.get("screen", 0.0))).astype(dtype)
     return a * s[..., :, None]
 
 
-def column_product(blocks: np.ndarray, ports: int) -> np.ndarray:
-    """C_{N-1} ... C_0 (..., N, N), the product of a mesh's columns of MZIs, from each MZI's 2 x 2
-    block (..., Z, 2, 2) in the layout's order (in the blocks' dtype): the mesh before its output
-    screen."""
+def column_product(blocks: np.ndarray, ports: int, kind: str) -> np.ndarray:
+    """C_last ... C_0 (..., N, N), the product of the columns of MZIs of a mesh of layout ``kind``,
+    from each MZI's 2 x 2 block (..., Z, 2, 2) in the layout's order (in the blocks' dtype): the
+    mesh before its output screen."""
     lead = blocks.shape[:-3]
     a = np.zeros(lead + (ports, ports), blocks.dtype)
     idx = np.arange(ports)
     a[..., idx, idx] = 1.0
-    for start, tops in layout(ports):
+    for start, tops in layout(ports, kind):
         if not len(tops):
             continue
         first = int(tops[0])
@@ -155,9 +165,9 @@ TILE_BLOCK = 128  # tiles whose meshes are built at once, a block per thread (a 
 
 
 def tile_matrices(phases, screens, atten, bits, ports: int, loss_db: float, errors=(None, None),
-                  dtype=np.complex128) -> np.ndarray:
+                  dtype=np.complex128, *, kind: str) -> np.ndarray:
     """The detected matrices of a layer's tiles (..., N, N), float64: Re(U_mesh diag(atten)
-    V_mesh) x the two meshes' nominal loss, each mesh rebuilt from its phases (``phases`` (...,
+    V_mesh) x the two meshes' nominal loss, each mesh (layout ``kind``) rebuilt from its phases (``phases`` (...,
     2, Z, 2), ``screens`` (..., 2, N), ``atten`` (..., N): codes with ``bits``, or radians) on the
     chip of ``errors`` (one dict per mesh, or None), in ``dtype``. In fixed blocks of TILE_BLOCK
     tiles shared over the cores (``cpu.threaded_map``); every tile on its own, so the result does
@@ -167,12 +177,12 @@ def tile_matrices(phases, screens, atten, bits, ports: int, loss_db: float, erro
     flat = (phases.reshape((count,) + phases.shape[-3:]), screens.reshape((count, 2, ports)),
             atten.reshape(count, ports))
     out = np.empty((count, ports, ports))
-    loss = nominal_loss(ports, loss_db) ** 2
+    loss = nominal_loss(ports, loss_db, kind) ** 2
 
     def build(part):  # one block of tiles, wholly in one thread
         ph, sc = decode(flat[0][part], bits), decode(flat[1][part], bits)
-        v = mesh_matrix(ph[:, 0], sc[:, 0], errors[0], dtype)
-        u = mesh_matrix(ph[:, 1], sc[:, 1], errors[1], dtype)
+        v = mesh_matrix(ph[:, 0], sc[:, 0], errors[0], dtype, kind=kind)
+        u = mesh_matrix(ph[:, 1], sc[:, 1], errors[1], dtype, kind=kind)
         u *= attenuation(decode(flat[2][part], bits))[:, None, :]
         out[part] = real_product(u, v) * loss
     cpu.threaded_map(build, [slice(start, start + TILE_BLOCK) for start in range(0, count, TILE_BLOCK)])
@@ -209,9 +219,9 @@ def attenuation(setting: np.ndarray) -> np.ndarray:
     return np.sin(np.asarray(setting, np.float64) / 2.0)
 
 
-def nominal_loss(ports: int, loss_db: float) -> float:
-    """The amplitude factor of one mesh's nominal loss: N sections of ``loss_db`` each."""
-    return 10.0 ** (-ports * loss_db / 20.0)
+def nominal_loss(ports: int, loss_db: float, kind: str) -> float:
+    """The amplitude factor of one mesh's nominal loss: ``depth`` sections of ``loss_db`` each."""
+    return 10.0 ** (-depth(ports, kind) * loss_db / 20.0)
 
 
 def direct_form(matrices: np.ndarray, layer: dict, conv, dtype) -> dict:

@@ -43,11 +43,11 @@ BETA1, BETA2 = 0.9, 0.999
 
 
 def refine(phases: np.ndarray, screens: np.ndarray, atten: np.ndarray, errors, target: np.ndarray, loss_db: float,
-           steps: int, bits: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           steps: int, bits: int | None = None, *, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The settings of tiles (phases (..., 2, Z, 2), screens (..., 2, N), atten (..., N), radians;
     mesh 0 = V at the input, 1 = U) after ``steps`` Adam steps on L (module docstring), from the
     given ones, for the meshes of static ``errors`` (one ``mzi_mesh.mesh_matrix`` dict per mesh)
-    and targets (..., N, N), with the profile's loss per MZI section ``loss_db``; quantised to
+    and targets (..., N, N), meshes of layout ``kind`` with the profile's loss per MZI section ``loss_db``; quantised to
     ``bits``; per tile the better of the two (the given settings or the refined ones).
     Deterministic."""
     if steps <= 0:
@@ -56,30 +56,32 @@ def refine(phases: np.ndarray, screens: np.ndarray, atten: np.ndarray, errors, t
     given = [phases.reshape((-1,) + phases.shape[-3:]), screens.reshape(-1, 2, n), atten.reshape(-1, n)]
     flat_t = np.broadcast_to(target, lead + (n, n)).reshape(-1, n, n)
     tuned = [x.copy() for x in given]
-    scale = nominal_loss(n, loss_db) ** 2
+    scale = nominal_loss(n, loss_db, kind) ** 2
     for start in range(0, len(flat_t), CHUNK):
         part = slice(start, start + CHUNK)
-        settings = _adam([x[part] for x in tuned], errors, flat_t[part], scale, steps)
+        settings = _adam([x[part] for x in tuned], errors, flat_t[part], scale, steps, kind)
         for x, value in zip(tuned, settings):
             x[part] = value
     tuned = [decode(encode(x, bits), bits) for x in tuned]
-    better = tile_error(*tuned, errors, flat_t, loss_db) < tile_error(*given, errors, flat_t, loss_db)
+    error = lambda settings: tile_error(*settings, errors, flat_t, loss_db, kind=kind)  # noqa: E731
+    better = error(tuned) < error(given)
     chosen = [np.where(better.reshape((-1,) + (1,) * (x.ndim - 1)), x, g) for x, g in zip(tuned, given)]
     return tuple(x.reshape(shape) for x, shape in zip(chosen, (phases.shape, screens.shape, atten.shape)))
 
 
-def tile_error(phases, screens, atten, errors, target, loss_db: float) -> np.ndarray:
+def tile_error(phases, screens, atten, errors, target, loss_db: float, *, kind: str) -> np.ndarray:
     """||c Re(M_U diag(a) M_V) - T||_F^2 per tile (settings in radians, (..., 2, Z, 2), (..., 2, N),
-    (..., N)), the tiles rebuilt as the simulator rebuilds them (``mzi_mesh.tile_matrices``)."""
-    detected = tile_matrices(phases, screens, atten, None, atten.shape[-1], loss_db, errors)
+    (..., N); meshes of layout ``kind``), the tiles rebuilt as the simulator rebuilds them
+    (``mzi_mesh.tile_matrices``)."""
+    detected = tile_matrices(phases, screens, atten, None, atten.shape[-1], loss_db, errors, kind=kind)
     return ((detected - target) ** 2).sum(axis=(-2, -1))
 
 
-def _adam(params: list, errors, target: np.ndarray, scale: float, steps: int) -> list:
+def _adam(params: list, errors, target: np.ndarray, scale: float, steps: int, kind: str) -> list:
     first = [np.zeros_like(x) for x in params]
     second = [np.zeros_like(x) for x in params]
     for step in range(1, steps + 1):
-        grads = gradient(*params, errors, target, scale)[1:]
+        grads = gradient(*params, errors, target, scale, kind)[1:]
         size = LEARNING_RATE * np.sqrt(1 - BETA2 ** step) / (1 - BETA1 ** step)
         for i, g in enumerate(grads):
             first[i] = BETA1 * first[i] + (1 - BETA1) * g
@@ -89,10 +91,10 @@ def _adam(params: list, errors, target: np.ndarray, scale: float, steps: int) ->
     return params
 
 
-def gradient(phases, screens, atten, errors, target, scale: float):
+def gradient(phases, screens, atten, errors, target, scale: float, kind: str):
     """(L per tile (T,), dL/dphases (T, 2, Z, 2), dL/dscreens (T, 2, N), dL/datten (T, N)) for
-    tiles set to ``phases``, ``screens``, ``atten`` (module docstring)."""
-    (v, v_cache), (u, u_cache) = (_forward(phases[:, k], screens[:, k], errors[k]) for k in range(2))
+    tiles set to ``phases``, ``screens``, ``atten`` on meshes of layout ``kind`` (module docstring)."""
+    (v, v_cache), (u, u_cache) = (_forward(phases[:, k], screens[:, k], errors[k], kind) for k in range(2))
     amp = attenuation(atten)
     ua = u * amp[:, None, :]
     residual = scale * real_product(ua, v) - target
@@ -103,7 +105,7 @@ def gradient(phases, screens, atten, errors, target, scale: float):
     d_amp = 2.0 * scale * np.real((np.matmul(np.swapaxes(u, -1, -2), residual) * v).sum(-1))
     d_phases, d_screens = np.empty_like(phases), np.empty_like(screens)
     for k, (mesh, cache, upstream) in enumerate(((v, v_cache, g_v), (u, u_cache, g_u))):
-        d_phases[:, k], d_screens[:, k] = _backward(phases[:, k], mesh, cache, upstream)
+        d_phases[:, k], d_screens[:, k] = _backward(phases[:, k], mesh, cache, upstream, kind)
     return loss, d_phases, d_screens, d_amp * np.cos(atten / 2.0) / 2.0
 
 
@@ -125,16 +127,16 @@ def _blocks(p: np.ndarray, errors: dict):
     return square(t), square(d_theta), square(d_phi), np.abs(t[0] * t[3] - t[1] * t[2])
 
 
-def _forward(p: np.ndarray, s: np.ndarray, errors: dict):
+def _forward(p: np.ndarray, s: np.ndarray, errors: dict, kind: str):
     """The meshes (M, N, N) set to ``p``, ``s``, and what ``_backward`` needs: the product of
     their columns before the screen, the screen's phases and the MZIs' blocks."""
     blocks = _blocks(p, errors)
-    a = column_product(blocks[0], s.shape[-1])
+    a = column_product(blocks[0], s.shape[-1], kind)
     phase = np.exp(1j * (s + errors.get("screen", 0.0)))
     return a * phase[:, :, None], (a, phase, blocks)
 
 
-def _backward(p: np.ndarray, mesh: np.ndarray, cache, upstream: np.ndarray):
+def _backward(p: np.ndarray, mesh: np.ndarray, cache, upstream: np.ndarray, kind: str):
     """(dL/dphases (M, Z, 2), dL/dscreen (M, N)) of meshes whose dL/dM* is ``upstream``."""
     a, phase, (blocks, d_theta, d_phi, det) = cache
     m, n = phase.shape
@@ -142,7 +144,7 @@ def _backward(p: np.ndarray, mesh: np.ndarray, cache, upstream: np.ndarray):
     d_screen = -2.0 * np.imag((np.conj(upstream) * mesh).sum(-1))
     d_phases = np.empty_like(p)
     back = np.conj(phase)[:, :, None] * upstream                            # dL/dA_N*
-    for start, tops in reversed([(start, tops) for start, tops in layout(n) if len(tops)]):
+    for start, tops in reversed([(start, tops) for start, tops in layout(n, kind) if len(tops)]):
         k = len(tops)
         rows, mzis = slice(int(tops[0]), int(tops[0]) + 2 * k), slice(start, start + k)
         inverse = np.conj(np.swapaxes(blocks[:, mzis], -1, -2))

@@ -136,9 +136,9 @@ def mesh_weights(attrs: dict, phases, screens, atten, gain, m: int, k: int) -> n
     part of U_mesh diag(atten) V_mesh (with the nominal loss), the tiles put back together."""
     bits = attrs["phase_bits"]
     ph, sc = decode(phases, bits), decode(screens, bits)
-    meshes = [mesh_matrix(ph[..., i, :, :], sc[..., i, :]) for i in range(2)]
+    meshes = [mesh_matrix(ph[..., i, :, :], sc[..., i, :], kind=attrs["layout"]) for i in range(2)]
     t = np.matmul(meshes[1] * attenuation(decode(atten, bits))[..., None, :], meshes[0]).real
-    t *= (nominal_loss(attrs["ports"], attrs.get("loss_db", 0.0)) ** 2 * gain)[..., None, None]
+    t *= (nominal_loss(attrs["ports"], attrs.get("loss_db", 0.0), attrs["layout"]) ** 2 * gain)[..., None, None]
     groups, r, q, n, _ = t.shape
     return t.transpose(0, 1, 3, 2, 4).reshape(groups, r * n, q * n)[:, :m, :k]
 

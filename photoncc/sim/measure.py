@@ -3,7 +3,8 @@
 Calibration (``photoncc calibrate``, ``photoncc.calibrate``) reaches a device only through this
 interface, which a driver for real hardware can implement:
 
-* ``ports`` (N), ``phase_bits`` (the resolution its phase shifters are set with, None: float);
+* ``ports`` (N), ``layout`` (its meshes' layout: ``mzi_mesh.LAYOUTS``), ``phase_bits`` (the
+  resolution its phase shifters are set with, None: float);
 * ``program(phases, screens, atten)``: set the chip's mesh pair: ``phases`` (2, Z, 2) theta and phi
   of every MZI of the input mesh (0) and the output mesh (1), ``screens`` (2, N) the output phase
   shifters, ``atten`` (N,) the attenuators' phases (amplitude sin(theta_s / 2)), all in radians
@@ -32,7 +33,7 @@ class SimulatedDevice:
     """A chip file behind the measurement interface (module docstring)."""
 
     def __init__(self, profile, chip, seed: int = 0):
-        self.ports = profile["mesh"]["ports"]
+        self.ports, self.layout = profile["mesh"]["ports"], profile["mesh"]["layout"]
         self.phase_bits = profile["precision"]["phase_bits"]
         self._profile, self._errors = profile, chip.mesh_errors()
         self._rng = np.random.default_rng([seed, 0x6d656173])  # the read noise: its own stream
@@ -44,9 +45,10 @@ class SimulatedDevice:
         phases, screens, atten = (quantised(np.asarray(a, np.float64), bits) for a in (phases, screens, atten))
         key = (phases.tobytes(), screens.tobytes())
         if self._meshes is None or self._meshes[0] != key:  # the meshes are rebuilt only when their phases change
-            self._meshes = (key, [mesh_matrix(phases[k], screens[k], self._errors[k]) for k in range(2)])
+            self._meshes = (key, [mesh_matrix(phases[k], screens[k], self._errors[k], kind=self.layout)
+                                  for k in range(2)])
         meshes = self._meshes[1]
-        loss = nominal_loss(self.ports, self._profile["mesh"]["loss_db"]) ** 2
+        loss = nominal_loss(self.ports, self._profile["mesh"]["loss_db"], self.layout) ** 2
         self._matrix = (meshes[1] * attenuation(atten)[None, :]) @ meshes[0] * loss
 
     def send(self, fields: np.ndarray) -> np.ndarray:

@@ -91,7 +91,7 @@ class MeshBanks:
     def _realised(self, tensors: dict, a: dict) -> np.ndarray:
         """Re(U_mesh diag(atten) V_mesh) x nominal loss for every tile, realised on this chip."""
         return tile_matrices(tensors["phases"], tensors["screens"], tensors["atten"], a["phase_bits"], a["ports"],
-                             a.get("loss_db", 0.0), self.errors, MESH_DTYPE)
+                             a.get("loss_db", 0.0), self.errors, MESH_DTYPE, kind=a["layout"])
 
     # ------------------------------------------------------------------ reading
     def run(self, inst: dict, x: np.ndarray) -> np.ndarray:

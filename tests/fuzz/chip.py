@@ -8,8 +8,8 @@ JSON text, the members' dtypes) (``chip_file``), written back with its checksum 
 the edit (most cases, so that the edit reaches the reader's checks and the simulator) or kept;
 then sometimes damage to the archive (``npz.archive_mutation``: truncation, huge declared shapes,
 compression, flags, not a ZIP...). The profiles: the MZI ones (16-port mzi-8b and mzi-ideal,
-64-port mzi-dat, and the seed folder's 4- and 8-port ``mzi-4p`` and ``dat-8p``, small enough for
-``calibrate`` to be fast) and the ring ones.
+64-port mzi-dat, and the seed folder's 4- and 8-port ``mzi-4p`` and ``dat-8p`` and 6-port Reck
+``reck-6p``, small enough for ``calibrate`` to be fast) and the ring ones.
 """
 from __future__ import annotations
 
@@ -29,15 +29,16 @@ from .npz import archive_mutation
 from .seeds import Seeds
 
 # the case's profile -> weight (every one has a seed program ``mlp@PROFILE``)
-CHIP_PROFILES = {"mzi-8b": 5, "mzi-4p": 4, "dat-8p": 3, "mzi-ideal": 1, "mzi-dat": 1, "mrr-incoherent-8b": 3,
-                 "mrr-balanced-8b": 2, "mrr-sigmoid-8b": 1, "harsh-4b": 1, "ideal": 1}
+CHIP_PROFILES = {"mzi-8b": 5, "mzi-4p": 4, "dat-8p": 3, "reck-6p": 3, "mzi-ideal": 1, "mzi-dat": 1,
+                 "mrr-incoherent-8b": 3, "mrr-balanced-8b": 2, "mrr-sigmoid-8b": 1, "harsh-4b": 1, "ideal": 1}
 # the seed programs simulate and verify run, by profile
 CHIP_PROGRAMS = {"mzi-8b": ("mlp@mzi-8b", "two@mzi-8b"), "mzi-4p": ("mlp@mzi-4p", "cnn@mzi-4p"),
-                 "dat-8p": ("mlp@dat-8p",), "mzi-ideal": ("mlp@mzi-ideal",), "mzi-dat": ("mlp@mzi-dat",),
+                 "dat-8p": ("mlp@dat-8p",), "reck-6p": ("mlp@reck-6p",), "mzi-ideal": ("mlp@mzi-ideal",),
+                 "mzi-dat": ("mlp@mzi-dat",),
                  "mrr-incoherent-8b": ("mlp@mrr-incoherent-8b",), "mrr-balanced-8b": ("mlp@mrr-balanced-8b",),
                  "mrr-sigmoid-8b": ("mlp@mrr-sigmoid-8b", "sig@mrr-sigmoid-8b"), "harsh-4b": ("mlp@harsh-4b",),
                  "ideal": ("mlp@ideal",)}
-CALIBRATE_PROFILES = {"mzi-4p": 6, "dat-8p": 3, "mzi-8b": 1, "mrr-incoherent-8b": 1}
+CALIBRATE_PROFILES = {"mzi-4p": 6, "dat-8p": 3, "reck-6p": 3, "mzi-8b": 1, "mrr-incoherent-8b": 1}
 
 _PROFILES: dict = {}
 

@@ -219,14 +219,17 @@ def mmut_field(parts, rng, nrng, ctx):
 
 
 def mmut_sizes(parts, rng, nrng, ctx):
-    """The meta's sizes: floats, booleans, strings, the other family's, huge, negative, extra keys."""
+    """The meta's sizes: floats, booleans, strings, the other family's, huge, negative, extra keys,
+    mesh layouts (another, unknown, not a string)."""
     if not isinstance(parts.meta, dict):
         return None
     parts.meta["sizes"] = rng.choice([{"ports": 16.0}, {"ports": 4}, {"ports": True}, {"ports": "16"},
                                       {"ports": 2**62}, {"ports": -3}, {"ports": 0}, {"ports": 1e300},
                                       {"banks": 12, "rings": 12}, {"banks": 12.0, "rings": 12.0},
                                       {"banks": 0, "rings": 5}, {"ports": 16, "extra": 1}, [], None, {}, "16",
-                                      {"ports": [16]}, {"ports": float("nan")}])
+                                      {"ports": [16]}, {"ports": float("nan")}, {"ports": 6, "layout": "reck"},
+                                      {"ports": 16, "layout": "clements"}, {"ports": 16, "layout": "hexagon"},
+                                      {"ports": 16, "layout": None}, {"ports": 16, "layout": ["reck"]}])
     return f"meta.sizes = {parts.meta['sizes']!r}"
 
 

@@ -126,10 +126,12 @@ class Seeds:
                 ("intin", "ideal"), ("digits", "ideal"), ("digits", "mrr-incoherent-8b"),
                 # for the chip border: every architecture, and MZI meshes small enough to calibrate fast
                 ("mlp", "mrr-sigmoid-8b"), ("mlp", "harsh-4b"), ("mlp", "mzi-ideal"), ("mlp", "mzi-8b"),
-                ("mlp", "mzi-dat"), ("mlp", "mzi-4p"), ("mlp", "dat-8p"), ("cnn", "mzi-4p"), ("two", "mzi-8b"))
+                ("mlp", "mzi-dat"), ("mlp", "mzi-4p"), ("mlp", "dat-8p"), ("cnn", "mzi-4p"), ("two", "mzi-8b"),
+                ("mlp", "reck-6p"))
     # small MZI profiles (files in the seed folder): calibrate is slow on big meshes
     PROFILE_FILES = {"mzi-4p": {"extends": "mzi-8b", "name": "mzi-4p", "mesh": {"ports": 4}},
-                     "dat-8p": {"extends": "mzi-dat", "name": "dat-8p", "mesh": {"ports": 8}}}
+                     "dat-8p": {"extends": "mzi-dat", "name": "dat-8p", "mesh": {"ports": 8}},
+                     "reck-6p": {"extends": "mzi-8b", "name": "reck-6p", "mesh": {"ports": 6, "layout": "reck"}}}
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
