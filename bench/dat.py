@@ -1,7 +1,7 @@
 """The DAT benchmark (docs/accuracy.md): a 64-64-64-10 MLP on the digits set on 64-port MZI meshes
 with static errors, as the dual adaptive training paper measured it (Zheng et al., arXiv 2212.06141).
 
-    python bench/dat.py [--chips 5] [--probes 12] [--out results.json]
+    python bench/dat.py [--chips 5] [--probes 12] [--layout clements] [--out results.json]
 
 For each error setting (phase 0.10 rad: the built-in ``mzi-dat``; splitter 0.10; phase 0.06 and
 splitter 0.06) and each of ``--chips`` chips (``photoncc chip PROFILE --seed N``, N = 1..), the test
@@ -51,6 +51,7 @@ from photoncc import chip as chips  # noqa: E402
 from photoncc.calibrate import calibrate  # noqa: E402
 from photoncc.compiler import compile_model  # noqa: E402
 from photoncc.data import load_npz  # noqa: E402
+from photoncc.devices.mzi_mesh import LAYOUTS  # noqa: E402
 from photoncc.profile import load_profile, validated  # noqa: E402
 from photoncc.sim import Simulator  # noqa: E402
 from photoncc.sim.measure import SimulatedDevice  # noqa: E402
@@ -91,6 +92,8 @@ def main() -> int:
                         help="which settings (indices, comma-separated)")
     parser.add_argument("--refine", type=int, default=300, help="refinement steps of the refined columns (0: none)")
     parser.add_argument("--finetune", type=int, default=0, help="epochs of the fine-tuned column (0: none)")
+    parser.add_argument("--layout", choices=LAYOUTS, default="clements",
+                        help="the meshes' layout (mesh.layout; the paper's is clements)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON")
     args = parser.parse_args()
     test = load_npz(TEST)
@@ -101,13 +104,14 @@ def main() -> int:
             continue
         profile = copy.deepcopy(dict(load_profile("mzi-dat")))
         profile["noise"].update(noise)
-        profile["name"] = "mzi-dat" if not noise else f"mzi-dat-{index}"
+        profile["mesh"]["layout"] = args.layout
+        profile["name"] = ("mzi-dat" if not noise else f"mzi-dat-{index}") + ("" if args.layout == "clements" else "-reck")
         profile = validated(profile, label)
         nominal = compile_model(MODEL, profile, {"pixels": calibration["pixels"]})
         free = accuracy(nominal, test, noiseless=True)
         for seed in range(1, args.chips + 1):
             chip = chips.draw(profile, seed)
-            row = {"setting": label, "chip": seed, "error_free": free,
+            row = {"setting": label, "layout": args.layout, "chip": seed, "error_free": free,
                    "deployed": accuracy(nominal, test, seed=seed, chip=chip)}
             aware = compile_model(MODEL, profile, {"pixels": calibration["pixels"]}, chip=chip)
             row["chip_compiled"] = accuracy(aware, test, seed=seed, chip=chip)
