@@ -79,8 +79,9 @@ def jmut_instructions(manifest, tensors, rng, ctx):
         inst.insert(rng.randrange(len(inst) + 1), copy.deepcopy(inst[i]))
     elif choice == "reverse":
         inst.reverse()
-    elif choice == "op":
+    elif choice == "op":  # another function: the seed's model no longer explains its outputs (Atanh of 2 is NaN)
         inst[i]["op"] = rng.choice(PROGRAM_OPS + ["Nope", "", "bank"])
+        ctx["op_changed"] = True
     elif choice == "input" and inst[i]["inputs"]:
         k = rng.randrange(len(inst[i]["inputs"]))
         inst[i]["inputs"][k] = rng.choice(["", "missing", rng.choice(list(tensors)),
