@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .devices.mzi_mesh import LAYOUTS, mzi_count
+from .devices.mzi_mesh import LAYOUTS, layout as mesh_layout, mzi_count
 from .errors import UserError, quoted
 
 FORMAT = "photoncc-chip"
@@ -120,6 +120,10 @@ def draw_errors(profile, rng: np.random.Generator) -> dict:
         for key in ("e1", "e2"):
             out[key] = np.clip(rng.standard_normal((2, z)) * noise["splitter_sigma"], -1.0, 1.0)
         out["loss_db"] = rng.standard_normal((2, z)) * noise["loss_sigma_db"]
+        if gain_bound_db(out["loss_db"], n, profile["mesh"]["layout"]) > MAX_GAIN_DB:
+            raise UserError(f"profile {profile['name']!r}: noise.loss_sigma_db {noise['loss_sigma_db']:g} drew MZIs whose "
+                            f"negative extra losses can amplify light by over {MAX_GAIN_DB:g} dB through a {n}-port "
+                            f"{profile['mesh']['layout']} mesh: not a device (lower noise.loss_sigma_db)")
         return out
     shape = (profile["bank"]["banks"], profile["bank"]["rings"])
     return {"offset": rng.standard_normal(shape) * noise["weight_sigma"],
@@ -209,9 +213,10 @@ def read(path, profile=None, option: str = "--chip") -> Chip:
     if meta["architecture"] == "mzi" and (not isinstance(chip.layout, str) or chip.layout not in LAYOUTS):
         raise UserError(f"{where}: corrupted chip file (its mesh layout {chip.layout!r} is not one of "
                         f"{', '.join(LAYOUTS)})")
-    if meta["architecture"] == "mzi" and mesh_gain_db(chip) > MAX_GAIN_DB:
-        raise UserError(f"{where}: its MZIs' negative extra losses amplify light by over {MAX_GAIN_DB:g} dB through a "
-                        "mesh: not a device (array 'loss_db' is corrupted)")
+    if meta["architecture"] == "mzi" and gain_bound_db(chip.arrays["loss_db"], meta["sizes"]["ports"],
+                                                        chip.layout) > MAX_GAIN_DB:
+        raise UserError(f"{where}: its MZIs' negative extra losses can amplify light by over {MAX_GAIN_DB:g} dB through "
+                        "a mesh: not a device (array 'loss_db' is corrupted)")
     if profile is not None:
         check_profile(chip, profile, where)
     return chip
@@ -234,24 +239,21 @@ def _check_sizes(data: bytes, where: str) -> None:
                                     f"shape {list(shape)}, more than its {info.file_size} bytes)")
 
 
-MAX_GAIN_DB = 1000.0  # through one mesh, at the zero setting: an amplitude of 1e50, far from any float overflow
+MAX_GAIN_DB = 300.0  # through one mesh at any setting: the two meshes of a tile stay within complex64 (the simulator's)
 
 
-def mesh_gain_db(chip: Chip) -> float:
-    """The largest gain (dB) of an MZI chip's two meshes at the zero setting (every phase its
-    offset): no passive device amplifies, but extra losses below zero are gains, and a chip whose
-    gains compound beyond MAX_GAIN_DB would overflow the simulation (inf, then NaN)."""
-    from .devices.mzi_mesh import mesh_matrix
-    worst = -np.inf
-    for errors in chip.mesh_errors():
-        with np.errstate(all="ignore"):
-            matrix = mesh_matrix(np.zeros(errors["theta"].shape + (2,)), np.zeros(errors["screen"].shape), errors,
-                                 kind=chip.layout)
-        peak = float(np.abs(matrix).max()) if matrix.size else 0.0
-        if not np.isfinite(peak):
-            return np.inf
-        worst = max(worst, 20 * np.log10(peak) if peak > 0 else -np.inf)
-    return worst
+def gain_bound_db(loss_db: np.ndarray, ports: int, kind: str) -> float:
+    """The most one mesh (layout ``kind``) with these extra losses ((..., Z) dB; each mesh of a
+    chip) can amplify light, in dB, at any setting. No passive device amplifies, but an extra loss
+    below zero is a gain: each column's MZIs are unitary blocks scaled by 10^(-loss / 20) (a mode
+    without an MZI is not scaled: the nominal loss is apart), so a column amplifies by at most its
+    largest negative extra loss, and a mesh by the sum over its columns. Beyond MAX_GAIN_DB the
+    simulation would overflow (inf, then NaN)."""
+    starts = [start for start, tops in mesh_layout(ports, kind) if len(tops)]
+    if not starts:
+        return 0.0
+    worst = np.maximum.reduceat(-np.asarray(loss_db, np.float64), starts, axis=-1)   # columns are contiguous
+    return float(np.maximum(worst, 0.0).sum(axis=-1).max())
 
 
 def check_profile(chip: Chip, profile, where: str) -> None:

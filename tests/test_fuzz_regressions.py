@@ -542,7 +542,37 @@ def test_a_chip_whose_mzi_gains_overflow_is_refused(capsys, tmp_path, model, com
     else:
         argv = ["compile", model["model"], "-p", profile, "--calibration", model["data"], "--chip", chip,
                 "-o", tmp_path / "c.pcc"]
-    refused(capsys, tmp_path, *argv, phrase="negative extra losses amplify light by over 1000 dB through a mesh")
+    refused(capsys, tmp_path, *argv, phrase="negative extra losses can amplify light by over 300 dB through a mesh")
+
+
+def test_a_reck_chip_whose_two_meshes_overflow_single_precision_is_refused(capsys, tmp_path, model):
+    """Ninth campaign, chip:902606: a 6-port Reck chip's extra losses scaled by 1e4 gained 505 dB
+    through a mesh at the zero setting, under the 1000 dB the check allowed then, and the
+    simulator's complex64 product of the two meshes overflowed: every output NaN, exit 0. The
+    check now bounds the gain at any setting, column by column, at 300 dB per mesh."""
+    profile = tmp_path / "reck6.yaml"
+    profile.write_text("extends: mzi-8b\nname: reck6\nmesh: {ports: 6, layout: reck}\n")
+    program = tmp_path / "p.pcc"
+    assert cli.main(["compile", str(model["model"]), "-p", str(profile), "--calibration", str(model["data"]),
+                     "-o", str(program)]) == 0
+    chip = chip_file(tmp_path, str(profile), arrays=lambda a: a["loss_db"].fill(-60.0))   # 9 columns: 540 dB
+    refused(capsys, tmp_path, "simulate", program, "--inputs", model["data"], "--chip", chip, "-o", tmp_path / "o.npz",
+            phrase="negative extra losses can amplify light by over 300 dB through a mesh")
+
+
+def test_a_profile_whose_loss_spread_draws_gains_that_overflow_is_refused(capsys, tmp_path, model):
+    """A valid profile (noise.loss_sigma_db up to 3 dB) on 64-port meshes draws extra losses whose
+    negative ones compound to over 300 dB through a mesh: simulate (which draws the chip of its
+    seed) gave NaN outputs with exit 0; now it and `photoncc chip` refuse the draw in one line."""
+    profile = tmp_path / "lossy.yaml"
+    profile.write_text("extends: mzi-dat\nname: lossy\nnoise: {loss_sigma_db: 3.0}\n")
+    phrase = "noise.loss_sigma_db 3 drew MZIs whose negative extra losses can amplify light by over 300 dB " \
+             "through a 64-port clements mesh"
+    refused(capsys, tmp_path, "chip", profile, "--seed", "1", "-o", tmp_path / "c.npz", phrase=phrase)
+    program = tmp_path / "p.pcc"
+    assert cli.main(["compile", str(model["model"]), "-p", str(profile), "--calibration", str(model["data"]),
+                     "-o", str(program)]) == 0
+    refused(capsys, tmp_path, "simulate", program, "--inputs", model["data"], "-o", tmp_path / "o.npz", phrase=phrase)
 
 
 def sweep_argv(model: dict, folder: Path, *vary, profile: str = "ideal") -> list:
