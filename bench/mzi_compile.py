@@ -3,8 +3,9 @@ against ``mrr-incoherent-8b`` (docs/performance.md), in one process, same machin
 
     python bench/mzi_compile.py [--repeat 2]
 
-The MZI profiles: ``mzi-dat`` (64 ports, float phases, no ADC) and ``mzi-8b`` with 64-port meshes
-(10-bit phases, 8-bit DAC and ADC: the ADC ranges are calibrated through every tile's mesh).
+The MZI profiles: ``mzi-dat`` (64 ports, float phases, no ADC), ``mzi-8b`` with 64-port meshes
+(10-bit phases, 8-bit DAC and ADC: the ADC ranges are calibrated through every tile's mesh) and
+``mzi-dat`` on Reck meshes (``mesh.layout: reck``: the same MZIs in 2N - 3 columns).
 Each compile is the library's ``compile_model`` on two calibration images, known-answer test
 included; the best of ``--repeat`` runs is reported.
 """
@@ -38,8 +39,11 @@ def main() -> int:
     feeds = {"input": models.inputs("resnet18", 2, seed=1)}
     mzi64 = copy.deepcopy(dict(load_profile("mzi-8b")))
     mzi64["mesh"]["ports"], mzi64["name"] = 64, "mzi-8b (64 ports)"
+    reck = copy.deepcopy(dict(load_profile("mzi-dat")))
+    reck["mesh"]["layout"], reck["name"] = "reck", "mzi-dat (reck)"
     profiles = {"mrr-incoherent-8b": load_profile("mrr-incoherent-8b"), "mzi-dat": load_profile("mzi-dat"),
-                "mzi-8b (64 ports)": validated(mzi64, "mzi-8b with 64 ports")}
+                "mzi-8b (64 ports)": validated(mzi64, "mzi-8b with 64 ports"),
+                "mzi-dat (reck)": validated(reck, "mzi-dat with Reck meshes")}
     times = {}
     for name, profile in profiles.items():
         best = None
