@@ -81,7 +81,7 @@ def jmut_instructions(manifest, tensors, rng, ctx):
         inst.reverse()
     elif choice == "op":  # another function: the seed's model no longer explains its outputs (Atanh of 2 is NaN)
         inst[i]["op"] = rng.choice(PROGRAM_OPS + ["Nope", "", "bank"])
-        ctx["op_changed"] = True
+        ctx["unexplained"] = True
     elif choice == "input" and inst[i]["inputs"]:
         k = rng.randrange(len(inst[i]["inputs"]))
         inst[i]["inputs"][k] = rng.choice(["", "missing", rng.choice(list(tensors)),
@@ -233,11 +233,29 @@ def _odd_array(a: np.ndarray, rng: random.Random, nrng) -> tuple[np.ndarray, str
     return b, "unchanged"
 
 
+OPTICAL_OPS = ("Bank", "Mesh")  # their settings are checked against the device's rules; other ops' constants are not
+
+
 def jmut_tensor(manifest, tensors, rng, ctx):
-    """A tensor replaced by an array of odd values, another dtype or another shape."""
+    """A tensor replaced by an array of odd values, another dtype or another shape. A constant of an
+    electronic op may hold any value (-inf masks are common), so a NaN it gives the outputs is the
+    program's own: the seed model no longer explains them."""
     name = rng.choice(sorted(tensors))
     tensors[name], what = _odd_array(tensors[name], rng, ctx["nrng"])
+    if name not in _optical_inputs(manifest):
+        ctx["unexplained"] = True
     return f"tensor {name!r}: {what}"
+
+
+def _optical_inputs(manifest) -> set:
+    """The names the Bank and Mesh instructions read (none where earlier edits left no such list)."""
+    names = set()
+    instructions = manifest.get("instructions") if isinstance(manifest, dict) else None
+    for inst in instructions if isinstance(instructions, list) else []:
+        inputs = inst.get("inputs") if isinstance(inst, dict) and inst.get("op") in OPTICAL_OPS else None
+        if isinstance(inputs, list):
+            names.update(x for x in inputs if isinstance(x, str))
+    return names
 
 
 def jmut_tensor_set(manifest, tensors, rng, ctx):
