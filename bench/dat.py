@@ -105,7 +105,8 @@ def main() -> int:
         profile = copy.deepcopy(dict(load_profile("mzi-dat")))
         profile["noise"].update(noise)
         profile["mesh"]["layout"] = args.layout
-        profile["name"] = ("mzi-dat" if not noise else f"mzi-dat-{index}") + ("" if args.layout == "clements" else "-reck")
+        suffix = "" if args.layout == "clements" else f"-{args.layout}"
+        profile["name"] = ("mzi-dat" if not noise else f"mzi-dat-{index}") + suffix
         profile = validated(profile, label)
         nominal = compile_model(MODEL, profile, {"pixels": calibration["pixels"]})
         free = accuracy(nominal, test, noiseless=True)

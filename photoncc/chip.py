@@ -45,6 +45,7 @@ FORMAT = "photoncc-chip"
 VERSION = 1
 MZI_ARRAYS = ("theta", "phi", "screen", "e1", "e2", "loss_db")
 RING_ARRAYS = ("offset", "crosstalk")
+UNNAMED_LAYOUT = "clements"  # the first layout: a chip's sizes name any other, so its files stay as they were
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Chip:
     @property
     def layout(self) -> str:
         """An MZI chip's mesh layout (``mzi_mesh.LAYOUTS``)."""
-        return self.meta["sizes"].get("layout", "clements")
+        return self.meta["sizes"].get("layout", UNNAMED_LAYOUT)
 
     def mesh_errors(self) -> list[dict]:
         """Per mesh (0: input, V^T; 1: output, U) the errors as ``mzi_mesh.mesh_matrix`` takes them."""
@@ -102,9 +103,9 @@ class Chip:
 
 def sizes(profile) -> dict:
     """The sizes a chip of this profile has: the mesh's ports, or the bank's banks and rings."""
-    if profile["architecture"] == "mzi":  # Clements, the first layout, unnamed: its chip files stay as they were
+    if profile["architecture"] == "mzi":
         mesh = profile["mesh"]
-        return {"ports": mesh["ports"], **({"layout": mesh["layout"]} if mesh["layout"] != "clements" else {})}
+        return {"ports": mesh["ports"], **({"layout": mesh["layout"]} if mesh["layout"] != UNNAMED_LAYOUT else {})}
     return {"banks": profile["bank"]["banks"], "rings": profile["bank"]["rings"]}
 
 
@@ -121,8 +122,8 @@ def draw_errors(profile, rng: np.random.Generator) -> dict:
             out[key] = np.clip(rng.standard_normal((2, z)) * noise["splitter_sigma"], -1.0, 1.0)
         out["loss_db"] = rng.standard_normal((2, z)) * noise["loss_sigma_db"]
         if gain_bound_db(out["loss_db"], n, profile["mesh"]["layout"]) > MAX_GAIN_DB:
-            raise UserError(f"profile {profile['name']!r}: noise.loss_sigma_db {noise['loss_sigma_db']:g} drew MZIs whose "
-                            f"negative extra losses can amplify light by over {MAX_GAIN_DB:g} dB through a {n}-port "
+            raise UserError(f"profile {profile['name']!r}: noise.loss_sigma_db {noise['loss_sigma_db']:g} drew MZIs "
+                            f"whose negative extra losses can amplify light by over {MAX_GAIN_DB:g} dB through a {n}-port "
                             f"{profile['mesh']['layout']} mesh: not a device (lower noise.loss_sigma_db)")
         return out
     shape = (profile["bank"]["banks"], profile["bank"]["rings"])
@@ -215,8 +216,8 @@ def read(path, profile=None, option: str = "--chip") -> Chip:
                         f"{', '.join(LAYOUTS)})")
     if meta["architecture"] == "mzi" and gain_bound_db(chip.arrays["loss_db"], meta["sizes"]["ports"],
                                                         chip.layout) > MAX_GAIN_DB:
-        raise UserError(f"{where}: its MZIs' negative extra losses can amplify light by over {MAX_GAIN_DB:g} dB through "
-                        "a mesh: not a device (array 'loss_db' is corrupted)")
+        raise UserError(f"{where}: its MZIs' negative extra losses can amplify light by over {MAX_GAIN_DB:g} dB "
+                        "through a mesh: not a device (array 'loss_db' is corrupted)")
     if profile is not None:
         check_profile(chip, profile, where)
     return chip

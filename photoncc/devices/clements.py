@@ -16,9 +16,9 @@ different modes commute, so the mesh applies them column by column.
 rotations R(tau) = [[cos, -sin], [sin, cos]]: U = diag(d) L_{D-1} ... L_0 with d = +-1 and each
 L_c the rotations of column c (D columns: N for Clements, 2N - 3 for Reck). A diagonal of signs
 passes through a rotation unchanged, with the rotation's angle times d_a d_{a+1}, so the left
-nulls need no phase pushing. The nulling is O(N^2)
-sequential steps; each is one set of NumPy operations on every tile at once (tiles on the last
-axis, so that a column or row of every tile is one contiguous block).
+nulls need no phase pushing. The nulling is O(N^2) sequential steps (``_nulls``, one list per
+layout, run by one loop); each is one set of NumPy operations on every tile at once (tiles on
+the last axis, so that a column or row of every tile is one contiguous block).
 
 ``set_phases`` then turns the rotations into the phases of physical MZIs (mzi_mesh: T(theta, phi)
 = B diag(e^{i theta}, 1) B diag(e^{i phi}, 1)), column by column from the input (D steps, each on

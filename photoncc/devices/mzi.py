@@ -13,8 +13,9 @@ non-negative transform is needed. For a layer y = W x + b whose input lies in [l
    S / s_max (set as MZI attenuators, amplitude sin(theta_s / 2)), the output mesh U, and the
    electronics restore the tile's scale: gain = s_max / (nominal loss of the two meshes);
 4. **Clements or Reck** (``mesh.layout``): U and V^T (stacked, every tile of the layer at once) as
-   real rotations (``clements.givens``), then the phases of the physical MZIs (``clements.set_phases``), for an
-   ideal mesh or, given a chip's measured static errors, for that chip (error-aware: each MZI
+   real rotations (``clements.givens``), then the phases of the physical MZIs
+   (``clements.set_phases``), for an ideal mesh or, given a chip's measured static errors, for
+   that chip (error-aware: each MZI
    solved for its own couplers, the phase offsets subtracted), quantised to ``phase_bits``;
 5. **detection**: homodyne (the in-phase part of each output field: signed), one read per output
    port and tile; the electronics sum a row's reads over its Q tiles: y = sum_q gain_rq z_rq + b'.
@@ -80,7 +81,7 @@ def lower(w, b, lo, alpha, dtype, profile, chip=None, refine_steps: int = 0):
     tensors = {"phases": encode(phases, bits), "screens": encode(screens, bits),
                "atten": encode(atten, bits), "gain": gain,
                "bias": bias, "lo": np.asarray(lo, dtype), "alpha": np.asarray(alpha, dtype)}
-    attrs = {"ports": n, "layout": mesh["layout"], "loss_db": float(mesh["loss_db"]), "phase_bits": bits,
+    attrs = {"ports": n, "layout": kind, "loss_db": float(mesh["loss_db"]), "phase_bits": bits,
              "input_bits": profile["precision"]["input_bits"], "output_bits": profile["precision"]["output_bits"]}
     return tensors, attrs, facts
 

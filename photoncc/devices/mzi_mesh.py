@@ -119,8 +119,9 @@ def bar_power(e1, e2) -> tuple[np.ndarray, np.ndarray]:
 def mesh_matrix(phases: np.ndarray, screen: np.ndarray, errors: dict | None = None,
                 dtype=np.complex128, *, kind: str) -> np.ndarray:
     """The transfer matrices (..., N, N) of meshes of layout ``kind`` set to ``phases`` (..., Z, 2)
-    (theta, phi per MZI, radians) and output ``screen`` (..., N), realised with the static ``errors`` of one
-    physical mesh (None: an ideal mesh), a dict of arrays broadcast against the settings:
+    (theta, phi per MZI, radians) and output ``screen`` (..., N), realised with the static
+    ``errors`` of one physical mesh (None: an ideal mesh), a dict of arrays broadcast against the
+    settings:
     ``theta``, ``phi`` (Z,) phase offsets, ``screen`` (N,), ``e1``, ``e2`` (Z,) splitting errors,
     ``loss_db`` (Z,) per-MZI insertion loss (without the nominal loss, which the caller scales).
     Built column by column on every mesh at once: a column's MZIs act on pairs of adjacent rows,
@@ -167,11 +168,11 @@ TILE_BLOCK = 128  # tiles whose meshes are built at once, a block per thread (a 
 def tile_matrices(phases, screens, atten, bits, ports: int, loss_db: float, errors=(None, None),
                   dtype=np.complex128, *, kind: str) -> np.ndarray:
     """The detected matrices of a layer's tiles (..., N, N), float64: Re(U_mesh diag(atten)
-    V_mesh) x the two meshes' nominal loss, each mesh (layout ``kind``) rebuilt from its phases (``phases`` (...,
-    2, Z, 2), ``screens`` (..., 2, N), ``atten`` (..., N): codes with ``bits``, or radians) on the
-    chip of ``errors`` (one dict per mesh, or None), in ``dtype``. In fixed blocks of TILE_BLOCK
-    tiles shared over the cores (``cpu.threaded_map``); every tile on its own, so the result does
-    not depend on the cores."""
+    V_mesh) x the two meshes' nominal loss, each mesh (layout ``kind``) rebuilt from its phases
+    (``phases`` (..., 2, Z, 2), ``screens`` (..., 2, N), ``atten`` (..., N): codes with ``bits``,
+    or radians) on the chip of ``errors`` (one dict per mesh, or None), in ``dtype``. In fixed
+    blocks of TILE_BLOCK tiles shared over the cores (``cpu.threaded_map``); every tile on its
+    own, so the result does not depend on the cores."""
     lead = phases.shape[:-3]
     count = int(np.prod(lead))
     flat = (phases.reshape((count,) + phases.shape[-3:]), screens.reshape((count, 2, ports)),
